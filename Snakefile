@@ -1,0 +1,24 @@
+# vcf-agent: VCF call sets -> normalized Parquet shards -> embeddings -> LanceDB + Kuzu.
+# The rules live in workflow/rules; logic worth testing lives in the vcf_agent package.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/example.smk"
+include: "workflow/rules/normalize.smk"
+include: "workflow/rules/parquet.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/summary.json",

@@ -1,0 +1,372 @@
+"""One shard of a normalised BCF to Parquet: variants, genotypes and annotations, through DuckDB.
+
+bcftools query prints the shard as tab-separated text into a pipe; DuckDB reads
+the pipe (`/dev/fd/N`) with the column types taken from the VCF header, derives
+variant ids, classes and annotations in SQL, and writes Parquet. DuckDB's
+memory_limit and threads come from the job's declared resources, and it spills
+to the job's scratch folder instead of growing, so a shard of any size runs in
+the memory the rule declared.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+
+from vcf_agent.errors import fail
+from vcf_agent.files import atomic_path, write_json
+from vcf_agent.header import AnnotationLayout, FieldDef, VcfHeader, read_header
+from vcf_agent.process import bcftools, pipeline
+from vcf_agent.schema import (
+    ANNOTATION_COLUMNS,
+    DUPLICATE_SEPARATOR,
+    DUPLICATE_TAG,
+    GENOTYPE_COLUMNS,
+    info_column_name,
+)
+from vcf_agent.shards import Shard
+
+#: Memory the Python process itself needs besides DuckDB (interpreter, pyarrow, pysam).
+PROCESS_OVERHEAD_MB = 250
+#: bcftools prints '.' for a missing value.
+MISSING = "."
+#: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
+MAX_LINE_BYTES = 16 << 20
+
+_SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
+
+_VARIANT_CLASS_SQL = r"""
+CASE
+  WHEN alt = '*' THEN 'overlap'
+  WHEN alt IN ('<NON_REF>', '<*>', '<X>') THEN 'non_ref'
+  WHEN alt = '.' THEN 'no_alt'
+  WHEN alt LIKE '<%>' THEN 'symbolic'
+  WHEN regexp_matches(alt, '[\[\]]') OR alt LIKE '.%' OR alt LIKE '%.' THEN 'breakend'
+  WHEN length(ref) = 1 AND length(alt) = 1 THEN 'snv'
+  WHEN length(ref) = length(alt) THEN 'mnp'
+  WHEN length(ref) < length(alt) AND (starts_with(alt, ref) OR ends_with(alt, ref)) THEN 'insertion'
+  WHEN length(ref) > length(alt) AND (starts_with(ref, alt) OR ends_with(ref, alt)) THEN 'deletion'
+  ELSE 'indel'
+END"""
+
+_IMPACT_RANK_SQL = """CASE upper(impact) WHEN 'HIGH' THEN 1 WHEN 'MODERATE' THEN 2
+  WHEN 'LOW' THEN 3 WHEN 'MODIFIER' THEN 4 ELSE 5 END"""
+
+
+@dataclass(frozen=True)
+class InfoColumn:
+    """An INFO field and the typed column it becomes."""
+
+    field: FieldDef
+
+    @property
+    def name(self) -> str:
+        return info_column_name(self.field.id)
+
+    @property
+    def raw(self) -> str:
+        return f"raw_{self.name}"
+
+    @property
+    def is_list(self) -> bool:
+        numeric = self.field.type in ("Integer", "Float")
+        return numeric and not self.field.single_value_after_split
+
+    def read_type(self) -> str:
+        """Type of the text column DuckDB reads from bcftools."""
+        if self.field.type == "Flag" or self.is_list:
+            return "VARCHAR"
+        return _SQL_TYPES.get(self.field.type, "VARCHAR")
+
+    def select_sql(self) -> str:
+        raw = _quote(self.raw)
+        if self.field.type == "Flag":
+            return f"({raw} IS NOT NULL) AS {_quote(self.name)}"
+        if self.is_list:
+            element = _SQL_TYPES[self.field.type]
+            return (
+                f"list_transform(string_split({raw}, ','), lambda e: CAST(NULLIF(e, '{MISSING}') AS {element}))"
+                f" AS {_quote(self.name)}"
+            )
+        return f"{raw} AS {_quote(self.name)}"
+
+
+@dataclass
+class ShardStats:
+    source: str
+    shard: str
+    variants: int
+    genotypes: int
+    annotations: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def select_info_columns(header: VcfHeader, wanted: list[str] | None) -> list[InfoColumn]:
+    """The INFO fields that become columns: all declared ones, or the configured subset."""
+    declared = {k: v for k, v in header.info.items() if k != DUPLICATE_TAG}
+    chosen = [declared[name] for name in (wanted if wanted is not None else declared) if name in declared]
+    columns = [InfoColumn(f) for f in chosen]
+    _check_unique_names(columns)
+    return columns
+
+
+def _check_unique_names(columns: list[InfoColumn]) -> None:
+    seen: dict[str, str] = {}
+    for column in columns:
+        key = column.name.lower()
+        if key in seen:
+            raise fail(
+                "INFO fields",
+                f"{seen[key]!r} and {column.field.id!r} map to the same column {column.name!r};"
+                " leave one out with the config key info_fields",
+            )
+        seen[key] = column.field.id
+
+
+def convert_shard(
+    bcf: Path | str,
+    shard: Shard,
+    *,
+    source: str,
+    variants_out: Path | str,
+    genotypes_out: Path | str,
+    annotations_out: Path | str,
+    info_fields: list[str] | None = None,
+    threads: int = 1,
+    mem_mb: int = 1024,
+) -> ShardStats:
+    """Write the three Parquet files of one shard (each via a temporary name)."""
+    bcf = Path(bcf)
+    header = read_header(bcf)
+    info = select_info_columns(header, info_fields)
+    outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
+    tmps = [atomic_path(p) for p in outputs]
+    with tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch:
+        scratch = Path(scratch)
+        regions = scratch / "regions.tsv"
+        regions.write_text(shard.regions_line())
+        con = _connect(scratch, threads, mem_mb)
+        try:
+            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet")
+            annotation = header.annotation
+            _write_annotations(con, annotation, info, source, tmps[2])
+            variants = _write_variants(con, annotation, info, source, tmps[0])
+            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1])
+            annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
+        except BaseException:
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            con.close()
+    _check_count(bcf, shard, variants)
+    for tmp, final in zip(tmps, outputs, strict=True):
+        tmp.replace(final)
+    return ShardStats(source, shard.shard, variants, genotypes, annotations)
+
+
+def _connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    limit = max(128, mem_mb - PROCESS_OVERHEAD_MB)
+    con.execute(f"SET memory_limit = '{limit}MB'")
+    con.execute(f"SET threads = {max(1, threads)}")
+    con.execute(f"SET temp_directory = '{scratch / 'spill'}'")
+    con.execute("SET preserve_insertion_order = true")
+    return con
+
+
+def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
+    if variants != shard.records:
+        raise fail(
+            bcf,
+            f"shard {shard.shard} ({shard.chrom}:{shard.start}-{shard.end}) gave {variants} variants,"
+            f" the plan counted {shard.records}",
+        )
+
+
+def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path) -> None:
+    """The site columns of the shard, typed, in a scratch Parquet file."""
+    fmt = "\t".join(["%CHROM", "%POS", "%END", "%REF", "%ALT", "%ID", "%QUAL", "%FILTER", f"%INFO/{DUPLICATE_TAG}"])
+    fmt += "".join(f"\t%INFO/{c.field.id}" for c in info) + "\n"
+    columns = {
+        "chrom": "VARCHAR", "pos": "BIGINT", "end": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR",
+        "id": "VARCHAR", "qual": "DOUBLE", "filter": "VARCHAR", "dup": "INTEGER",
+    }  # fmt: skip
+    columns.update({c.raw: c.read_type() for c in info})
+    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
+    sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
+    _copy_from_command(con, query, sql, subject=bcf)
+    con.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet('{staged}')")
+
+
+def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject) -> None:
+    """Run `command` and let DuckDB execute `sql_with_pipe`, which reads its stdout as {pipe}."""
+    with pipeline([command], subject=subject) as pipe:
+        con.execute(sql_with_pipe.replace("{pipe}", f"/dev/fd/{pipe.stdout.fileno()}"))
+
+
+def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
+    spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
+    return (
+        "read_csv('{pipe}', delim='\t', header=false, quote='', escape='', auto_detect=false,"
+        f" nullstr='{MISSING}', force_not_null={not_null!r}, columns={spec}, max_line_size={MAX_LINE_BYTES})"
+    )
+
+
+def _variant_id_sql() -> str:
+    return (
+        "chrom || ':' || pos || ':' || ref || ':' || alt"
+        f" || CASE WHEN dup IS NULL THEN '' ELSE '{DUPLICATE_SEPARATOR}' || dup END"
+    )
+
+
+def _write_variants(con, annotation, info: list[InfoColumn], source: str, out: Path) -> int:
+    info_sql = "".join(f", {c.select_sql()}" for c in info)
+    top = (
+        "top.gene, top.consequence, top.impact"
+        if annotation
+        else ("NULL::VARCHAR AS gene, NULL::VARCHAR AS consequence, NULL::VARCHAR AS impact")
+    )
+    join = "LEFT JOIN top_annotation AS top USING (variant_id)" if annotation else ""
+    con.execute(
+        f"""COPY (
+          SELECT variant_id, {_literal(source)} AS source, chrom, pos, "end", ref, alt, id, qual, filter,
+                 {_VARIANT_CLASS_SQL} AS variant_class, {top}{info_sql}
+          FROM (SELECT *, {_variant_id_sql()} AS variant_id FROM staged) AS s {join}
+          ORDER BY pos, variant_id
+        ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+
+
+def _write_annotations(con, annotation: AnnotationLayout | None, info, source: str, out: Path) -> None:
+    """One row per ANN/CSQ entry of this record's ALT that names a gene; plus the top entry per variant."""
+    if annotation is None:
+        _write_empty(con, ANNOTATION_COLUMNS, out)
+        return
+    raw = (
+        _quote(next(c.raw for c in info if c.field.id == annotation.tag))
+        if any(c.field.id == annotation.tag for c in info)
+        else None
+    )
+    if raw is None:
+        raise fail(annotation.tag, "the annotation field must stay among info_fields to extract genes")
+    con.execute(_annotation_entries_sql(annotation, raw))
+    con.execute(
+        f"""COPY (
+          SELECT variant_id, {_literal(source)} AS source, gene, gene_id, consequence, impact,
+                 feature_id, hgvs_c, hgvs_p
+          FROM matched_entries WHERE gene IS NOT NULL AND NOT intergenic
+          ORDER BY variant_id, entry_order
+        ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE top_annotation AS
+          SELECT variant_id,
+                 arg_min(CASE WHEN intergenic THEN NULL ELSE gene END, ({_IMPACT_RANK_SQL}, entry_order)) AS gene,
+                 arg_min(consequence, ({_IMPACT_RANK_SQL}, entry_order)) AS consequence,
+                 arg_min(impact, ({_IMPACT_RANK_SQL}, entry_order)) AS impact
+          FROM matched_entries GROUP BY variant_id"""
+    )
+
+
+def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
+    def part(*names: str) -> str:
+        index = layout.index(*names)
+        return f"NULLIF(trim(parts[{index}]), '')" if index else "NULL::VARCHAR"
+
+    vep_allele = (
+        "CASE WHEN length(ref) > 0 AND length(alt) > 0 AND left(ref, 1) = left(alt, 1)"
+        " AND (length(ref) > 1 OR length(alt) > 1) THEN coalesce(NULLIF(substr(alt, 2), ''), '-') ELSE alt END"
+    )
+    return f"""CREATE TEMP TABLE matched_entries AS
+      WITH entries AS (
+        SELECT variant_id, ref, alt, unnest(list) AS entry, unnest(range(1, len(list) + 1)) AS entry_order
+        FROM (SELECT {_variant_id_sql()} AS variant_id, ref, alt, string_split({raw}, ',') AS list
+              FROM staged WHERE {raw} IS NOT NULL)
+      ), fields AS (
+        SELECT variant_id, ref, alt, entry_order, string_split(entry, '|') AS parts FROM entries
+      ), typed AS (
+        SELECT variant_id, entry_order, ref, alt,
+               {part("Allele")} AS allele,
+               {part("Annotation", "Consequence")} AS consequence,
+               {part("Annotation_Impact", "IMPACT")} AS impact,
+               {part("Gene_Name", "SYMBOL")} AS gene,
+               {part("Gene_ID", "Gene")} AS gene_id,
+               {part("Feature_Type")} AS feature_type,
+               {part("Feature_ID", "Feature")} AS feature_id,
+               {part("HGVS.c", "HGVSc")} AS hgvs_c,
+               {part("HGVS.p", "HGVSp")} AS hgvs_p
+        FROM fields
+      ), flagged AS (
+        SELECT *, (allele = alt OR allele = {vep_allele}) AS matches,
+               bool_or(allele = alt OR allele = {vep_allele}) OVER (PARTITION BY variant_id) AS any_match,
+               min(allele) OVER (PARTITION BY variant_id) = max(allele) OVER (PARTITION BY variant_id) AS one_allele
+        FROM typed
+      )
+      SELECT variant_id, entry_order, consequence, impact, gene, gene_id, feature_id, hgvs_c, hgvs_p,
+             (coalesce(feature_type, '') = 'intergenic_region'
+              OR coalesce(consequence, '') LIKE 'intergenic%') AS intergenic
+      FROM flagged
+      -- left-alignment can change an indel's ALT after annotation: a record whose entries all
+      -- name one allele keeps them even when that allele no longer matches.
+      WHERE matches OR (NOT any_match AND one_allele)"""
+
+
+def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path) -> int:
+    """Carriers only: samples whose genotype holds the ALT (after the split, allele index 1)."""
+    if not header.samples or "GT" not in header.formats:
+        _write_empty(con, GENOTYPE_COLUMNS, out)
+        return 0
+    depth = _integer_format(header, "DP")
+    quality = _integer_format(header, "GQ")
+    fmt = f"[%CHROM\t%POS\t%REF\t%ALT\t%INFO/{DUPLICATE_TAG}\t%SAMPLE\t%GT\t{depth}\t{quality}\n]"
+    # GT~"1" rather than GT="alt": bcftools 1.16 does not count half-missing calls (./1) as alt.
+    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-i", 'GT~"1"', "-f", fmt, bcf)
+    columns = {
+        "chrom": "VARCHAR", "pos": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR", "dup": "INTEGER",
+        "sample": "VARCHAR", "gt": "VARCHAR", "dp": "INTEGER", "gq": "INTEGER",
+    }  # fmt: skip
+    sql = f"""COPY (
+      SELECT sample, {_variant_id_sql()} AS variant_id, {_literal(source)} AS source, gt,
+             contains(gt, '|') AS phased,
+             (length(gt) - length(replace(gt, '1', '')))::TINYINT AS alt_count,
+             (length(gt) - length(replace(replace(gt, '/', ''), '|', '')) + 1)::TINYINT AS ploidy,
+             dp, gq
+      FROM {_read_tsv_sql(columns, ["chrom", "ref", "alt", "sample", "gt"])}
+    ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
+    _copy_from_command(con, query, sql, subject=bcf)
+    return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
+
+
+def _integer_format(header: VcfHeader, tag: str) -> str:
+    """%TAG when the header declares it as one integer per sample, else a missing value."""
+    definition = header.formats.get(tag)
+    ok = definition is not None and definition.type == "Integer" and definition.number == "1"
+    return f"%{tag}" if ok else MISSING
+
+
+def _write_empty(con, columns, out: Path) -> None:
+    names = ", ".join(f"NULL::{_duck_type(c.type)} AS {_quote(c.name)}" for c in columns)
+    con.execute(f"COPY (SELECT {names} LIMIT 0) TO '{out}' (FORMAT parquet)")
+
+
+def _duck_type(arrow_type) -> str:
+    return {"string": "VARCHAR", "int8": "TINYINT", "int32": "INTEGER", "bool": "BOOLEAN"}[str(arrow_type)]
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def write_stats(stats: ShardStats, path: Path | str) -> None:
+    write_json(stats.to_dict(), path)

@@ -1,0 +1,53 @@
+"""The per-run summary: records in and out of every stage, samples and shards, checked for losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vcf_agent.errors import fail
+from vcf_agent.files import read_json
+
+
+def summarize_run(normalize_stats: list[Path], shard_stats: list[Path]) -> dict:
+    """Combine the stage statistics; raise when a stage lost or invented records."""
+    shards_by_source: dict[str, list[dict]] = {}
+    for path in shard_stats:
+        stats = read_json(path)
+        shards_by_source.setdefault(stats["source"], []).append(stats)
+    sources = {}
+    for path in normalize_stats:
+        norm = read_json(path)
+        sources[norm["source"]] = _source_summary(norm, shards_by_source.get(norm["source"], []))
+    return {
+        "sources": sources,
+        "totals": {
+            key: sum(s[key] for s in sources.values())
+            for key in ("records_in", "records_normalized", "variants", "genotypes", "annotations", "shards")
+        },
+    }
+
+
+def _source_summary(norm: dict, shards: list[dict]) -> dict:
+    variants = sum(s["variants"] for s in shards)
+    if variants != norm["records_out"]:
+        raise fail(
+            norm["input"],
+            f"{norm['records_out']} records after normalisation but {variants} variants in the Parquet shards",
+        )
+    return {
+        "input": norm["input"],
+        "samples": norm["samples"],
+        "records_in": norm["records_in"],
+        "records_normalized": norm["records_out"],
+        "multiallelic_split": norm["split"],
+        "realigned": norm["realigned"],
+        "excluded_by_ref_check": norm["skipped"],
+        "ref_mismatches": norm["ref_mismatches"],
+        "duplicate_records": norm["duplicate_records"],
+        "contigs_added_to_header": norm["contigs_added"],
+        "records_per_contig": norm["records_per_contig"],
+        "shards": len(shards),
+        "variants": variants,
+        "genotypes": sum(s["genotypes"] for s in shards),
+        "annotations": sum(s["annotations"] for s in shards),
+    }

@@ -1,0 +1,158 @@
+import csv
+import re
+from pathlib import Path
+
+# Input functions, resource functions and names shared by every rule.
+# Kept free of vcf_agent imports: with --sdm conda the Snakefile runs in
+# Snakemake's own environment, where the package may not be installed.
+
+VCF_SUFFIXES = (".vcf.gz", ".vcf.bgz", ".vcf", ".bcf", ".gz")
+
+
+def vcf_name(path):
+    """Name of a VCF given as a plain path: its file name without the VCF suffixes."""
+    name = Path(path).name
+    for suffix in VCF_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def configured_vcfs():
+    """Mapping name -> path of the configured VCFs (a list is named after its files)."""
+    vcfs = config["vcfs"]
+    if isinstance(vcfs, dict):
+        return dict(vcfs)
+    named = {}
+    for path in vcfs:
+        name = vcf_name(path)
+        if name in named:
+            raise WorkflowError(
+                f"config vcfs: {named[name]} and {path} would both be named {name!r};"
+                " give them names with a mapping (name: path)"
+            )
+        named[name] = path
+    return named
+
+
+VCFS = configured_vcfs()
+
+
+wildcard_constraints:
+    vcf="|".join(re.escape(name) for name in VCFS),
+    shard=r"\d{5}",
+
+
+def vcf_path(wildcards):
+    return VCFS[wildcards.vcf]
+
+
+def reference_files(wildcards=None):
+    """The reference and its index(es), or nothing when no reference is configured."""
+    reference = config.get("reference")
+    if not reference:
+        return []
+    files = [reference, f"{reference}.fai"]
+    if reference.endswith((".gz", ".bgz")):
+        files.append(f"{reference}.gzi")
+    return files
+
+
+def reference_arg():
+    return config.get("reference") or None
+
+
+# ---------------------------------------------------------------- shards
+
+
+def shard_plan(vcf):
+    """Rows of the shard plan written by checkpoint plan_shards (waits for it)."""
+    plan = checkpoints.plan_shards.get(vcf=vcf).output.plan
+    with open(plan, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def shard_ids(vcf):
+    return [row["shard"] for row in shard_plan(vcf)]
+
+
+def shard_row(wildcards):
+    for row in shard_plan(wildcards.vcf):
+        if row["shard"] == wildcards.shard:
+            return row
+    raise WorkflowError(
+        f"shard {wildcards.shard} is not in the plan of {wildcards.vcf}"
+    )
+
+
+def shard_outputs(pattern):
+    """Expand a per-shard path pattern over every shard of every configured VCF."""
+    return [
+        pattern.format(vcf=vcf, shard=shard) for vcf in VCFS for shard in shard_ids(vcf)
+    ]
+
+
+def shard_stats_of_all(wildcards):
+    return shard_outputs("results/shard_stats/{vcf}/{shard}.json")
+
+
+# ---------------------------------------------------------------- resources
+# mem_mb and runtime (minutes) follow the data and grow with each attempt, so a
+# job killed for memory or time is retried with more. Every job hands its own
+# budget to its tool (DuckDB memory_limit, pysam/bcftools threads).
+
+DEFAULT_RESOURCES = {
+    "check_vcf": {"mem_mb": 300, "runtime": 10, "threads": 1},
+    "normalize_vcf": {"mem_mb": 800, "runtime": 30, "threads": 2},
+    "index_bcf": {"mem_mb": 200, "runtime": 10, "threads": 1},
+    "plan_shards": {"mem_mb": 300, "runtime": 10, "threads": 1},
+    "convert_shard": {"mem_mb": 1200, "runtime": 10, "threads": 2},
+    "summarize_run": {"mem_mb": 300, "runtime": 5, "threads": 1},
+    "simulate_example": {"mem_mb": 600, "runtime": 10, "threads": 1},
+}
+
+
+def rule_resource(rule, key):
+    configured = config.get("resources", {}).get(rule, {})
+    return configured.get(key, DEFAULT_RESOURCES[rule][key])
+
+
+def mem_mb_for(rule):
+    """First attempt: the rule's budget; each retry adds the same again."""
+
+    def mem_mb(wildcards, attempt):
+        return rule_resource(rule, "mem_mb") * attempt
+
+    return mem_mb
+
+
+def input_size_mb(wildcards):
+    path = Path(VCFS[wildcards.vcf])
+    return path.stat().st_size / 1e6 if path.exists() else 0
+
+
+def normalize_runtime(wildcards, attempt):
+    # bcftools view + norm stream about 50 MB of compressed VCF a minute on one core.
+    return (
+        int(rule_resource("normalize_vcf", "runtime") + input_size_mb(wildcards) / 50)
+        * attempt
+    )
+
+
+def genotype_cells(wildcards):
+    row = shard_row(wildcards)
+    return int(row["records"]) * max(1, int(row["samples"]))
+
+
+def convert_mem_mb(wildcards, attempt):
+    # DuckDB spills beyond its memory_limit, so memory grows only gently with the
+    # shard: about 50 MB more per 10 million genotype cells for its buffers.
+    base = rule_resource("convert_shard", "mem_mb")
+    return int(base + genotype_cells(wildcards) / 1e7 * 50) * attempt
+
+
+def convert_runtime(wildcards, attempt):
+    # bcftools query + DuckDB read about 50 million genotype cells a minute.
+    base = rule_resource("convert_shard", "runtime")
+    return int(base + genotype_cells(wildcards) / 5e7) * attempt

@@ -1,0 +1,25 @@
+"""Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.parquet)."""
+
+from vcf_agent.logs import log, run_logged
+from vcf_agent.parquet import convert_shard, write_stats
+from vcf_agent.shards import find_shard, read_plan
+
+
+def main(smk):
+    shard = find_shard(read_plan(smk.input.plan), smk.wildcards.shard)
+    stats = convert_shard(
+        smk.input.bcf,
+        shard,
+        source=smk.wildcards.vcf,
+        variants_out=smk.output.variants,
+        genotypes_out=smk.output.genotypes,
+        annotations_out=smk.output.annotations,
+        info_fields=smk.params.info_fields,
+        threads=smk.threads,
+        mem_mb=smk.resources.mem_mb,
+    )
+    write_stats(stats, smk.output.stats)
+    log.info("%s", stats.to_dict())
+
+
+run_logged(snakemake.log[0], main, snakemake)

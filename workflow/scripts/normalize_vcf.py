@@ -1,0 +1,20 @@
+"""Rule normalize_vcf: split, left-align and tag one input (vcf_agent.normalize)."""
+
+from vcf_agent.logs import log, run_logged
+from vcf_agent.normalize import normalize_vcf
+
+
+def main(smk):
+    stats = normalize_vcf(
+        smk.input.vcf,
+        smk.output.bcf,
+        source=smk.wildcards.vcf,
+        reference=smk.params.reference,
+        ref_check=smk.params.ref_check,
+        threads=smk.threads,
+    )
+    stats.write(smk.output.stats)
+    log.info("%s: %d records in, %d after normalisation", stats.source, stats.records_in, stats.records_out)
+
+
+run_logged(snakemake.log[0], main, snakemake)
