@@ -80,6 +80,7 @@ def read_header(path: Path | str) -> VcfHeader:
 
 def parse_header_text(text: str, *, subject: object = "header") -> VcfHeader:
     """Parse header text with htslib (through pysam) without opening the records."""
+    pysam.set_verbosity(0)  # bcftools already printed htslib's remarks about this header
     with tempfile.NamedTemporaryFile("w", suffix=".vcf") as handle:
         handle.write(text)
         handle.flush()
@@ -100,7 +101,9 @@ def _from_pysam(header: pysam.VariantHeader) -> VcfHeader:
 
 
 def _field_def(name: str, meta) -> FieldDef:
-    return FieldDef(name, str(meta.number), str(meta.type), meta.description or "")
+    # The raw header values: pysam 0.24 cannot map VCF 4.4's Number=P and raises on it.
+    record = meta.record
+    return FieldDef(name, record.get("Number") or ".", record.get("Type") or "String", meta.description or "")
 
 
 _CSQ_FORMAT = re.compile(r"Format:\s*(?P<fields>[^\s\"']+)")

@@ -15,6 +15,7 @@ header is completed, because bcftools cannot read back BCF it wrote otherwise.
 from __future__ import annotations
 
 import re
+import subprocess
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,8 @@ import pysam
 from vcf_agent.errors import fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.inputs import check_reference, check_vcf, fai_lengths
-from vcf_agent.process import MissingContigsError, bcftools, pipeline, run
+from vcf_agent.logs import log
+from vcf_agent.process import Undeclared, UndeclaredError, bcftools, explain_stderr, has_htslib_error, pipeline, run
 from vcf_agent.schema import DUPLICATE_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
@@ -47,7 +49,7 @@ class NormalizeStats:
     skipped: int = 0
     ref_mismatches: int = 0
     duplicate_records: int = 0
-    contigs_added: list[str] = field(default_factory=list)
+    header_lines_added: str = ""
     records_per_contig: dict[str, int] = field(default_factory=dict)
 
     def write(self, path: Path | str) -> None:
@@ -71,13 +73,16 @@ def normalize_vcf(
     if reference:
         check_reference(reference)
     stats = NormalizeStats(source=source, input=str(input_path), samples=report.samples)
-    missing = [] if header.contigs else _body_contigs(input_path)
+    # Without any ##contig line every record would fail: scan for what is missing at once.
+    undeclared = Undeclared() if header.contigs else _scan_undeclared(input_path)
+    declares_end = "END" in header.info
     try:
-        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, missing)
-    except MissingContigsError as error:
-        if missing:
+        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, undeclared, declares_end)
+    except UndeclaredError as error:
+        if undeclared:
             raise
-        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, error.contigs)
+        undeclared = _scan_undeclared(input_path).merge(error.undeclared)
+        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, undeclared, declares_end)
     return stats
 
 
@@ -88,31 +93,31 @@ def _normalize_once(
     reference: Path | str | None,
     ref_check: str,
     threads: int,
-    missing_contigs: list[str],
+    undeclared: Undeclared,
+    declares_end: bool,
 ) -> None:
     tmp_bcf = atomic_path(output_bcf)
     with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
-        commands = _read_commands(input_path, missing_contigs, reference, Path(scratch), threads)
+        commands = _read_commands(input_path, undeclared, reference, Path(scratch), threads)
         commands.append(_norm_command(reference, ref_check))
+        commands.append(_declare_tags(Path(scratch), declares_end))
         try:
-            fixed_after = 1 if missing_contigs else 0
+            fixed_after = 1 if undeclared else 0
             with pipeline(commands, subject=input_path, header_fixed_after=fixed_after) as pipe:
                 walker = _tag_and_write(pipe.stdout, tmp_bcf, threads, input_path)
-            norm_stderr = pipe.stderr_of(len(commands) - 1)
+            norm_stderr = pipe.stderr_of(len(commands) - 2)
         except BaseException:
             tmp_bcf.unlink(missing_ok=True)
             raise
-    _fill_stats(stats, norm_stderr, walker, missing_contigs)
+    _fill_stats(stats, norm_stderr, walker, undeclared)
     tmp_bcf.replace(output_bcf)
 
 
-def _read_commands(
-    input_path: Path, missing_contigs: list[str], reference, scratch: Path, threads: int
-) -> list[list[str]]:
-    if not missing_contigs:
+def _read_commands(input_path: Path, undeclared: Undeclared, reference, scratch: Path, threads: int) -> list[list[str]]:
+    if not undeclared:
         return [bcftools("view", "--no-version", "--threads", threads, "-Ou", input_path)]
     header_file = scratch / "header.vcf"
-    header_file.write_text(_header_with_contigs(input_path, missing_contigs, reference))
+    header_file.write_text(_completed_header(input_path, undeclared, reference))
     return [bcftools("view", "--no-version", "-H", input_path), ["cat", str(header_file), "-"]]
 
 
@@ -123,44 +128,109 @@ def _norm_command(reference, ref_check: str) -> list[str]:
     return bcftools(*args, "-Ou", "-")
 
 
-def _body_contigs(input_path: Path) -> list[str]:
-    """Contig names in order of appearance (one streaming pass over CHROM only)."""
-    seen: dict[str, None] = {}
-    query = bcftools("query", "-f", "%CHROM\\n", input_path)
-    with pipeline([query], subject=input_path, header_fixed_after=1) as pipe:
-        previous = None
-        for line in pipe.stdout:
-            if line != previous:
-                seen.setdefault(line.decode().rstrip("\n"))
-                previous = line
-    return list(seen)
+def _declare_tags(scratch: Path, declares_end: bool) -> list[str]:
+    """Declare the tags the pysam stage may write, so it never needs to extend the header.
+
+    pysam adds INFO/END to symbolic alleles when it writes them; an END it has
+    to declare on the fly would be missing from the header already written.
+    """
+    lines = [
+        f'##INFO=<ID={DUPLICATE_TAG},Number=1,Type=Integer,Description="vcf-agent: ordinal of '
+        'this record among records with the same CHROM, POS, REF and ALT">'
+    ]
+    if not declares_end:
+        lines.append('##INFO=<ID=END,Number=1,Type=Integer,Description="End position of the variant">')
+    header_lines = scratch / "declared_tags.vcf"
+    header_lines.write_text("\n".join(lines) + "\n")
+    return bcftools("annotate", "--no-version", "--header-lines", header_lines, "-Ou", "-")
 
 
-def _header_with_contigs(input_path: Path, contigs: list[str], reference) -> str:
+def _scan_undeclared(input_path: Path) -> Undeclared:
+    """Read the whole input as text once; htslib warns about every undeclared name on the way."""
+    result = subprocess.run(
+        bcftools("view", "--no-version", "-Ov", "-o", "/dev/null", input_path),
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0 or has_htslib_error(result.stderr):
+        raise fail(input_path, explain_stderr(result.stderr))
+    return Undeclared.from_stderr(result.stderr)
+
+
+_ADDED = 'Description="Not declared in the input header; added by vcf-agent"'
+
+
+# What htslib accepts as a contig name and as an INFO/FORMAT/FILTER id (VCF 4.3, section 1.4).
+_VALID_CONTIG = re.compile(r"^[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*$")
+# htslib is laxer than the specification for FILTER/INFO/FORMAT ids; refuse only what breaks a header line.
+_VALID_ID = re.compile(r'^[^\s,;=<>"]+$')
+
+
+def _check_declarable(input_path: Path, undeclared: Undeclared) -> None:
+    for kind, names in (
+        ("contig", undeclared.contigs),
+        ("FILTER", undeclared.filters),
+        ("INFO", undeclared.info),
+        ("FORMAT", undeclared.formats),
+    ):
+        for name in names:
+            pattern = _VALID_CONTIG if kind == "contig" else _VALID_ID
+            if not pattern.match(name) or name in (".", "0"):
+                raise fail(input_path, f"invalid {kind} name {name!r} in the records (not declared and not declarable)")
+
+
+def _without_length(line: str, contigs: list[str]) -> str:
+    """Drop the length of a contig whose records lie beyond it (the index then sizes itself)."""
+    for contig in contigs:
+        if line.startswith(f"##contig=<ID={contig},"):
+            return re.sub(r",length=\d+", "", line)
+    return line
+
+
+def _completed_header(input_path: Path, undeclared: Undeclared, reference) -> str:
+    """The input's header with a definition for every name its records use undeclared."""
+    _check_declarable(input_path, undeclared)
+    if undeclared.bad_lengths:
+        log.warning("%s: ignoring the declared length of %s", input_path, ", ".join(undeclared.bad_lengths))
     lengths = fai_lengths(reference) if reference else {}
     text = run(bcftools("view", "--no-version", "-h", input_path), subject=input_path)
-    lines = text.rstrip("\n").split("\n")
-    contig_lines = [
-        f"##contig=<ID={name},length={lengths[name]}>" if name in lengths else f"##contig=<ID={name}>"
-        for name in contigs
+    lines = [_without_length(line, undeclared.bad_lengths) for line in text.rstrip("\n").split("\n")]
+    added = [
+        f"##contig=<ID={c},length={lengths[c]}>" if c in lengths else f"##contig=<ID={c}>" for c in undeclared.contigs
     ]
-    return "\n".join(lines[:-1] + contig_lines + lines[-1:]) + "\n"
+    added += [f"##FILTER=<ID={name},{_ADDED}>" for name in undeclared.filters]
+    added += [f"##INFO=<ID={name},Number=.,Type=String,{_ADDED}>" for name in undeclared.info]
+    added += [
+        f"##FORMAT=<ID=GT,Number=1,Type=String,{_ADDED}>"
+        if name == "GT"
+        else f"##FORMAT=<ID={name},Number=.,Type=String,{_ADDED}>"
+        for name in undeclared.formats
+    ]
+    return "\n".join(lines[:-1] + added + lines[-1:]) + "\n"
 
 
 class _RecordWalker:
     """Follows the record stream: sort order, records per contig, duplicate ordinals."""
 
-    def __init__(self, input_path: Path) -> None:
+    def __init__(self, input_path: Path, contig_lengths: dict[str, int | None]) -> None:
         self.input_path = input_path
+        self.contig_lengths = contig_lengths
+        self.bad_lengths: list[str] = []
         self.counts: Counter[str] = Counter()
         self.duplicates = 0
         self._finished: set[int] = set()
         self._rid, self._pos = -1, -1
         self._alleles_here: Counter[tuple[str, str]] = Counter()
+        self.last_record = ""
 
     def duplicate_ordinal(self, record) -> int:
         """1 for the first record with its CHROM:POS:REF:ALT, 2 for the next one, ..."""
+        if record.pos < 1:
+            # htslib cannot fetch such records by region, so no shard could ever hold them.
+            raise fail(self.input_path, f"record {record.chrom}:{record.pos}: POS must be 1 or more")
         self._check_order(record)
+        self.last_record = f"{record.chrom}:{record.pos}"
         self.counts[record.chrom] += 1
         key = (record.ref, record.alts[0] if record.alts else ".")
         self._alleles_here[key] += 1
@@ -174,6 +244,9 @@ class _RecordWalker:
                 self._unsorted(f"{record.chrom} appears again at {record.chrom}:{record.pos}")
             self._finished.add(self._rid)
             self._rid, self._pos = record.rid, -1
+            self._length = self.contig_lengths.get(record.chrom)
+        if self._length and record.pos > self._length and record.chrom not in self.bad_lengths:
+            self.bad_lengths.append(record.chrom)
         if record.pos != self._pos:
             if record.pos < self._pos:
                 self._unsorted(f"{record.chrom}:{record.pos} follows position {self._pos}")
@@ -186,25 +259,26 @@ class _RecordWalker:
 
 def _tag_and_write(stream: IO[bytes], tmp_bcf: Path, threads: int, input_path: Path) -> _RecordWalker:
     """Copy records to BCF, tagging repeated alleles at one position; check the sort order."""
+    pysam.set_verbosity(0)  # bcftools upstream already reported what htslib has to say
     reader = pysam.VariantFile(stream)
-    header = reader.header.copy()
-    header.add_line(
-        f'##INFO=<ID={DUPLICATE_TAG},Number=1,Type=Integer,Description="vcf-agent: ordinal of '
-        'this record among records with the same CHROM, POS, REF and ALT">'
-    )
-    walker = _RecordWalker(input_path)
-    with pysam.VariantFile(str(tmp_bcf), "wb", header=header, threads=threads) as writer:
-        for record in reader:
-            ordinal = walker.duplicate_ordinal(record)
-            if ordinal > 1:
-                # Only records we modify need the extended header; the others share its prefix.
-                record.translate(header)
-                record.info[DUPLICATE_TAG] = ordinal
-            writer.write(record)
+    lengths = {name: contig.length for name, contig in reader.header.contigs.items()}
+    walker = _RecordWalker(input_path, lengths)
+    with pysam.VariantFile(str(tmp_bcf), "wb", header=reader.header, threads=threads) as writer:
+        try:
+            for record in reader:
+                ordinal = walker.duplicate_ordinal(record)
+                if ordinal > 1:
+                    record.info[DUPLICATE_TAG] = ordinal
+                writer.write(record)
+        except (OSError, ValueError) as error:
+            where = f" after {walker.last_record}" if walker.last_record else ""
+            raise fail(input_path, f"unreadable record{where} in the normalised stream ({error})") from error
+    if walker.bad_lengths:
+        raise UndeclaredError(input_path, Undeclared(bad_lengths=walker.bad_lengths))
     return walker
 
 
-def _fill_stats(stats: NormalizeStats, norm_stderr: str, walker: _RecordWalker, added: list[str]) -> None:
+def _fill_stats(stats: NormalizeStats, norm_stderr: str, walker: _RecordWalker, added: Undeclared) -> None:
     match = _NORM_LINES.search(norm_stderr)
     if match is None:
         raise fail(stats.input, "bcftools norm did not report its line counts; its output cannot be trusted")
@@ -213,7 +287,7 @@ def _fill_stats(stats: NormalizeStats, norm_stderr: str, walker: _RecordWalker, 
     stats.records_out = sum(walker.counts.values())
     stats.records_per_contig = dict(walker.counts)
     stats.duplicate_records = walker.duplicates
-    stats.contigs_added = list(added)
+    stats.header_lines_added = added.describe()
 
 
 def index_bcf(bcf: Path | str, threads: int = 1) -> Path:

@@ -10,6 +10,7 @@ the memory the rule declared.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,12 +20,14 @@ import duckdb
 from vcf_agent.errors import fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.header import AnnotationLayout, FieldDef, VcfHeader, read_header
+from vcf_agent.logs import log
 from vcf_agent.process import bcftools, pipeline
 from vcf_agent.schema import (
     ANNOTATION_COLUMNS,
     DUPLICATE_SEPARATOR,
     DUPLICATE_TAG,
     GENOTYPE_COLUMNS,
+    INFO_PREFIX,
     info_column_name,
 )
 from vcf_agent.shards import Shard
@@ -106,9 +109,16 @@ class ShardStats:
         return asdict(self)
 
 
+#: bcftools query cannot address tags named otherwise (htslib itself calls them invalid).
+_QUERYABLE = re.compile(r"^[A-Za-z0-9_.]+$")
+
+
 def select_info_columns(header: VcfHeader, wanted: list[str] | None) -> list[InfoColumn]:
     """The INFO fields that become columns: all declared ones, or the configured subset."""
-    declared = {k: v for k, v in header.info.items() if k != DUPLICATE_TAG}
+    declared = {k: v for k, v in header.info.items() if k != DUPLICATE_TAG and _QUERYABLE.match(k)}
+    unusable = [k for k in header.info if not _QUERYABLE.match(k)]
+    if unusable:
+        log.warning("INFO fields with names bcftools cannot query are left out: %s", ", ".join(unusable))
     chosen = [declared[name] for name in (wanted if wanted is not None else declared) if name in declared]
     columns = [InfoColumn(f) for f in chosen]
     _check_unique_names(columns)
@@ -207,7 +217,27 @@ def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], stage
 def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject) -> None:
     """Run `command` and let DuckDB execute `sql_with_pipe`, which reads its stdout as {pipe}."""
     with pipeline([command], subject=subject) as pipe:
-        con.execute(sql_with_pipe.replace("{pipe}", f"/dev/fd/{pipe.stdout.fileno()}"))
+        try:
+            con.execute(sql_with_pipe.replace("{pipe}", f"/dev/fd/{pipe.stdout.fileno()}"))
+        except duckdb.ConversionException as error:
+            raise fail(subject, _explain_conversion(str(error))) from error
+
+
+_BAD_VALUE = re.compile(r'converting column "(?:raw_)?(?P<column>[^"]+)"\. Could not convert string "(?P<value>[^"]*)"')
+_BAD_LINE = re.compile(r"Original Line: (?P<chrom>[^\t]*)\t(?P<pos>\d+)")
+
+
+def _explain_conversion(message: str) -> str:
+    """DuckDB's CSV error as 'record chrom:pos: column value does not fit its declared type'."""
+    value, line = _BAD_VALUE.search(message), _BAD_LINE.search(message)
+    where = f"record {line['chrom']}:{line['pos']}: " if line else ""
+    if value is None:
+        return where + message.splitlines()[0]
+    field = value["column"].removeprefix(INFO_PREFIX)
+    return (
+        f"{where}INFO/{field} value {value['value']!r} does not match its header definition"
+        " (leave the field out with the config key info_fields)"
+    )
 
 
 def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
@@ -304,7 +334,7 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
                {part("HGVS.p", "HGVSp")} AS hgvs_p
         FROM fields
       ), flagged AS (
-        SELECT *, (allele = alt OR allele = {vep_allele}) AS matches,
+        SELECT *, (allele IS NULL OR allele = alt OR allele = {vep_allele}) AS matches,
                bool_or(allele = alt OR allele = {vep_allele}) OVER (PARTITION BY variant_id) AS any_match,
                min(allele) OVER (PARTITION BY variant_id) = max(allele) OVER (PARTITION BY variant_id) AS one_allele
         FROM typed
@@ -326,8 +356,10 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
     depth = _integer_format(header, "DP")
     quality = _integer_format(header, "GQ")
     fmt = f"[%CHROM\t%POS\t%REF\t%ALT\t%INFO/{DUPLICATE_TAG}\t%SAMPLE\t%GT\t{depth}\t{quality}\n]"
-    # GT~"1" rather than GT="alt": bcftools 1.16 does not count half-missing calls (./1) as alt.
-    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-i", 'GT~"1"', "-f", fmt, bcf)
+    # bcftools 1.16 does not count half-missing calls (./1) as "alt" (and GT~"1" can trip an
+    # assertion in it), so missing calls come along and DuckDB keeps those holding allele 1.
+    carriers = 'GT="alt" | GT="mis"'
+    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-i", carriers, "-f", fmt, bcf)
     columns = {
         "chrom": "VARCHAR", "pos": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR", "dup": "INTEGER",
         "sample": "VARCHAR", "gt": "VARCHAR", "dp": "INTEGER", "gq": "INTEGER",
@@ -339,6 +371,7 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
              (length(gt) - length(replace(replace(gt, '/', ''), '|', '')) + 1)::TINYINT AS ploidy,
              dp, gq
       FROM {_read_tsv_sql(columns, ["chrom", "ref", "alt", "sample", "gt"])}
+      WHERE contains(gt, '1')
     ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
     _copy_from_command(con, query, sql, subject=bcf)
     return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]

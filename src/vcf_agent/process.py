@@ -22,15 +22,55 @@ from vcf_agent.errors import VcfAgentError, fail
 BCFTOOLS = os.environ.get("VCF_AGENT_BCFTOOLS", "bcftools")
 
 _HTSLIB_MESSAGE = re.compile(r"^\[(?P<level>[EW])::(?P<func>[\w]+)\]\s*(?P<text>.*)$")
-_UNDEFINED_CONTIG = re.compile(r"Contig '(?P<contig>[^']+)' is not defined in the header")
+_UNDECLARED = re.compile(
+    r"(?P<kind>Contig|INFO|FORMAT|FILTER) '(?P<name>[^']+)' (?:at \S+ )?is not defined in the header"
+)
 
 
-class MissingContigsError(VcfAgentError):
-    """Records use contigs that the header does not declare (htslib cannot write such BCF)."""
+@dataclass
+class Undeclared:
+    """Names that records use but the header does not declare (htslib cannot write such BCF)."""
 
-    def __init__(self, subject: object, contigs: list[str]) -> None:
-        super().__init__(f"{subject}: contigs used but not declared in the header: {', '.join(contigs)}")
-        self.contigs = contigs
+    contigs: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)
+    #: contigs whose declared length is shorter than their positions (CSI indexing fails on them)
+    bad_lengths: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_stderr(cls, stderr: str) -> Undeclared:
+        found = cls()
+        lists = {"Contig": found.contigs, "INFO": found.info, "FORMAT": found.formats, "FILTER": found.filters}
+        for match in _UNDECLARED.finditer(stderr):
+            names = lists[match["kind"]]
+            if match["name"] not in names:
+                names.append(match["name"])
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.contigs or self.info or self.formats or self.filters or self.bad_lengths)
+
+    def merge(self, other: Undeclared) -> Undeclared:
+        merged = Undeclared()
+        for name in ("contigs", "info", "formats", "filters", "bad_lengths"):
+            getattr(merged, name).extend(dict.fromkeys(getattr(self, name) + getattr(other, name)))
+        return merged
+
+    def describe(self) -> str:
+        parts = [
+            ("contigs", self.contigs), ("INFO", self.info), ("FORMAT", self.formats),
+            ("FILTER", self.filters), ("contig lengths shorter than the positions of", self.bad_lengths),
+        ]  # fmt: skip
+        return "; ".join(f"{kind} {', '.join(names)}" for kind, names in parts if names)
+
+
+class UndeclaredError(VcfAgentError):
+    """Records use contigs or tags the header does not declare."""
+
+    def __init__(self, subject: object, undeclared: Undeclared) -> None:
+        super().__init__(f"{subject}: the header does not describe the records: {undeclared.describe()}")
+        self.undeclared = undeclared
 
 
 def bcftools(*args: object) -> list[str]:
@@ -41,10 +81,11 @@ def explain_stderr(stderr: str) -> str:
     """The cause in one line: htslib's error lines first, else the tool's last words."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors, warnings = [], []
+    fatal = set(htslib_errors(stderr))
     for line in lines:
         match = _HTSLIB_MESSAGE.match(line)
         if match:
-            (errors if match["level"] == "E" else warnings).append(match["text"])
+            (errors if line in fatal else warnings).append(match["text"])
     causes = list(dict.fromkeys(_reword(e) for e in errors))[:2] or [_reword(_last_words(lines))]
     if any("No BGZF EOF marker" in w for w in warnings):
         causes.insert(0, "truncated file (no BGZF end-of-file marker)")
@@ -73,12 +114,21 @@ def _last_words(lines: list[str]) -> str:
     return meaningful[-1] if meaningful else "failed without an error message"
 
 
+#: htslib reports these as errors but carries on without the line, as bcftools view does.
+_SURVIVABLE = ("Could not parse the header line",)
+
+
+def htslib_errors(stderr: str) -> list[str]:
+    """htslib error lines that mean records were lost or misread."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith("[E::") and not any(text in line for text in _SURVIVABLE)
+    ]
+
+
 def has_htslib_error(stderr: str) -> bool:
-    return any(line.startswith("[E::") for line in stderr.splitlines())
-
-
-def undefined_contigs(stderr: str) -> list[str]:
-    return list(dict.fromkeys(m["contig"] for m in _UNDEFINED_CONTIG.finditer(stderr)))
+    return bool(htslib_errors(stderr))
 
 
 def run(args: Sequence[str], *, subject: object, stdout: IO | int | None = subprocess.PIPE) -> str:
@@ -157,18 +207,23 @@ def pipeline(
         yield pipe
     except BaseException as error:
         pipe.finish(kill=True)
-        contigs = undefined_contigs(pipe.all_stderr(header_fixed_after))
-        if contigs:
-            raise MissingContigsError(subject, contigs) from error
+        undeclared = Undeclared.from_stderr(pipe.all_stderr(header_fixed_after))
+        if undeclared:
+            raise UndeclaredError(subject, undeclared) from error
+        failed = [text for code, text in zip(pipe.returncodes, pipe.stderr_texts, strict=True) if code > 0]
+        errors = [text for text in pipe.stderr_texts if has_htslib_error(text)] + failed
+        if errors and not isinstance(error, VcfAgentError):
+            # The reader of our stream failed because a tool upstream did: report the tool's cause.
+            raise fail(subject, explain_stderr(errors[0])) from error
         raise
     pipe.finish()
     _raise_on_failure(pipe, subject, header_fixed_after)
 
 
 def _raise_on_failure(pipe: Pipeline, subject: object, header_fixed_after: int) -> None:
-    contigs = undefined_contigs(pipe.all_stderr(header_fixed_after))
-    if contigs:
-        raise MissingContigsError(subject, contigs)
+    undeclared = Undeclared.from_stderr(pipe.all_stderr(header_fixed_after))
+    if undeclared:
+        raise UndeclaredError(subject, undeclared)
     failed = [
         (code, text)
         for code, text in zip(pipe.returncodes, pipe.stderr_texts, strict=True)

@@ -44,7 +44,7 @@ def _source_summary(norm: dict, shards: list[dict]) -> dict:
         "excluded_by_ref_check": norm["skipped"],
         "ref_mismatches": norm["ref_mismatches"],
         "duplicate_records": norm["duplicate_records"],
-        "contigs_added_to_header": norm["contigs_added"],
+        "header_lines_added": norm["header_lines_added"],
         "records_per_contig": norm["records_per_contig"],
         "shards": len(shards),
         "variants": variants,

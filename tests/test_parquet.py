@@ -1,0 +1,94 @@
+"""Normalise + shard + convert a small hand-written VCF and compare with hand-checked rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from vcf_agent.normalize import index_bcf, normalize_vcf
+from vcf_agent.parquet import convert_shard
+from vcf_agent.shards import ShardSize, plan_shards
+
+from helpers import TEST_FILES
+
+# Worked out by hand from tests/data/genotypes.vcf: multiallelic 1:200 splits into
+# C>T and C>G ('1/2' -> '1/0' and '0/1', '0/2' -> '0/0' and '0/1', './1' -> './1'
+# and './0'); the second G>GA at 1:300 is a duplicate record and gets '#2'.
+EXPECTED_VARIANTS = {
+    "1:100:A:G": ("snv", 100, 100, "rs1", 50.0, "PASS"),
+    "1:200:C:T": ("snv", 200, 200, None, 20.0, "q10"),
+    "1:200:C:G": ("snv", 200, 200, None, 20.0, "q10"),
+    "1:300:G:GA": ("insertion", 300, 300, None, None, None),
+    "1:300:G:GA#2": ("insertion", 300, 300, None, None, None),
+    "X:50:T:C": ("snv", 50, 50, None, None, "PASS"),
+    "X:60:TAA:T": ("deletion", 60, 62, None, 30.0, "PASS"),
+}
+# (sample, variant) -> gt, phased, alt_count, ploidy, dp, gq
+EXPECTED_GENOTYPES = {
+    ("s1", "1:100:A:G"): ("0/1", False, 1, 2, 10, 30),
+    ("s2", "1:100:A:G"): ("1/1", False, 2, 2, 12, 40),
+    ("s1", "1:200:C:T"): ("1/0", False, 1, 2, 9, 15),
+    ("s3", "1:200:C:T"): ("./1", False, 1, 2, None, None),
+    ("s1", "1:200:C:G"): ("0/1", False, 1, 2, 9, 15),
+    ("s2", "1:200:C:G"): ("0/1", False, 1, 2, 7, None),
+    ("s1", "1:300:G:GA"): ("0|1", True, 1, 2, None, None),
+    ("s2", "1:300:G:GA"): ("1|0", True, 1, 2, None, None),
+    ("s1", "1:300:G:GA#2"): ("1|1", True, 2, 2, None, None),
+    ("s1", "X:50:T:C"): ("1", False, 1, 1, None, None),
+    ("s1", "X:60:TAA:T"): ("0/1", False, 1, 2, 5, None),
+    ("s3", "X:60:TAA:T"): ("1", False, 1, 1, 3, None),
+}
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("small")
+    bcf = work / "small.bcf"
+    stats = normalize_vcf(TEST_FILES / "genotypes.vcf", bcf, source="small")
+    index_bcf(bcf)
+    outputs = {"variants": [], "genotypes": [], "annotations": [], "stats": stats}
+    for shard in plan_shards(bcf, ShardSize(records=2), samples=stats.samples):
+        paths = {kind: work / f"{kind}.{shard.shard}.parquet" for kind in ("variants", "genotypes", "annotations")}
+        convert_shard(bcf, shard, source="small", **{f"{k}_out": v for k, v in paths.items()})
+        for kind, path in paths.items():
+            outputs[kind].append(str(path))
+    return outputs
+
+
+def rows(paths: list[str], sql: str) -> list[tuple]:
+    return duckdb.sql(sql.replace("FILES", f"read_parquet({paths!r})")).fetchall()
+
+
+def test_normalize_counts_split_and_duplicates(converted):
+    stats = converted["stats"]
+    assert (stats.records_in, stats.records_out, stats.split, stats.duplicate_records) == (6, 7, 1, 1)
+    assert stats.records_per_contig == {"1": 5, "X": 2}
+
+
+def test_variant_rows_match_hand_checked_records(converted):
+    got = rows(converted["variants"], 'SELECT variant_id, variant_class, pos, "end", id, qual, filter FROM FILES')
+    assert {r[0]: r[1:] for r in got} == EXPECTED_VARIANTS
+    assert len(got) == len(EXPECTED_VARIANTS)
+
+
+def test_info_fields_are_typed_after_the_split(converted):
+    got = rows(converted["variants"], "SELECT variant_id, info_AF, info_AC, info_RC, info_DB, info_NOTE FROM FILES")
+    by_id = {r[0]: r[1:] for r in got}
+    assert by_id["1:100:A:G"] == (0.5, 3, [5, 6], True, "hello")
+    assert by_id["1:200:C:T"] == (0.25, 2, [1, 2], False, None)
+    assert by_id["1:200:C:G"] == (0.125, 1, [1, 3], False, None)
+    assert by_id["1:300:G:GA#2"][4] == "dup"
+
+
+def test_genotypes_code_haploid_missing_and_split_alleles(converted):
+    got = rows(converted["genotypes"], "SELECT sample, variant_id, gt, phased, alt_count, ploidy, dp, gq FROM FILES")
+    assert {(r[0], r[1]): r[2:] for r in got} == EXPECTED_GENOTYPES
+    assert len(got) == len(EXPECTED_GENOTYPES)
+
+
+def test_every_genotype_points_at_a_variant(converted):
+    variants = {r[0] for r in rows(converted["variants"], "SELECT variant_id FROM FILES")}
+    genotypes = {r[0] for r in rows(converted["genotypes"], "SELECT variant_id FROM FILES")}
+    assert genotypes <= variants
