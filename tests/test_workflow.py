@@ -1,0 +1,125 @@
+"""The whole workflow on the real cohorts, checked against bcftools as the independent truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helpers import bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
+
+COHORTS = {
+    "kg_phase3": "cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz",
+    "kg_highcov": "cohorts/1kgp_high_coverage_chr1_3202samples_head.vcf.gz",
+    "platinum": "cohorts/platinum_NA12878_hg19_chr21.vcf.gz",
+    "hail_nocontigs": "cohorts/hail_1kg_chr20_100samples_nocontigs.vcf.gz",
+}
+WITH_REFERENCE = {
+    "pinfsc50": ("normalize/pinfsc50/pinf_sc50.vcf.gz", "normalize/pinfsc50/pinf_sc50.clean.fa"),
+    "giab": (
+        "normalize/giab_chr20_nucleus/test_nist.b37_chr20_100kbp_at_10mb.vcf.gz",
+        "normalize/giab_chr20_nucleus/ucsc.hg19.chr20.unittest.fasta.gz",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def cohort_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("cohorts")
+    vcfs = {name: str(data_file(path)) for name, path in COHORTS.items()}
+    # Small shards so that platinum (67,641 records, duplicates included) spans several jobs.
+    run_workflow(workdir, {"vcfs": vcfs, "reference": None, "shard": {"records": 10000}})
+    return workdir
+
+
+@pytest.fixture(scope="module", params=sorted(WITH_REFERENCE))
+def reference_run(request, tmp_path_factory) -> tuple[str, Path, Path, Path]:
+    name = request.param
+    vcf, fasta = (data_file(p) for p in WITH_REFERENCE[name])
+    workdir = tmp_path_factory.mktemp(name)
+    config = {"vcfs": {name: str(vcf)}, "reference": str(fasta), "shard": {"bp": 5_000_000}}
+    run_workflow(workdir, config)
+    return name, workdir, vcf, fasta
+
+
+def parquet(workdir: Path, kind: str, source: str) -> str:
+    return f"read_parquet('{workdir}/results/parquet/{kind}/{source}/*.parquet')"
+
+
+def count(workdir: Path, kind: str, source: str) -> int:
+    return duckdb.execute(f"SELECT count(*) FROM {parquet(workdir, kind, source)}").fetchone()[0]
+
+
+@pytest.mark.parametrize("source", sorted(set(COHORTS) - {"hail_nocontigs"}))
+def test_variant_rows_equal_bcftools_split_records(cohort_run, source):
+    assert count(cohort_run, "variants", source) == split_records(data_file(COHORTS[source]))
+
+
+@pytest.mark.parametrize("source", sorted(set(COHORTS) - {"hail_nocontigs"}))
+def test_genotype_rows_equal_bcftools_nonref_genotypes(cohort_run, source):
+    assert count(cohort_run, "genotypes", source) == nonref_genotypes(data_file(COHORTS[source]))
+
+
+def test_contigless_cohort_is_loaded_whole(cohort_run):
+    # bcftools cannot read back its own norm output for this file, so count the input directly.
+    vcf = data_file(COHORTS["hail_nocontigs"])
+    records = len(bcftools_lines("view", "-H", vcf))
+    carriers = len(bcftools_lines("query", "-i", 'GT="alt"', "-f", "[%SAMPLE\\n]", vcf))
+    assert count(cohort_run, "variants", "hail_nocontigs") == records == 346
+    assert count(cohort_run, "genotypes", "hail_nocontigs") == carriers
+
+
+def test_platinum_duplicate_records_keep_distinct_ids(cohort_run):
+    ids = duckdb.execute(
+        f"SELECT count(*), count(DISTINCT variant_id) FROM {parquet(cohort_run, 'variants', 'platinum')}"
+    ).fetchone()
+    assert ids[0] == ids[1] == 67_641
+
+
+def test_sampled_records_match_bcftools_field_by_field(cohort_run):
+    vcf = data_file(COHORTS["kg_phase3"])
+    fmt = "%CHROM\\t%POS\\t%REF\\t%ALT\\t%ID\\t%QUAL\\t%FILTER\\t%INFO/AF\\t%INFO/AC\\n"
+    norm = subprocess.run(["bcftools", "norm", "-m", "-any", "-Ou", vcf], capture_output=True, check=True)
+    lines = (
+        subprocess.run(["bcftools", "query", "-f", fmt, "-"], input=norm.stdout, capture_output=True, check=True)
+        .stdout.decode()
+        .splitlines()
+    )
+    sample = lines[:: max(1, len(lines) // 25)]
+    table = parquet(cohort_run, "variants", "kg_phase3")
+    for line in sample:
+        chrom, pos, ref, alt, vid, qual, filt, af, ac = line.split("\t")
+        row = duckdb.execute(
+            f"SELECT id, qual, filter, info_AF, info_AC FROM {table} WHERE variant_id = ?",
+            [f"{chrom}:{pos}:{ref}:{alt}"],
+        ).fetchall()
+        assert row == [(None if vid == "." else vid, float(qual), filt, pytest.approx(float(af)), int(ac))]
+
+
+def test_sampled_genotypes_match_bcftools(cohort_run):
+    vcf = data_file(COHORTS["kg_phase3"])
+    normalized = subprocess.run(["bcftools", "norm", "-m", "-any", "-Ou", vcf], capture_output=True, check=True).stdout
+    table = parquet(cohort_run, "genotypes", "kg_phase3")
+    for sample in bcftools_lines("query", "-l", vcf)[::500]:
+        query = ["bcftools", "query", "-s", sample, "-i", 'GT="alt"', "-f", "%CHROM:%POS:%REF:%ALT\t[%GT]\n", "-"]
+        lines = subprocess.run(query, input=normalized, capture_output=True, check=True).stdout.decode().splitlines()
+        got = duckdb.execute(f"SELECT variant_id, gt FROM {table} WHERE sample = ?", [sample]).fetchall()
+        assert sorted(got) == sorted(tuple(line.split("\t")) for line in lines)
+        assert got, sample
+
+
+def test_summary_reports_every_stage(cohort_run):
+    summary = json.loads((cohort_run / "results" / "summary.json").read_text())
+    kg = summary["sources"]["kg_phase3"]
+    assert (kg["records_in"], kg["records_normalized"], kg["samples"]) == (6109, 6139, 2504)
+    assert kg["variants"] == 6139 and kg["genotypes"] == 495_959
+    assert summary["sources"]["platinum"]["shards"] >= 7
+
+
+def test_reference_runs_match_bcftools_with_the_fasta(reference_run):
+    name, workdir, vcf, fasta = reference_run
+    assert count(workdir, "variants", name) == split_records(vcf, fasta)
+    assert count(workdir, "genotypes", name) == nonref_genotypes(vcf, fasta)
