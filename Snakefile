@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/example.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/parquet.smk"
+include: "workflow/rules/embed.smk"
 
 
 rule all:

@@ -101,9 +101,13 @@ def test_summarize_run(normalized):
     for shard, variants, genotypes in (("00001", 3, 6), ("00002", 2, 3), ("00003", 2, 3)):
         write_json({"source": "small", "shard": shard, "variants": variants, "genotypes": genotypes, "annotations": 0},
                    shard_stats / f"{shard}.json")  # fmt: skip
+        embedded = {"records": variants, "distinct_texts": variants, "cache_lookups": variants, "cache_hits": 1,
+                    "embedded": variants - 1, "model": "m", "device": "cpu"}  # fmt: skip
+        write_json(embedded, normalized / "results/embedding_stats/small" / f"{shard}.json")
     write_plan(plan_shards(normalized / "results/normalized/small.bcf", ShardSize(records=3), 3),
                normalized / "results/shards/small.tsv")  # fmt: skip
     run_rule(normalized, "summarize_run", "results/summary.json")
     summary = json.loads((normalized / "results/summary.json").read_text())
     assert summary["totals"]["variants"] == 7 and summary["totals"]["genotypes"] == 12
     assert summary["sources"]["small"]["records_in"] == 6
+    assert summary["sources"]["small"]["embedding"]["cache_hit_share"] == round(3 / 7, 4)

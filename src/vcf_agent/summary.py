@@ -8,22 +8,43 @@ from vcf_agent.errors import fail
 from vcf_agent.files import read_json
 
 
-def summarize_run(normalize_stats: list[Path], shard_stats: list[Path]) -> dict:
+def summarize_run(normalize_stats: list[Path], shard_stats: list[Path], embedding_stats: list[Path] = ()) -> dict:
     """Combine the stage statistics; raise when a stage lost or invented records."""
     shards_by_source: dict[str, list[dict]] = {}
     for path in shard_stats:
         stats = read_json(path)
         shards_by_source.setdefault(stats["source"], []).append(stats)
+    embedded_by_source: dict[str, list[dict]] = {}
+    for path in embedding_stats:
+        # results/embedding_stats/<source>/<shard>.json
+        embedded_by_source.setdefault(Path(path).parent.name, []).append(read_json(path))
     sources = {}
     for path in normalize_stats:
         norm = read_json(path)
         sources[norm["source"]] = _source_summary(norm, shards_by_source.get(norm["source"], []))
+        if embedding_stats:
+            sources[norm["source"]]["embedding"] = _embedding_summary(norm, embedded_by_source.get(norm["source"], []))
     return {
         "sources": sources,
         "totals": {
             key: sum(s[key] for s in sources.values())
             for key in ("records_in", "records_normalized", "variants", "genotypes", "annotations", "shards")
         },
+    }
+
+
+def _embedding_summary(norm: dict, jobs: list[dict]) -> dict:
+    records = sum(j["records"] for j in jobs)
+    if records != norm["records_out"]:
+        raise fail(norm["input"], f"{norm['records_out']} normalised records but {records} embedded")
+    lookups = sum(j["cache_lookups"] for j in jobs)
+    return {
+        "records": records,
+        "distinct_texts_per_shard": sum(j["distinct_texts"] for j in jobs),
+        "newly_embedded": sum(j["embedded"] for j in jobs),
+        "cache_hit_share": round(sum(j["cache_hits"] for j in jobs) / lookups, 4) if lookups else None,
+        "model": jobs[0]["model"] if jobs else None,
+        "device": jobs[0]["device"] if jobs else None,
     }
 
 

@@ -109,6 +109,9 @@ DEFAULT_RESOURCES = {
     "plan_shards": {"mem_mb": 300, "runtime": 10, "threads": 1},
     "convert_shard": {"mem_mb": 1200, "runtime": 10, "threads": 2},
     "summarize_run": {"mem_mb": 300, "runtime": 5, "threads": 1},
+    # the model takes ~560 MB on CPU (measured peak of a job ~770 MB); the batch size is
+    # derived from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
+    "embed_shard": {"mem_mb": 1024, "runtime": 10, "threads": 2},
     "simulate_example": {"mem_mb": 600, "runtime": 10, "threads": 1},
 }
 
@@ -156,3 +159,38 @@ def convert_runtime(wildcards, attempt):
     # bcftools query + DuckDB read about 50 million genotype cells a minute.
     base = rule_resource("convert_shard", "runtime")
     return int(base + genotype_cells(wildcards) / 5e7) * attempt
+
+
+def embed_mem_mb(wildcards, attempt):
+    configured = config.get("resources", {}).get("embed_shard", {}).get("mem_mb")
+    base = configured or (4096 if embed_gpus() else rule_resource("embed_shard", "mem_mb"))
+    return base * attempt
+
+
+def embed_runtime(wildcards, attempt):
+    # Worst case every description is new: ~100 per second per job on two CPU cores.
+    records = int(shard_row(wildcards)["records"])
+    return int(rule_resource("embed_shard", "runtime") + records / 100 / 60) * attempt
+
+
+# ---------------------------------------------------------------- embedding settings
+
+EMBEDDING_DEFAULTS = {
+    "model": None,
+    "device": "auto",
+    "template": None,
+    "cache": "resources/embedding_cache",
+}
+
+
+def embedding_setting(key):
+    return config.get("embedding", {}).get(key, EMBEDDING_DEFAULTS[key])
+
+
+def embed_gpus():
+    """A GPU for each embedding job only when the config asks for CUDA explicitly."""
+    return 1 if str(embedding_setting("device")).startswith("cuda") else 0
+
+
+def embedding_stats_of_all(wildcards):
+    return shard_outputs("results/embedding_stats/{vcf}/{shard}.json")

@@ -54,6 +54,7 @@ rule summarize_run:
         inputs="results/normalized/inputs.json",
         stats=expand("results/normalized/{vcf}.stats.json", vcf=VCFS),
         shards=shard_stats_of_all,
+        embeddings=embedding_stats_of_all,
     output:
         summary="results/summary.json",
     log:

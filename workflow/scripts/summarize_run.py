@@ -6,7 +6,7 @@ from vcf_agent.summary import summarize_run
 
 
 def main(smk):
-    write_json(summarize_run(smk.input.stats, smk.input.shards), smk.output.summary)
+    write_json(summarize_run(smk.input.stats, smk.input.shards, smk.input.embeddings), smk.output.summary)
 
 
 run_logged(snakemake.log[0], main, snakemake)

@@ -1,0 +1,24 @@
+"""Rule embed_shard: describe and embed one variant shard (vcf_agent.embed)."""
+
+from vcf_agent.embed import embed_shard
+from vcf_agent.files import write_json
+from vcf_agent.logs import log, run_logged
+
+
+def main(smk):
+    stats = embed_shard(
+        smk.input.variants,
+        smk.output.vectors,
+        cache_dir=smk.params.cache,
+        mem_mb=smk.resources.mem_mb,
+        threads=smk.threads,
+        model=smk.params.model,
+        device=smk.params.device,
+        template=smk.params.template,
+        progress=True,
+    )
+    write_json(stats.to_dict(), smk.output.stats)
+    log.info("%s", stats.to_dict())
+
+
+run_logged(snakemake.log[0], main, snakemake)
