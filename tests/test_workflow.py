@@ -7,7 +7,11 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from vcf_agent.jobs import job_usage
 
 from helpers import bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
 
@@ -123,3 +127,19 @@ def test_reference_runs_match_bcftools_with_the_fasta(reference_run):
     name, workdir, vcf, fasta = reference_run
     assert count(workdir, "variants", name) == split_records(vcf, fasta)
     assert count(workdir, "genotypes", name) == nonref_genotypes(vcf, fasta)
+
+
+def test_every_job_stayed_within_its_declared_memory(cohort_run):
+    jobs = job_usage(cohort_run)
+    measured = [j for j in jobs if j.peak_rss_mb is not None]
+    assert {"normalize_vcf", "convert_shard", "embed_shard"} <= {j.rule for j in measured}
+    assert [j.to_dict() for j in measured if not j.within_memory] == []
+
+
+def test_embeddings_cover_every_variant_row_in_order(cohort_run):
+    shards = sorted((cohort_run / "results" / "parquet" / "variants" / "platinum").glob("*.parquet"))
+    assert len(shards) >= 7
+    for shard in shards:
+        vectors = pq.read_table(cohort_run / "results" / "embeddings" / "platinum" / shard.name)
+        assert vectors.column("variant_id").equals(pq.read_table(shard, columns=["variant_id"]).column("variant_id"))
+        assert vectors.schema.field("vector").type == pa.list_(pa.float32(), 384)
