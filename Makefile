@@ -14,7 +14,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 SYSTEM_PACKAGES := bcftools tabix
-TEST_SYSTEM_PACKAGES := slurm-wlm munge
+# A real single-node SLURM (with accounting) for the cluster tests: tests/slurm/install.sh
+TEST_SYSTEM_PACKAGES := slurm-wlm munge slurmdbd mariadb-server
 
 .PHONY: example test install system-packages test-system-packages lint clean
 
@@ -31,8 +32,7 @@ system-packages:
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
 
 test-system-packages:
-	@missing=""; for p in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
+	@for p in $(TEST_SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || { $(SUDO) bash tests/slurm/install.sh; break; }; done
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

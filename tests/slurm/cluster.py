@@ -1,0 +1,507 @@
+"""A throw-away single-node SLURM cluster on localhost, for tests and CI (root, no systemd, no cgroups).
+
+`slurm_cluster()` starts munged, MariaDB, slurmdbd, slurmctld and slurmd from a fresh state directory
+with generated configs, waits until the node is idle, yields a `SlurmCluster`, and stops everything it
+started by pid file (also when starting fails half-way). Nothing talks to a system-wide SLURM or munge:
+every daemon and client command reads `SLURM_CONF` from `cluster.env`, which points into the state
+directory, and every port is picked free at start.
+
+    with slurm_cluster() as cluster:
+        subprocess.run(["sinfo"], env=cluster.env, check=True)
+
+A test that needs SLURM must fail, not skip, when SLURM cannot be started: `SlurmHarnessError` says what
+is missing (install it with tests/slurm/install.sh).
+
+From a shell (CI, or running the real workflow by hand):
+
+    python tests/slurm/cluster.py start /tmp/slurm-ci   # prints `export SLURM_CONF=... PATH=...`
+    python tests/slurm/cluster.py stop /tmp/slurm-ci    # idempotent
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLUSTER_NAME = "vcfagent"
+PARTITION = "debug"
+# Stop order: the node before the controller before the database before the authentication.
+DAEMONS = ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged")
+REQUIRED_PROGRAMS = (
+    "munged", "mungekey", "munge", "mariadb-install-db", "mariadbd", "mariadb",
+    "slurmdbd", "slurmctld", "slurmd", "sinfo", "sbatch", "srun", "squeue", "scancel", "scontrol", "sacct", "sacctmgr",
+)  # fmt: skip
+# The controller forgets finished jobs only after this long, so squeue/scontrol can still show them.
+MIN_JOB_AGE_S = 600
+# Seconds between two samples of a job's memory; OverMemoryKill acts on these samples.
+ACCOUNTING_FREQUENCY_S = 1
+# Unix socket paths are limited to 107 bytes.
+MAX_SOCKET_PATH = 100
+
+
+class SlurmHarnessError(RuntimeError):
+    """The local SLURM cluster could not be started or queried."""
+
+
+@dataclass
+class SlurmCluster:
+    """A running local cluster: where its files live and how to talk to it."""
+
+    root: Path
+    node: str
+    real_memory_mb: int
+    partition: str = PARTITION
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "etc" / "slurm.conf"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for any process that must reach this cluster (snakemake, sbatch, sacct, ...)."""
+        path = f"{self.root / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
+
+    def log(self, name: str) -> Path:
+        return self.root / "log" / f"{name}.log"
+
+    def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run a SLURM client command against this cluster; a failure raises with its stderr."""
+        result = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise SlurmHarnessError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def sacct(self, *fields: str, name: str | None = None, job: str | None = None) -> list[dict[str, str]]:
+        """Accounting records as dicts by field: one per job of the run `name` (the executor plugin's
+        job name), or the job `job` with each of its steps (batch, 0, 1, ...)."""
+        selection = ["--allocations", "--name", name] if name else ["--jobs", job] if job else ["--allocations"]
+        result = self.run(
+            "sacct", "--allusers", "--parsable2", "--noheader", "--starttime", "now-1days",
+            "--format", ",".join(fields), *selection,
+        )  # fmt: skip
+        return [dict(zip(fields, line.split("|"), strict=True)) for line in result.stdout.splitlines() if line]
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine_memory_mb() -> int:
+    meminfo = Path("/proc/meminfo").read_text()
+    return int(re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE).group(1)) // 1024
+
+
+def slurm_conf_text(root: Path, node: str, ports: dict[str, int], real_memory_mb: int) -> str:
+    run, log = root / "run", root / "log"
+    return f"""\
+# Generated by tests/slurm/cluster.py for a throw-away one-node cluster.
+ClusterName={CLUSTER_NAME}
+SlurmctldHost={node}(127.0.0.1)
+SlurmctldPort={ports["slurmctld"]}
+SlurmdPort={ports["slurmd"]}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket={run}/munge.sock
+CredType=cred/munge
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={run}/slurmctld.pid
+SlurmdPidFile={run}/slurmd.pid
+SlurmctldLogFile={log}/slurmctld.log
+SlurmdLogFile={log}/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig={root}/etc/plugstack.conf
+# No cgroups here: track processes through /proc, no task binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SwitchType=switch/none
+# Cores and memory are consumable: --mem is accounted and checked at submission.
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# Sample each job's memory every second; a job above its --mem is killed (state OUT_OF_MEMORY).
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task={ACCOUNTING_FREQUENCY_S}
+JobAcctGatherParams=OverMemoryKill
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={ports["slurmdbd"]}
+# For slurmdbd connections the munge socket is given here, not in AuthInfo.
+AccountingStoragePass={run}/munge.sock
+# Keep --comment (the executor plugin writes rule_<name> there) in the accounting records.
+AccountingStoreFlags=job_comment
+MinJobAge={MIN_JOB_AGE_S}
+ReturnToService=2
+SchedulerType=sched/backfill
+# Trust the node's CPUs/RealMemory below instead of draining it when the hardware differs.
+SlurmdParameters=config_overrides
+NodeName={node} NodeAddr=127.0.0.1 CPUs=2 RealMemory={real_memory_mb} State=UNKNOWN
+PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def slurmdbd_conf_text(root: Path, node: str, ports: dict[str, int], password: str) -> str:
+    return f"""\
+# Generated by tests/slurm/cluster.py.
+AuthType=auth/munge
+AuthInfo=socket={root}/run/munge.sock
+DbdHost={node}
+DbdAddr=127.0.0.1
+DbdPort={ports["slurmdbd"]}
+SlurmUser=root
+PidFile={root}/run/slurmdbd.pid
+LogFile={root}/log/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={ports["mariadbd"]}
+StorageUser=slurm
+StoragePass={password}
+StorageLoc=slurm_acct_db
+"""
+
+
+def write_configs(cluster: SlurmCluster, ports: dict[str, int], db_password: str) -> None:
+    etc = cluster.root / "etc"
+    cluster.conf.write_text(slurm_conf_text(cluster.root, cluster.node, ports, cluster.real_memory_mb))
+    # An empty plugin stack: the system's /etc/slurm/plugstack.conf must not leak in.
+    (etc / "plugstack.conf").write_text("")
+    # slurmdbd reads slurmdbd.conf next to SLURM_CONF and refuses it unless only its owner can read it.
+    dbd_conf = etc / "slurmdbd.conf"
+    dbd_conf.touch(mode=0o600)
+    dbd_conf.write_text(slurmdbd_conf_text(cluster.root, cluster.node, ports, db_password))
+
+
+def write_srun_shim(root: Path) -> None:
+    """An `srun` first on the PATH of jobs that finds this cluster without SLURM_CONF.
+
+    Inside a job, snakemake-executor-plugin-slurm-jobstep removes every SLURM_* variable, SLURM_CONF
+    included, before it runs `srun`; a real cluster's srun then reads /etc/slurm/slurm.conf. This
+    cluster lives in a temporary folder and must not write to /etc, so the shim hands srun the path.
+    """
+    real_srun = shutil.which("srun")
+    if real_srun is None:
+        raise SlurmHarnessError("srun not found: run tests/slurm/install.sh (Debian packages)")
+    shim = root / "bin" / "srun"
+    shim.write_text(f'#!/bin/sh\nSLURM_CONF={root}/etc/slurm.conf exec {real_srun} "$@"\n')
+    shim.chmod(0o755)
+
+
+def make_layout(root: Path) -> None:
+    """Folders of the state directory; munged insists that everyone can traverse its socket's folder."""
+    root.chmod(0o755)
+    for name in ("etc", "bin", "run", "log", "pids", "munge", "state", "spool"):
+        # Only the munge key's folder is private.
+        mode = 0o700 if name == "munge" else 0o755
+        (root / name).mkdir(mode=mode, exist_ok=True)
+        (root / name).chmod(mode)
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+
+def pid_file(root: Path, name: str) -> Path:
+    """Our own record of a daemon's pid (the daemons' own pid files live in run/)."""
+    return root / "pids" / f"{name}.pid"
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def belongs_to(pid: int, conf: Path) -> bool:
+    """Whether the process carries this cluster's SLURM_CONF (so a recycled pid is never signalled)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return f"SLURM_CONF={conf}".encode() in environ.split(b"\0")
+
+
+def start_daemon(cluster: SlurmCluster, name: str, args: list[str]) -> subprocess.Popen:
+    """Start a daemon in the foreground of its own session, its output in log/<name>.out."""
+    with open(cluster.root / "log" / f"{name}.out", "ab") as out:
+        process = subprocess.Popen(
+            args, env=cluster.env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=cluster.root,
+        )  # fmt: skip
+    pid_file(cluster.root, name).write_text(f"{process.pid}\n")
+    cluster.processes[name] = process
+    return process
+
+
+def log_tail(cluster: SlurmCluster, name: str, lines: int = 15) -> str:
+    text = ""
+    for path in (cluster.log(name), cluster.root / "log" / f"{name}.out"):
+        if path.exists():
+            text += "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    return text.strip() or "(no log)"
+
+
+def wait_for(cluster: SlurmCluster, name: str, ready: Callable[[], bool], timeout: float) -> None:
+    """Poll `ready` until it holds; fail with the daemon's log if it died or took longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        process = cluster.processes.get(name)
+        if process is not None and process.poll() is not None:
+            raise SlurmHarnessError(f"{name} exited ({process.returncode}) while starting:\n{log_tail(cluster, name)}")
+        if time.monotonic() > deadline:
+            raise SlurmHarnessError(f"{name} not ready after {timeout:.0f} s:\n{log_tail(cluster, name)}")
+        time.sleep(0.2)
+
+
+def succeeds(*args: str, env: dict[str, str] | None = None) -> bool:
+    try:
+        return subprocess.run(args, env=env, capture_output=True, timeout=30, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def run_setup(*args: str) -> None:
+    """A one-off setup command (key, database); a failure raises with its stderr."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise SlurmHarnessError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- the daemons, in start order -------------------------------------------------------------------------
+
+
+def start_munged(cluster: SlurmCluster, timeout: float) -> None:
+    munge, run = cluster.root / "munge", cluster.root / "run"
+    run_setup("mungekey", "--create", f"--keyfile={munge}/munge.key")
+    start_daemon(cluster, "munged", [
+        "munged", "--foreground", f"--key-file={munge}/munge.key", f"--socket={run}/munge.sock",
+        f"--pid-file={run}/munged.pid", f"--log-file={cluster.log('munged')}", f"--seed-file={munge}/munged.seed",
+    ])  # fmt: skip
+    wait_for(cluster, "munged", lambda: succeeds("munge", "--socket", f"{run}/munge.sock", "--no-input"), timeout)
+
+
+def start_mariadb(cluster: SlurmCluster, port: int, password: str, timeout: float) -> None:
+    datadir, sock = cluster.root / "mariadb", cluster.root / "run" / "mariadb.sock"
+    run_setup(
+        "mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root", "--skip-test-db",
+        "--auth-root-authentication-method=socket",
+    )  # fmt: skip
+    start_daemon(cluster, "mariadbd", [
+        "mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}", f"--port={port}",
+        "--bind-address=127.0.0.1", "--skip-name-resolve", "--user=root", "--innodb-buffer-pool-size=32M",
+        f"--pid-file={cluster.root}/run/mariadbd.pid", f"--log-error={cluster.log('mariadbd')}",
+    ])  # fmt: skip
+    client = ["mariadb", "--no-defaults", f"--socket={sock}", "--user=root"]
+    wait_for(cluster, "mariadbd", lambda: succeeds(*client, "--execute=SELECT 1"), timeout)
+    grant = (
+        f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{password}';"
+        "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+    )
+    run_setup(*client, f"--execute={grant}")
+
+
+def start_slurmdbd(cluster: SlurmCluster, port: int, timeout: float) -> None:
+    start_daemon(cluster, "slurmdbd", ["slurmdbd", "-D"])
+    wait_for(cluster, "slurmdbd", lambda: listening(port), timeout)
+    # Register the cluster before slurmctld first reports to the database.
+    cluster.run("sacctmgr", "--immediate", "add", "cluster", CLUSTER_NAME)
+
+
+def start_slurmctld(cluster: SlurmCluster, timeout: float) -> None:
+    start_daemon(cluster, "slurmctld", ["slurmctld", "-D", "-f", str(cluster.conf)])
+    wait_for(cluster, "slurmctld", lambda: succeeds("scontrol", "ping", env=cluster.env), timeout)
+
+
+def node_state(cluster: SlurmCluster) -> str:
+    result = cluster.run("sinfo", "--noheader", "--Node", "--format=%T", check=False)
+    return result.stdout.strip()
+
+
+def start_slurmd(cluster: SlurmCluster, timeout: float) -> None:
+    start_daemon(cluster, "slurmd", ["slurmd", "-D", "-f", str(cluster.conf), "-N", cluster.node])
+    try:
+        wait_for(cluster, "slurmd", lambda: node_state(cluster) == "idle", timeout)
+    except SlurmHarnessError as error:
+        detail = cluster.run("scontrol", "show", "node", cluster.node, check=False).stdout
+        raise SlurmHarnessError(f"{error}\nnode state: {node_state(cluster)!r}\n{detail}") from None
+
+
+def check_prerequisites() -> None:
+    missing = [program for program in REQUIRED_PROGRAMS if shutil.which(program) is None]
+    if missing:
+        raise SlurmHarnessError(
+            f"SLURM test cluster needs {', '.join(missing)}: run tests/slurm/install.sh (Debian packages)"
+        )
+    if os.geteuid() != 0:
+        raise SlurmHarnessError("SLURM test cluster must be started as root (slurmd runs the jobs)")
+
+
+def start(root: Path, real_memory_mb: int | None = None, timeout: float = 60) -> SlurmCluster:
+    """Start every daemon in `root` (an empty folder); on failure stop what already runs and raise."""
+    check_prerequisites()
+    if len(str(root / "run" / "mariadb.sock")) > MAX_SOCKET_PATH:
+        raise SlurmHarnessError(f"state directory path too long for unix sockets: {root}")
+    node = socket.gethostname().split(".")[0]
+    memory = real_memory_mb or machine_memory_mb() * 3 // 4
+    cluster = SlurmCluster(root=root, node=node, real_memory_mb=memory)
+    ports = {name: free_port() for name in ("mariadbd", "slurmdbd", "slurmctld", "slurmd")}
+    password = secrets.token_hex(12)
+    make_layout(root)
+    write_configs(cluster, ports, password)
+    write_srun_shim(root)
+    try:
+        start_munged(cluster, timeout)
+        start_mariadb(cluster, ports["mariadbd"], password, timeout)
+        start_slurmdbd(cluster, ports["slurmdbd"], timeout)
+        start_slurmctld(cluster, timeout)
+        start_slurmd(cluster, timeout)
+    except BaseException:
+        stop(root)
+        raise
+    return cluster
+
+
+# --- stopping --------------------------------------------------------------------------------------------
+
+
+def cancel_jobs(conf: Path, timeout: float = 20) -> None:
+    """Cancel every job and wait until none runs, so no slurmstepd outlives the cluster."""
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    squeue = ["squeue", "--noheader", "--format=%i"]
+
+    def queued() -> list[str]:
+        try:
+            result = subprocess.run(squeue, env=env, capture_output=True, text=True, timeout=10, check=False)
+        except subprocess.TimeoutExpired:
+            return []
+        return result.stdout.split() if result.returncode == 0 else []
+
+    jobs = queued()
+    if not jobs:
+        return
+    subprocess.run(["scancel", *jobs], env=env, capture_output=True, timeout=10, check=False)
+    deadline = time.monotonic() + timeout
+    while queued() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def stop_pid(pid: int, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while is_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+            time.sleep(0.1)
+        if not is_alive(pid):
+            return
+
+
+def leftover_pids(conf: Path) -> list[int]:
+    """Processes (job steps, jobs) still carrying this cluster's SLURM_CONF, other than us and our parents."""
+    ours = {os.getpid()}
+    pid = os.getpid()
+    while pid > 1:
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        ours.add(pid)
+    candidates = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in candidates if pid not in ours and is_alive(pid) and belongs_to(pid, conf)]
+
+
+def daemon_running(root: Path, name: str) -> bool:
+    path = pid_file(root, name)
+    if not path.exists():
+        return False
+    pid = int(path.read_text())
+    return is_alive(pid) and belongs_to(pid, root / "etc" / "slurm.conf")
+
+
+def stop(root: Path) -> list[str]:
+    """Stop every daemon started in `root`, by our pid files; safe to call twice. Returns what it stopped."""
+    conf = root / "etc" / "slurm.conf"
+    stopped = []
+    if daemon_running(root, "slurmctld"):
+        cancel_jobs(conf)
+    for name in DAEMONS:
+        path = pid_file(root, name)
+        if daemon_running(root, name):
+            stop_pid(int(path.read_text()))
+            stopped.append(name)
+        path.unlink(missing_ok=True)
+    for pid in leftover_pids(conf):
+        stop_pid(pid, timeout=5)
+        stopped.append(f"pid {pid}")
+    return stopped
+
+
+@contextlib.contextmanager
+def slurm_cluster(
+    base: Path | None = None, real_memory_mb: int | None = None, keep: bool = False
+) -> Iterator[SlurmCluster]:
+    """A running cluster in a fresh folder under `base` (default /tmp); stopped and removed on exit.
+
+    `keep=True` leaves the folder (configs, logs) for a post-mortem.
+    """
+    root = Path(tempfile.mkdtemp(prefix="slurm-", dir=base))
+    try:
+        yield start(root, real_memory_mb)
+    finally:
+        stop(root)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Start or stop a local one-node SLURM cluster for tests.")
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("root", type=Path, help="state directory (created; must be empty for start)")
+    parser.add_argument("--real-memory-mb", type=int, help="RealMemory of the node (default 3/4 of the machine)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    if args.action == "stop":
+        print("stopped:", ", ".join(stop(root)) or "nothing")
+        return 0
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        parser.error(f"{root} is not empty")
+    cluster = start(root, args.real_memory_mb)
+    print(f"export SLURM_CONF={cluster.conf} PATH={root / 'bin'}:$PATH")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SlurmHarnessError as error:
+        sys.exit(f"error: {error}")
