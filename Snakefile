@@ -12,6 +12,13 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# Tiny bookkeeping rules run on the submit host instead of as cluster jobs.
+localrules:
+    all,
+    summarize_inputs,
+    summarize_run,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/example.smk"
 include: "workflow/rules/normalize.smk"

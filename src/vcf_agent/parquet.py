@@ -32,8 +32,9 @@ from vcf_agent.schema import (
 )
 from vcf_agent.shards import Shard
 
-#: Memory the Python process itself needs besides DuckDB (interpreter, pyarrow, pysam).
-PROCESS_OVERHEAD_MB = 250
+#: Memory of the job besides DuckDB: this interpreter with pyarrow/pysam (~150 MB) and, in a
+#: cluster job, the Snakemake process that runs it (~160 MB).
+PROCESS_OVERHEAD_MB = 400
 #: bcftools prints '.' for a missing value.
 MISSING = "."
 #: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).

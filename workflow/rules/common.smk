@@ -102,17 +102,20 @@ def shard_stats_of_all(wildcards):
 # job killed for memory or time is retried with more. Every job hands its own
 # budget to its tool (DuckDB memory_limit, pysam/bcftools threads).
 
+# mem_mb is what the whole job may use. On a cluster that includes the Snakemake
+# process running inside the job (~160 MB measured under SLURM), hence no rule
+# asks for less than 400 MB even when its own tool needs a few MB.
 DEFAULT_RESOURCES = {
-    "check_vcf": {"mem_mb": 300, "runtime": 10, "threads": 1},
+    "check_vcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
     "normalize_vcf": {"mem_mb": 800, "runtime": 30, "threads": 2},
-    "index_bcf": {"mem_mb": 200, "runtime": 10, "threads": 1},
-    "plan_shards": {"mem_mb": 300, "runtime": 10, "threads": 1},
+    "index_bcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
+    "plan_shards": {"mem_mb": 400, "runtime": 10, "threads": 1},
     "convert_shard": {"mem_mb": 1200, "runtime": 10, "threads": 2},
-    "summarize_run": {"mem_mb": 300, "runtime": 5, "threads": 1},
-    # the model takes ~560 MB on CPU (measured peak of a job ~770 MB); the batch size is
-    # derived from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
-    "embed_shard": {"mem_mb": 1024, "runtime": 10, "threads": 2},
-    "simulate_example": {"mem_mb": 600, "runtime": 10, "threads": 1},
+    "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
+    "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
+    # the model takes ~560 MB on CPU (a job peaks at ~770 MB); the batch size is derived
+    # from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
+    "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
 }
 
 
