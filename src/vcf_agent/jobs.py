@@ -29,8 +29,10 @@ class JobUsage:
 
     @property
     def within_memory(self) -> bool:
-        return self.peak_rss_mb is not None and self.declared_mem_mb is not None and (
-            self.peak_rss_mb < self.declared_mem_mb
+        return (
+            self.peak_rss_mb is not None
+            and self.declared_mem_mb is not None
+            and (self.peak_rss_mb < self.declared_mem_mb)
         )
 
     def to_dict(self) -> dict:

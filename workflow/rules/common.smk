@@ -166,7 +166,9 @@ def convert_runtime(wildcards, attempt):
 
 def embed_mem_mb(wildcards, attempt):
     configured = config.get("resources", {}).get("embed_shard", {}).get("mem_mb")
-    base = configured or (4096 if embed_gpus() else rule_resource("embed_shard", "mem_mb"))
+    base = configured or (
+        4096 if embed_gpus() else rule_resource("embed_shard", "mem_mb")
+    )
     return base * attempt
 
 
