@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,12 @@ def data_file(relative: str) -> Path:
     path = DATA / relative
     assert path.exists(), f"test data missing: {path} (set VCF_TEST_DATA to the shared data folder)"
     return path
+
+
+def query(sql: str, params: list | None = None) -> list[tuple]:
+    """All rows of a DuckDB query, on a connection of its own (none left half-read for the next test)."""
+    with duckdb.connect() as connection:
+        return connection.execute(sql, params or []).fetchall()
 
 
 def run_workflow(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from vcf_agent.normalize import index_bcf, normalize_vcf
 from vcf_agent.parquet import convert_shard
 from vcf_agent.shards import ShardSize, plan_shards
 
-from helpers import TEST_FILES
+from helpers import TEST_FILES, query
 
 # Worked out by hand from tests/data/genotypes.vcf: multiallelic 1:200 splits into
 # C>T and C>G ('1/2' -> '1/0' and '0/1', '0/2' -> '0/0' and '0/1', './1' -> './1'
@@ -58,7 +57,7 @@ def converted(tmp_path_factory) -> dict[str, Path]:
 
 
 def rows(paths: list[str], sql: str) -> list[tuple]:
-    return duckdb.sql(sql.replace("FILES", f"read_parquet({paths!r})")).fetchall()
+    return query(sql.replace("FILES", f"read_parquet({paths!r})"))
 
 
 def test_normalize_counts_split_and_duplicates(converted):

@@ -11,7 +11,6 @@ import csv
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from vcf_agent.files import write_json
@@ -19,7 +18,7 @@ from vcf_agent.inputs import check_vcf
 from vcf_agent.normalize import index_bcf, normalize_vcf
 from vcf_agent.shards import ShardSize, plan_shards, write_plan
 
-from helpers import TEST_FILES, bcftools_lines, run_workflow
+from helpers import TEST_FILES, bcftools_lines, query, run_workflow
 
 SMALL = TEST_FILES / "genotypes.vcf"
 CONFIG = {"vcfs": {"small": str(SMALL)}, "reference": None, "shard": {"records": 3}}
@@ -88,9 +87,9 @@ def test_convert_shard(normalized):
     write_plan(plan_shards(bcf, ShardSize(records=3), samples=3), normalized / "results/shards/small.tsv")
     run_rule(normalized, "convert_shard", "results/parquet/variants/small/00001.parquet")
     parquet = normalized / "results/parquet"
-    variants = duckdb.execute(f"SELECT variant_id FROM '{parquet}/variants/small/00001.parquet'").fetchall()
+    variants = query(f"SELECT variant_id FROM '{parquet}/variants/small/00001.parquet'")
     assert sorted(v[0] for v in variants) == ["1:100:A:G", "1:200:C:G", "1:200:C:T"]
-    genotypes = duckdb.execute(f"SELECT count(*) FROM '{parquet}/genotypes/small/00001.parquet'").fetchone()[0]
+    genotypes = query(f"SELECT count(*) FROM '{parquet}/genotypes/small/00001.parquet'")[0][0]
     assert genotypes == 6  # s1,s2 at 1:100; s1,s3 at C>T; s1,s2 at C>G -- see test_parquet.py
     stats = json.loads((normalized / "results/shard_stats/small/00001.json").read_text())
     assert (stats["variants"], stats["genotypes"]) == (3, 6)

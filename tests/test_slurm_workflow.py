@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from helpers import ROOT, SNAKEMAKE
+from helpers import ROOT, SNAKEMAKE, query
 from slurm.cluster import SlurmCluster, slurm_cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -148,7 +147,7 @@ def test_an_embedding_job_over_its_memory_was_killed_by_slurm_and_retried_with_m
 
 
 def rows(path: Path, order: str) -> list[tuple]:
-    return duckdb.sql(f"SELECT * FROM read_parquet('{path}/*.parquet', union_by_name=true) ORDER BY {order}").fetchall()
+    return query(f"SELECT * FROM read_parquet('{path}/*.parquet', union_by_name=true) ORDER BY {order}")
 
 
 def test_results_equal_those_of_the_local_run(slurm_run, example_run):

@@ -6,14 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from vcf_agent.jobs import job_usage
 
-from helpers import bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
+from helpers import bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
 COHORTS = {
     "kg_phase3": "cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz",
@@ -54,7 +53,7 @@ def parquet(workdir: Path, kind: str, source: str) -> str:
 
 
 def count(workdir: Path, kind: str, source: str) -> int:
-    return duckdb.execute(f"SELECT count(*) FROM {parquet(workdir, kind, source)}").fetchone()[0]
+    return query(f"SELECT count(*) FROM {parquet(workdir, kind, source)}")[0][0]
 
 
 @pytest.mark.parametrize("source", sorted(set(COHORTS) - {"hail_nocontigs"}))
@@ -77,9 +76,7 @@ def test_contigless_cohort_is_loaded_whole(cohort_run):
 
 
 def test_platinum_duplicate_records_keep_distinct_ids(cohort_run):
-    ids = duckdb.execute(
-        f"SELECT count(*), count(DISTINCT variant_id) FROM {parquet(cohort_run, 'variants', 'platinum')}"
-    ).fetchone()
+    ids = query(f"SELECT count(*), count(DISTINCT variant_id) FROM {parquet(cohort_run, 'variants', 'platinum')}")[0]
     assert ids[0] == ids[1] == 67_641
 
 
@@ -96,10 +93,10 @@ def test_sampled_records_match_bcftools_field_by_field(cohort_run):
     table = parquet(cohort_run, "variants", "kg_phase3")
     for line in sample:
         chrom, pos, ref, alt, vid, qual, filt, af, ac = line.split("\t")
-        row = duckdb.execute(
+        row = query(
             f"SELECT id, qual, filter, info_AF, info_AC FROM {table} WHERE variant_id = ?",
             [f"{chrom}:{pos}:{ref}:{alt}"],
-        ).fetchall()
+        )
         assert row == [(None if vid == "." else vid, float(qual), filt, pytest.approx(float(af)), int(ac))]
 
 
@@ -108,9 +105,9 @@ def test_sampled_genotypes_match_bcftools(cohort_run):
     normalized = subprocess.run(["bcftools", "norm", "-m", "-any", "-Ou", vcf], capture_output=True, check=True).stdout
     table = parquet(cohort_run, "genotypes", "kg_phase3")
     for sample in bcftools_lines("query", "-l", vcf)[::500]:
-        query = ["bcftools", "query", "-s", sample, "-i", 'GT="alt"', "-f", "%CHROM:%POS:%REF:%ALT\t[%GT]\n", "-"]
-        lines = subprocess.run(query, input=normalized, capture_output=True, check=True).stdout.decode().splitlines()
-        got = duckdb.execute(f"SELECT variant_id, gt FROM {table} WHERE sample = ?", [sample]).fetchall()
+        command = ["bcftools", "query", "-s", sample, "-i", 'GT="alt"', "-f", "%CHROM:%POS:%REF:%ALT\t[%GT]\n", "-"]
+        lines = subprocess.run(command, input=normalized, capture_output=True, check=True).stdout.decode().splitlines()
+        got = query(f"SELECT variant_id, gt FROM {table} WHERE sample = ?", [sample])
         assert sorted(got) == sorted(tuple(line.split("\t")) for line in lines)
         assert got, sample
 
