@@ -352,6 +352,32 @@ def test_batch_size_follows_declared_memory():
     assert embed_mem_mb(1) == DEFAULT_EMBED_MEM_MB < embed_mem_mb(2) < embed_mem_mb(3)
 
 
+LAUNCHER = """
+import subprocess, sys
+child = "from vcf_agent.embed import job_launcher_rss_mb; print(job_launcher_rss_mb())"
+ballast = bytearray(200 << 20)  # RSS the child must count when this is a cluster job's Snakemake
+ballast[::4096] = b"x" * len(ballast[::4096])
+measured = subprocess.run(["bash", "-c", f"{sys.executable} -c '{child}'"], capture_output=True, text=True, check=True)
+own = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:")) / 1024
+print(measured.stdout.strip(), own)
+"""
+
+
+@pytest.mark.parametrize(("mode", "counted"), [("remote", True), ("default", False)])
+def test_a_cluster_job_counts_its_own_snakemake_against_its_memory(tmp_path, mode, counted):
+    # A process named snakemake, with Snakemake's job arguments, starts a shell that starts the job.
+    launcher = tmp_path / "snakemake"
+    launcher.write_text(LAUNCHER)
+    out = subprocess.run(
+        [sys.executable, str(launcher), "--mode", mode], capture_output=True, text=True, check=True
+    ).stdout
+    measured, launcher_rss = map(float, out.split())
+    if counted:  # the launcher's RSS (read by the launcher itself) plus a few MB of bash
+        assert launcher_rss > 200 and launcher_rss <= measured < launcher_rss + 20
+    else:
+        assert measured == 0
+
+
 def test_an_empty_shard_gives_an_empty_vector_file(model, tmp_path):
     shard = write_shard(tmp_path / "v.parquet", [variant()])
     pq.write_table(pq.read_table(shard).slice(0, 0), shard)

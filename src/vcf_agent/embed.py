@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import re
 import resource
@@ -260,6 +261,29 @@ def current_rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
+def job_launcher_rss_mb(pid: int | None = None) -> float:
+    """RSS (MB) of the processes between this one and the Snakemake that runs it as a cluster job.
+
+    A cluster job's memory limit covers the whole job, including the Snakemake started inside it
+    (``--mode remote``, ~160 MB) and any shell in between, so a job sizes its batches from what
+    they leave. 0 under a local run, where Snakemake's own process is not part of any job.
+    """
+    total, pid = 0.0, os.getppid() if pid is None else pid
+    while pid > 1:
+        proc = Path("/proc") / str(pid)
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+        except OSError:  # gone, or not ours to read: no launcher to count
+            return 0.0
+        total += int(status.get("VmRSS", "0 kB").split()[0]) / 1024
+        if any(b"snakemake" in arg for arg in args):
+            remote = any(a == b"--mode" and b == b"remote" for a, b in itertools.pairwise(args))
+            return total if remote else 0.0
+        pid = int(status["PPid"])
+    return 0.0
+
+
 # ---------------------------------------------------------------- shard
 
 
@@ -354,7 +378,8 @@ def embed_shard(
     encoder = load_model(model, device)
     embed_texts(["warm-up"], loaded=encoder)  # the first call allocates the model's work buffers
     dim = encoder.get_embedding_dimension()
-    batch_rows = batch_rows or batch_size_for(mem_mb, baseline_mb=current_rss_mb())
+    baseline_mb = current_rss_mb() + job_launcher_rss_mb()
+    batch_rows = batch_rows or batch_size_for(mem_mb, baseline_mb=baseline_mb)
     batch_rows = max(1, min(batch_rows, shard.metadata.num_rows))  # a small shard needs no big buffers
     stats = EmbedStats(str(variants_parquet), model_id(model), str(encoder.device), batch_rows)
     stats.model_seconds = round(time.perf_counter() - started, 3)
