@@ -30,6 +30,7 @@ include: "workflow/rules/normalize.smk"
 include: "workflow/rules/parquet.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/stores.smk"
 
 
 rule all:
@@ -37,3 +38,5 @@ rule all:
     input:
         "results/summary.json",
         "results/report/memory.svg",
+        "results/lancedb.json",
+        "results/kuzu.json",

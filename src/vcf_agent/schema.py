@@ -126,3 +126,149 @@ def variant_id(chrom: str, pos: int, ref: str, alt: str, duplicate: int | None =
     """Stable id of a biallelic record; duplicate is the ordinal (>= 2) of a repeated record."""
     key = allele_key(chrom, pos, ref, alt)
     return key if not duplicate or duplicate < 2 else f"{key}{DUPLICATE_SEPARATOR}{duplicate}"
+
+
+# ---------------------------------------------------------------- stores: LanceDB table and Kuzu graph
+# What the load rules write (vcf_agent.lance_store, vcf_agent.kuzu_store) and the
+# query layer reads. Column types come from the Parquet definitions above.
+
+#: The LanceDB table: every variant Parquet column (core columns, then the union of
+#: the typed INFO columns of all VCFs, null where a VCF lacks one), then `text` and
+#: `vector` from the embedding files.
+LANCE_TABLE = "variants"
+LANCE_TEXT_COLUMN = "text"
+LANCE_VECTOR_COLUMN = "vector"
+#: Metric of the ANN index (vectors are L2-normalised, so cosine = 1 - dot product).
+LANCE_METRIC = "cosine"
+#: Scalar indexes and their kinds: BTREE for high-cardinality columns and ranges,
+#: BITMAP for the few distinct values of chrom and consequence.
+LANCE_SCALAR_INDEXES: dict[str, str] = {
+    "variant_id": "BTREE",
+    "chrom": "BITMAP",
+    "pos": "BTREE",
+    "gene": "BTREE",
+    "consequence": "BITMAP",
+}
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """A Kuzu node table; `columns[0]` is its primary key."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def key(self) -> str:
+        return self.columns[0].name
+
+
+@dataclass(frozen=True)
+class RelTable:
+    """A Kuzu rel table from `source` to `target` nodes, with properties `columns`.
+
+    `storage` is Kuzu's storage_direction: "both" keeps an adjacency list on each
+    side; "fwd" only on the source side (a pattern matched from the target side then
+    scans the whole table, and undirected patterns are refused).
+    """
+
+    name: str
+    source: str
+    target: str
+    columns: tuple[Column, ...] = ()
+    storage: str = "both"
+
+
+def _variant_columns(*names: str) -> tuple[Column, ...]:
+    by_name = {c.name: c for c in VARIANT_COLUMNS}
+    return tuple(by_name[n] for n in names)
+
+
+def _genotype_columns(*names: str) -> tuple[Column, ...]:
+    by_name = {c.name: c for c in GENOTYPE_COLUMNS}
+    return tuple(by_name[n] for n in names)
+
+
+def _annotation_columns(*names: str) -> tuple[Column, ...]:
+    by_name = {c.name: c for c in ANNOTATION_COLUMNS}
+    return tuple(by_name[n] for n in names)
+
+
+SAMPLE_NODE = NodeTable("Sample", (Column("id", pa.string(), "sample name; one node per name across all VCFs", False),))
+_VARIANT_NODE_PROPERTIES = (
+    "variant_id", "chrom", "pos", "end", "ref", "alt", "id", "qual", "filter",
+    "variant_class", "gene", "consequence", "impact",
+)  # fmt: skip
+VARIANT_NODE = NodeTable("Variant", _variant_columns(*_VARIANT_NODE_PROPERTIES))
+GENE_NODE = NodeTable("Gene", (Column("symbol", pa.string(), "gene symbol of an ANN/CSQ annotation", False),))
+FILE_NODE = NodeTable(
+    "File",
+    (
+        Column("name", pa.string(), "name of the input VCF in the config (the `source` column)", False),
+        Column("path", pa.string(), "the input VCF as configured"),
+    ),
+)
+# CARRIES keeps adjacency on both sides (Kuzu's default), so the carriers of a
+# variant are read as directly as the variants of a sample (3 ms against 150 ms
+# for a scan of 10,000,000 edges stored on the Sample side only). The price is at
+# load time: Kuzu's COPY holds every edge once per stored direction (about 60 bytes
+# per edge and direction, 30 more per string property); see kuzu_mem_mb in
+# workflow/rules/common.smk.
+# dp and gq exist only when some VCF declares FORMAT/DP or GQ as integers, and
+# source only when the graph holds more than one VCF (a single VCF is the only
+# File node): see CARRIES_OPTIONAL.
+CARRIES_REL = RelTable(
+    "CARRIES",
+    "Sample",
+    "Variant",
+    _genotype_columns("gt", "phased", "alt_count", "ploidy", "dp", "gq", "source"),
+)
+#: Properties of CARRIES that a graph may lack (see above); check with Graph.properties.
+CARRIES_OPTIONAL = frozenset({"dp", "gq", "source"})
+IN_GENE_REL = RelTable(
+    "IN_GENE",
+    "Variant",
+    "Gene",
+    _annotation_columns("consequence", "impact", "feature_id", "hgvs_c", "hgvs_p", "gene_id", "source"),
+)
+VARIANT_IN_FILE_REL = RelTable("VARIANT_IN_FILE", "Variant", "File")
+SAMPLE_IN_FILE_REL = RelTable("SAMPLE_IN_FILE", "Sample", "File")
+
+KUZU_NODE_TABLES: tuple[NodeTable, ...] = (SAMPLE_NODE, VARIANT_NODE, GENE_NODE, FILE_NODE)
+KUZU_REL_TABLES: tuple[RelTable, ...] = (CARRIES_REL, IN_GENE_REL, VARIANT_IN_FILE_REL, SAMPLE_IN_FILE_REL)
+
+#: Property names that are Cypher keywords: write them in backticks, e.g. v.`end`.
+KUZU_KEYWORD_PROPERTIES = frozenset({"end"})
+
+_KUZU_TYPES = {
+    pa.string(): "STRING",
+    pa.int64(): "INT64",
+    pa.int32(): "INT32",
+    pa.int8(): "INT8",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def kuzu_type(arrow_type: pa.DataType) -> str:
+    return _KUZU_TYPES[arrow_type]
+
+
+def kuzu_property(name: str) -> str:
+    """A property name as Cypher needs it (backticks around keywords such as `end`)."""
+    return f"`{name}`" if name in KUZU_KEYWORD_PROPERTIES else name
+
+
+def kuzu_ddl(omit: dict[str, set[str]] | None = None) -> list[str]:
+    """CREATE statements of every node and rel table; `omit` maps a rel table to properties left out."""
+    omit = omit or {}
+    statements = []
+    for node in KUZU_NODE_TABLES:
+        props = ", ".join(f"{kuzu_property(c.name)} {kuzu_type(c.type)}" for c in node.columns)
+        statements.append(f"CREATE NODE TABLE {node.name}({props}, PRIMARY KEY ({node.key}))")
+    for rel in KUZU_REL_TABLES:
+        columns = [c for c in rel.columns if c.name not in omit.get(rel.name, set())]
+        props = "".join(f", {kuzu_property(c.name)} {kuzu_type(c.type)}" for c in columns)
+        storage = f" WITH (storage_direction = '{rel.storage}')" if rel.storage != "both" else ""
+        statements.append(f"CREATE REL TABLE {rel.name}(FROM {rel.source} TO {rel.target}{props}){storage}")
+    return statements

@@ -1,4 +1,5 @@
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -117,6 +118,9 @@ DEFAULT_RESOURCES = {
     # the model takes ~560 MB on CPU (a job peaks at ~770 MB); the batch size is derived
     # from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
     "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
+    # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
+    "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
+    "load_kuzu": {"mem_mb": 448, "runtime": 10, "threads": 2},
 }
 
 
@@ -200,3 +204,82 @@ def embed_gpus():
 
 def embedding_stats_of_all(wildcards):
     return shard_outputs("results/embedding_stats/{vcf}/{shard}.json")
+
+
+# ---------------------------------------------------------------- stores (load_lancedb, load_kuzu)
+# Inputs and resources of the rules in stores.smk. Memory was measured with
+# benchmarks/bench_stores.py (1,000,000 variants, 10,000,000 genotypes, 2 cores).
+
+
+def variant_shards_of_all(wildcards):
+    return shard_outputs("results/parquet/variants/{vcf}/{shard}.parquet")
+
+
+def genotype_shards_of_all(wildcards):
+    return shard_outputs("results/parquet/genotypes/{vcf}/{shard}.parquet")
+
+
+def annotation_shards_of_all(wildcards):
+    return shard_outputs("results/parquet/annotations/{vcf}/{shard}.parquet")
+
+
+def embedding_shards_of_all(wildcards):
+    return shard_outputs("results/embeddings/{vcf}/{shard}.parquet")
+
+
+def planned_records():
+    """Records of all shards of all VCFs, from the shard plans (exact after the split)."""
+    return sum(int(row["records"]) for vcf in VCFS for row in shard_plan(vcf))
+
+
+def stored_counts(stats_files):
+    """Variants, genotypes and annotations written by convert_shard (its shard_stats files).
+
+    Before the shards exist this raises FileNotFoundError for one of the rule's inputs,
+    and Snakemake evaluates the resource again once the job is ready to run.
+    """
+    totals = {"variants": 0, "genotypes": 0, "annotations": 0}
+    for path in stats_files:
+        with open(path) as handle:
+            stats = json.load(handle)
+        for key in totals:
+            totals[key] += int(stats.get(key, 0))
+    return totals
+
+
+def lancedb_mem_mb(wildcards, attempt):
+    # Batches and writes are bounded (~500 MB for any size); the IVF_PQ training
+    # and partition shuffle of the ANN index add about 400 MB per million rows.
+    base = rule_resource("load_lancedb", "mem_mb")
+    return int(base + planned_records() / 1e6 * 400) * attempt
+
+
+def lancedb_runtime(wildcards, attempt):
+    # ~150,000 rows/s written, ~10 s per million rows for the ANN index.
+    base = rule_resource("load_lancedb", "runtime")
+    return int(base + planned_records() / 1e6 * 2) * attempt
+
+
+def kuzu_mem_mb(wildcards, input, attempt):
+    # Kuzu's COPY holds a whole rel table in its buffer pool (mem_mb minus 400 MB for
+    # the processes): ~60 bytes per CARRIES edge and direction, both stored (30 more
+    # each with a source property, i.e. several VCFs), ~100 per Variant node, ~600 per
+    # IN_GENE edge (both ways, 7 strings). A larger pool only caches more. See
+    # benchmarks/bench_stores.py for the measured peaks.
+    counts = stored_counts(input.stats)
+    per_edge = 2 * (60 + (30 if len(VCFS) > 1 else 0))
+    data = (
+        counts["genotypes"] * per_edge
+        + counts["variants"] * 100
+        + counts["annotations"] * 600
+    )
+    return int(rule_resource("load_kuzu", "mem_mb") + data / 1e6) * attempt
+
+
+def kuzu_runtime(wildcards, input, attempt):
+    # ~1,000,000 genotype edges per second, with the DuckDB preparation.
+    counts = stored_counts(input.stats)
+    base = rule_resource("load_kuzu", "runtime")
+    return (
+        int(base + counts["genotypes"] / 1e6 / 60 + counts["variants"] / 1e6) * attempt
+    )

@@ -1,6 +1,9 @@
 rule plot_resources:
     input:
         summary="results/summary.json",
+        # the stores come last: their jobs must be in the report too
+        lancedb="results/lancedb.json",
+        kuzu="results/kuzu.json",
     output:
         memory=report(
             "results/report/memory.svg",

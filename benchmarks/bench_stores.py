@@ -1,0 +1,112 @@
+"""Throughput and peak RSS of the two store loads at scale.
+
+    python benchmarks/bench_stores.py                        # 1,000,000 variants, 10,000,000 genotypes
+    python benchmarks/bench_stores.py --variants 200000 --genotypes 2000000 --data /tmp/scaled
+
+The data is the real 1000 Genomes chr22 cohort repeated at shifted positions
+(benchmarks/scaled_data.py; built once, then reused from --data). Each load runs
+in its own process through the package function its rule calls, measured with
+benchmarks/measure.py (peak RSS of the whole process tree). The declared memory
+defaults to what rules load_lancedb and load_kuzu would declare for this data
+(workflow/rules/common.smk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from measure import run_measured
+from scaled_data import build_scaled_shards
+
+
+def lancedb_mem_mb(variants: int) -> int:
+    return int(1024 + variants / 1e6 * 400)  # lancedb_mem_mb in common.smk
+
+
+def kuzu_mem_mb(variants: int, genotypes: int) -> int:
+    return int(448 + (genotypes * 120 + variants * 100) / 1e6)  # kuzu_mem_mb in common.smk (one VCF)
+
+
+def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:
+    """Run one load in this process (called through --stage) and return its manifest."""
+    shards = build_scaled_shards(data, **json.loads((data / "wanted.json").read_text()))
+    if name == "lancedb":
+        from vcf_agent.lance_store import load_lancedb
+
+        return load_lancedb(
+            shards.variants, shards.embeddings, out / "lancedb", out / "lancedb.json", threads=threads, mem_mb=mem_mb
+        )
+    from vcf_agent.kuzu_store import load_kuzu
+
+    return load_kuzu(
+        shards.variants, shards.genotypes, shards.annotations, out / "kuzu", out / "kuzu.json",
+        samples={shards.source: shards.samples}, threads=threads, mem_mb=mem_mb,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", type=int, default=1_000_000)
+    parser.add_argument("--genotypes", type=int, default=10_000_000)
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "vcf-agent-scaled")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lancedb-mem-mb", type=int, help="declared memory of the LanceDB load")
+    parser.add_argument("--kuzu-mem-mb", type=int, help="declared memory of the Kuzu load")
+    parser.add_argument("--only", choices=("lancedb", "kuzu"), help="measure one store's load only")
+    parser.add_argument("--stage", choices=("lancedb", "kuzu"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--mem-mb", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(stage(args.stage, args.data, args.out, args.threads, args.mem_mb)))
+        return
+
+    wanted = {"variants": args.variants, "genotypes": args.genotypes}
+    shards = build_scaled_shards(args.data, **wanted)
+    (args.data / "wanted.json").write_text(json.dumps(wanted))
+    mem = {
+        "lancedb": args.lancedb_mem_mb or lancedb_mem_mb(shards.n_variants),
+        "kuzu": args.kuzu_mem_mb or kuzu_mem_mb(shards.n_variants, shards.n_genotypes),
+    }
+    print(
+        f"data: {shards.n_variants:,} variants with {shards.dim}-d vectors, {shards.n_genotypes:,} genotypes,"
+        f" {len(shards.variants)} shards ({args.data})"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-stores-", dir=args.data) as out:
+        for name in [args.only] if args.only else ["lancedb", "kuzu"]:
+            command = [sys.executable, __file__, "--stage", name, "--data", str(args.data), "--out", out]
+            command += ["--threads", str(args.threads), "--mem-mb", str(mem[name])]
+            measured = run_measured(command)
+            manifest = json.loads(measured.stdout.strip().splitlines()[-1])
+            report(name, manifest, measured, mem[name], shards)
+
+
+def report(name: str, manifest: dict, measured, mem_mb: int, shards) -> None:
+    seconds = manifest["seconds"]
+    rss = f"peak RSS {measured.peak_rss_mb:,.0f} MiB (declared mem_mb {mem_mb:,})"
+    if name == "lancedb":
+        rows = manifest["rows"]
+        ann = next((i for i in manifest["indexes"] if i["type"] == "IVF_PQ"), None)
+        print(
+            f"LanceDB: {rows:,} rows in {seconds['rows']:.1f} s = {rows / seconds['rows']:,.0f} rows/s written;"
+            f" scalar indexes {seconds['scalar_indexes']:.1f} s, ANN index {seconds.get('ann_index', 0):.1f} s"
+            f" ({ann and {k: ann[k] for k in ('num_partitions', 'num_sub_vectors', 'num_bits')}});"
+            f" whole load {seconds['total']:.1f} s = {rows / seconds['total']:,.0f} rows/s"
+            f" ({measured.seconds:.1f} s with the interpreter); {rss}"
+        )
+    else:
+        edges = manifest["counts"]["CARRIES"]
+        print(
+            f"Kuzu: {edges:,} CARRIES edges copied in {seconds['CARRIES']:.1f} s = {edges / seconds['CARRIES']:,.0f}"
+            f" edges/s; whole load (DuckDB preparation, {manifest['counts']['Variant']:,} Variant nodes, all tables)"
+            f" {seconds['total']:.1f} s = {edges / seconds['total']:,.0f} edges/s"
+            f" ({measured.seconds:.1f} s with the interpreter); {rss}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+"""The LanceDB store: one table of every variant with its description and embedding.
+
+Contract (what rule load_lancedb writes and the query layer reads)
+------------------------------------------------------------------
+* ``results/lancedb`` is a symlink to the current build; open it with
+  ``lancedb.connect("results/lancedb")`` (or `open_table`). Table ``variants``
+  (schema.LANCE_TABLE): every column of the variant Parquet (schema.VARIANT_COLUMNS,
+  then the typed ``info_*`` columns of all VCFs: the union, null where a VCF does
+  not declare the field), then ``text`` (the embedded description) and ``vector``
+  (fixed-size list of float32, L2-normalised, width from the embedding files:
+  384 for the default model). An INFO field typed differently by two VCFs gets a
+  type that holds both (`common_type`: int32 and int64 give int64, a number and a
+  list of numbers give a list, anything else text).
+* One row per variant_id: a variant found in several VCFs is kept once, from the
+  first VCF of the config (its ``source`` and INFO values); the Kuzu graph has
+  one VARIANT_IN_FILE edge per VCF holding it. Row count = Kuzu Variant nodes.
+* Indexes (schema.LANCE_SCALAR_INDEXES): BTREE on variant_id, pos and gene,
+  BITMAP on chrom and consequence, each where the column holds any value.
+  An ANN index once the table has ANN_MIN_ROWS rows (below that an exact scan of
+  the vectors takes a few tens of milliseconds and is exact): IVF_PQ, cosine,
+  ``num_partitions = min(rows // TARGET_PARTITION_ROWS, distinct texts //
+  MIN_DISTINCT_PER_PARTITION)`` (at least 1; Lance's k-means cannot form more
+  partitions than there are distinct vectors, and identical descriptions give
+  identical vectors), ``num_sub_vectors = dim / 8`` with ``num_bits = 4``
+  (24 bytes per 384-d vector; 4-bit codes train three times faster than 8-bit
+  ones on two cores, measured 6-10 s against 20-30 s for 1,000,000 rows).
+  Queries should use a ``refine_factor`` to re-rank with the full vectors.
+* ``results/lancedb.json`` (the manifest, written last): rows, columns, VCFs and
+  shards, shadowed duplicates, model, vector dim, indexes with their parameters,
+  build time (UTC) and seconds per phase.
+
+How it loads
+------------
+The schema is declared before any row is read (Parquet footers only). Each
+variant shard is read in record batches beside its embedding file (same shard,
+same row order: the variant_ids of every batch are compared and a mismatch
+stops the load naming both files); batches are assembled column by column into
+the declared schema (no cast unless two VCFs type an INFO field differently) and
+streamed to LanceDB, one `add` per ROWS_PER_WRITE rows, so memory depends on
+the batch and write sizes, not on the table. From CHILD_PROCESS_MIN_ROWS rows the
+writing runs in a child process, whose memory is gone before the ANN index
+build needs its own; then the indexes are built. The store is built in a new
+folder and swapped in atomically (vcf_agent.stores.StoreBuild).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vcf_agent.errors import VcfAgentError, fail
+from vcf_agent.files import read_json, write_json
+from vcf_agent.logs import log
+from vcf_agent.schema import (
+    LANCE_METRIC,
+    LANCE_SCALAR_INDEXES,
+    LANCE_TABLE,
+    LANCE_TEXT_COLUMN,
+    LANCE_VECTOR_COLUMN,
+    VARIANT_COLUMNS,
+)
+from vcf_agent.stores import (
+    PROCESS_OVERHEAD_MB,
+    Shard,
+    StoreBuild,
+    duckdb_connect,
+    paired_shards,
+    parquet_file,
+    shadowed_rows,
+    sources_in_order,
+    sql_list,
+    unreadable,
+    utc_now,
+)
+
+# Lance logs every k-means warning (thousands for repetitive data) unless told otherwise.
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+import lancedb
+from lancedb.index import Bitmap, BTree, IvfPq
+
+#: Rows below which no ANN index is built (exact search is fast and exact there).
+ANN_MIN_ROWS = 100_000
+#: Rows per IVF partition aimed at (Lance's default is 8,192; fewer partitions build faster).
+TARGET_PARTITION_ROWS = 16_384
+#: At least this many distinct vectors (texts) per partition, or k-means leaves partitions empty.
+MIN_DISTINCT_PER_PARTITION = 16
+PQ_BITS = 4
+#: Rows per record batch read from the shards.
+BATCH_ROWS = 4096
+#: Rows per LanceDB `add` (one data file each). Lance's writer holds a file's pages until
+#: it is finished: peak RSS of a 1,000,000-row load was 480 MB with one add per
+#: 100,000 rows and 750 MB with one add for all.
+ROWS_PER_WRITE = 131_072
+
+PROMOTIONS = {
+    (pa.int8(), pa.int16()), (pa.int8(), pa.int32()), (pa.int8(), pa.int64()), (pa.int16(), pa.int32()),
+    (pa.int16(), pa.int64()), (pa.int32(), pa.int64()), (pa.int32(), pa.float64()), (pa.int64(), pa.float64()),
+    (pa.float32(), pa.float64()),
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------- reading
+
+
+def open_table(path: Path | str = "results/lancedb", table: str = LANCE_TABLE):
+    """The variants table of a store written by `load_lancedb`."""
+    return lancedb.connect(str(path)).open_table(table)
+
+
+@dataclass
+class TableSchema:
+    """The declared schema, and for each shard file the columns that need the wider type."""
+
+    schema: pa.Schema
+    dim: int
+    widen: dict[Path, list[str]] = field(default_factory=dict)
+
+
+def table_schema(shards: Sequence[Shard]) -> TableSchema:
+    """Core columns, the union of the INFO columns (first seen first), text and vector: from the footers only."""
+    core = {c.name: c.field() for c in VARIANT_COLUMNS}
+    info: dict[str, pa.DataType] = {}
+    for shard in shards:
+        for f in parquet_file(shard.variants).schema_arrow:
+            if f.name not in core:
+                info[f.name] = common_type(info[f.name], f.type) if f.name in info else f.type
+    text, vector = _embedding_fields(shards)
+    schema = pa.schema([*core.values(), *(pa.field(n, t) for n, t in info.items()), text, vector])
+    result = TableSchema(schema, vector.type.list_size)
+    for shard in shards:
+        file_schema = parquet_file(shard.variants).schema_arrow
+        narrow = [f.name for f in file_schema if f.name in info and f.type != info[f.name]]
+        if narrow:
+            result.widen[shard.variants] = narrow
+    return result
+
+
+def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """A type that holds the values of both (an INFO field declared differently by two VCFs).
+
+    Numbers widen (int32 -> int64 -> double); a single value and a list of values give a
+    list (SVLEN is Number=1 in one VCF and Number=. in another); anything else becomes
+    text, lists written as in the VCF ("1,2").
+    """
+    if a == b:
+        return a
+    if (a, b) in PROMOTIONS:
+        return b
+    if (b, a) in PROMOTIONS:
+        return a
+    list_a, list_b = pa.types.is_list(a), pa.types.is_list(b)
+    if list_a or list_b:
+        inner = common_type(a.value_type if list_a else a, b.value_type if list_b else b)
+        return pa.list_(inner) if not pa.types.is_string(inner) else pa.string()
+    return pa.string()
+
+
+def convert(column: pa.Array, target: pa.DataType) -> pa.Array:
+    """`column` as `target`, a type that common_type chose for it."""
+    if pa.types.is_string(target):
+        if pa.types.is_list(column.type):
+            return pc.binary_join(pc.cast(column, pa.list_(pa.string())), ",")
+        return pc.cast(column, pa.string())
+    if pa.types.is_list(target) and not pa.types.is_list(column.type):
+        offsets = pa.array(range(len(column) + 1), pa.int32())
+        return pa.ListArray.from_arrays(offsets, pc.cast(column, target.value_type), mask=column.is_null())
+    return pc.cast(column, target)
+
+
+def _embedding_fields(shards: Sequence[Shard]) -> tuple[pa.Field, pa.Field]:
+    vector_type = None
+    for shard in shards:
+        file_schema = parquet_file(shard.other).schema_arrow
+        if LANCE_VECTOR_COLUMN not in file_schema.names or LANCE_TEXT_COLUMN not in file_schema.names:
+            raise fail(shard.other, "not an embedding file (no text or vector column)")
+        kind = file_schema.field(LANCE_VECTOR_COLUMN).type
+        if not pa.types.is_fixed_size_list(kind) or kind.value_type != pa.float32():
+            raise fail(shard.other, f"vector column is {kind}, not a fixed-size list of float32")
+        if vector_type is not None and kind.list_size != vector_type.list_size:
+            raise fail(shard.other, f"vectors of width {kind.list_size}, other shards have {vector_type.list_size}")
+        vector_type = kind
+    if vector_type is None:
+        vector_type = pa.list_(pa.float32(), 384)
+    return pa.field(LANCE_TEXT_COLUMN, pa.string(), nullable=False), pa.field(
+        LANCE_VECTOR_COLUMN, vector_type, nullable=False
+    )
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    shadowed: int = 0
+    non_null: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LANCE_SCALAR_INDEXES, 0))
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        for name in self.non_null:
+            column = batch.column(name)
+            self.non_null[name] += len(column) - column.null_count
+
+
+def shard_batches(
+    shard: Shard, layout: TableSchema, drop: np.ndarray | None, counts: Counts, batch_rows: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """The rows of one shard joined to its embeddings, as batches of the declared schema."""
+    variants, vectors = parquet_file(shard.variants), parquet_file(shard.other)
+    rows = variants.metadata.num_rows
+    if vectors.metadata.num_rows != rows:
+        raise fail(shard.other, f"{vectors.metadata.num_rows} embeddings for the {rows} variants of {shard.variants}")
+    widen = set(layout.widen.get(shard.variants, ()))
+    names = set(variants.schema_arrow.names)
+    pairs = _aligned(
+        _decoded(variants.iter_batches(batch_size=batch_rows, use_threads=False), shard.variants),
+        _decoded(
+            vectors.iter_batches(batch_size=batch_rows, columns=["variant_id", "text", "vector"], use_threads=False),
+            shard.other,
+        ),
+    )
+    start = 0
+    for left, right in pairs:
+        if not left.column("variant_id").equals(right.column("variant_id")):
+            raise fail(shard.other, _mismatch(left, right, start, shard))
+        arrays = []
+        for f in layout.schema:
+            if f.name in (LANCE_TEXT_COLUMN, LANCE_VECTOR_COLUMN):
+                arrays.append(right.column(f.name))
+            elif f.name not in names:
+                arrays.append(pa.nulls(left.num_rows, f.type))
+            elif f.name in widen:
+                arrays.append(convert(left.column(f.name), f.type))
+            else:
+                arrays.append(left.column(f.name))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=layout.schema)
+        if drop is not None:
+            batch = _without(batch, drop, start, counts)
+        start += left.num_rows
+        if batch.num_rows:
+            counts.add(batch)
+            yield batch
+
+
+def _decoded(batches: Iterator[pa.RecordBatch], path: Path) -> Iterator[pa.RecordBatch]:
+    """`batches`, with a decoding failure (a damaged page) turned into a one-line error."""
+    try:
+        yield from batches
+    except (OSError, pa.ArrowException) as error:
+        raise unreadable(path, error) from error
+
+
+def _aligned(left: Iterator[pa.RecordBatch], right: Iterator[pa.RecordBatch]):
+    """Pairs of equally long slices of two batch streams (their row groups need not line up)."""
+    a = b = None
+    while True:
+        if a is None or a.num_rows == 0:
+            a = next(left, None)
+        if b is None or b.num_rows == 0:
+            b = next(right, None)
+        if a is None or b is None:
+            return
+        n = min(a.num_rows, b.num_rows)
+        yield a.slice(0, n), b.slice(0, n)
+        a, b = a.slice(n), b.slice(n)
+
+
+def _mismatch(left: pa.RecordBatch, right: pa.RecordBatch, start: int, shard: Shard) -> str:
+    differs = pc.not_equal(left.column("variant_id"), right.column("variant_id"))
+    index = pc.index(differs, True).as_py()
+    return (
+        f"row {start + index + 1}: variant_id {right.column('variant_id')[index].as_py()!r} does not match"
+        f" {left.column('variant_id')[index].as_py()!r} of {shard.variants} (re-run the embedding of this shard)"
+    )
+
+
+def _without(batch: pa.RecordBatch, drop: np.ndarray, start: int, counts: Counts) -> pa.RecordBatch:
+    lo, hi = np.searchsorted(drop, [start, start + batch.num_rows])
+    if lo == hi:
+        return batch
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[drop[lo:hi] - start] = False
+    counts.shadowed += int(hi - lo)
+    return batch.filter(pa.array(keep))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_lancedb(
+    variants: Sequence[Path | str],
+    embeddings: Sequence[Path | str],
+    out: Path | str = "results/lancedb",
+    manifest: Path | str = "results/lancedb.json",
+    *,
+    summary: Path | str | None = None,
+    threads: int = 2,
+    mem_mb: int = 2048,
+    ann_min_rows: int = ANN_MIN_ROWS,
+    rows_per_write: int = ROWS_PER_WRITE,
+    progress: bool = False,
+) -> dict:
+    """Build the LanceDB store from the variant shards and their embeddings; return the manifest."""
+    started = time.perf_counter()
+    os.environ.setdefault("LANCE_CPU_THREADS", str(max(1, threads)))
+    shards = paired_shards(variants, embeddings, "embeddings")
+    layout = table_schema(shards)
+    seconds = {}
+    with StoreBuild(out) as build, build.scratch() as scratch:
+        job = WriteJob(str(build.path), [str(s.variants) for s in shards], [str(s.other) for s in shards],
+                       scratch, threads, mem_mb, rows_per_write, progress)  # fmt: skip
+        counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
+        seconds["rows"] = round(time.perf_counter() - started, 3)
+        table = lancedb.connect(str(build.path)).open_table(LANCE_TABLE)
+        _check_rows(table, shards, counts)
+        indexes = []
+        if counts.rows >= max(ann_min_rows, 256):
+            distinct = _distinct_texts(shards, Path(scratch), threads, mem_mb)
+            indexes.append(_ann_index(table, counts.rows, distinct, layout.dim))
+            seconds["ann_index"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+        indexes[:0] = _scalar_indexes(table, counts)
+        seconds["scalar_indexes"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+        build.commit()
+    seconds["total"] = round(time.perf_counter() - started, 3)
+    result = _manifest(out, build, shards, layout, counts, indexes, summary, seconds)
+    write_json(result, manifest)
+    log.info("LanceDB %s: %d rows in %.1f s", out, counts.rows, seconds["total"])
+    return result
+
+
+#: Rows from which the rows are written by a child process: Arrow and Lance keep what
+#: they freed for reuse (~350 MB after a million rows, measured), and the IVF_PQ
+#: build that follows needs ~600 MB per million rows of its own.
+CHILD_PROCESS_MIN_ROWS = 200_000
+
+
+@dataclass
+class WriteJob:
+    """Writing every row into a new table: in this process, or in a child whose memory then goes."""
+
+    path: str
+    variants: list[str]
+    embeddings: list[str]
+    scratch: str
+    threads: int
+    mem_mb: int
+    rows_per_write: int
+    progress: bool
+
+    def input_rows(self) -> int:
+        return sum(parquet_file(p).metadata.num_rows for p in self.variants)
+
+    def run(self) -> Counts:
+        shards = paired_shards(self.variants, self.embeddings, "embeddings")
+        layout = table_schema(shards)
+        shadowed = {}
+        if len(sources_in_order(self.variants)) > 1:
+            con = duckdb_connect(Path(self.scratch), self.threads, max(128, (self.mem_mb - PROCESS_OVERHEAD_MB) // 4))
+            shadowed = shadowed_rows(con, [s.variants for s in shards])
+            con.close()
+        table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
+        counts = Counts()
+        _write_rows(table, shards, layout, shadowed, counts, self.rows_per_write, self.progress)
+        return counts
+
+    def run_in_child(self) -> Counts:
+        child = subprocess.run(
+            [sys.executable, "-c", "from vcf_agent.lance_store import _write_main; _write_main()"],
+            input=json.dumps(asdict(self)),
+            stdout=subprocess.PIPE,
+            stderr=None if self.progress else subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            lines = (child.stderr or "").strip().splitlines() or [f"writing the rows failed ({child.returncode})"]
+            raise VcfAgentError(lines[-1].removeprefix("ERROR: "))
+        return Counts(**json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def _write_main() -> None:
+    """Entry point of the child process of `WriteJob.run_in_child` (job as JSON on stdin)."""
+    os.environ.setdefault("LANCE_CPU_THREADS", "2")
+    job = WriteJob(**json.loads(sys.stdin.read()))
+    try:
+        counts = job.run()
+    except VcfAgentError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(asdict(counts)))
+
+
+def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb: int) -> int:
+    """About how many distinct descriptions (so distinct vectors) there are (HyperLogLog, ~2%)."""
+    con = duckdb_connect(scratch, threads, max(128, (mem_mb - PROCESS_OVERHEAD_MB) // 4))
+    try:
+        embedding_files = sql_list([s.other for s in shards])
+        return con.execute(f"SELECT approx_count_distinct(text) FROM read_parquet({embedding_files})").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _write_rows(table, shards, layout, shadowed, counts, rows_per_write: int, progress: bool) -> None:
+    """One LanceDB add (one data file) per group of shards of about `rows_per_write` rows."""
+    group: list[Shard] = []
+    group_rows = 0
+    bar = _progress(shards, progress)
+    for shard in shards:
+        group.append(shard)
+        group_rows += parquet_file(shard.variants).metadata.num_rows
+        if group_rows >= rows_per_write or shard is shards[-1]:
+            batches = (b for s in group for b in shard_batches(s, layout, shadowed.get(s.variants), counts))
+            table.add(pa.RecordBatchReader.from_batches(layout.schema, batches))
+            log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1].label)
+            if bar is not None:
+                bar.update(len(group))
+            group, group_rows = [], 0
+    if bar is not None:
+        bar.close()
+
+
+def _progress(shards, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=len(shards), unit="shard", desc="LanceDB")
+
+
+def _check_rows(table, shards: Sequence[Shard], counts: Counts) -> None:
+    stored = table.count_rows()
+    expected = sum(pq.ParquetFile(s.variants).metadata.num_rows for s in shards) - counts.shadowed
+    if stored != expected or stored != counts.rows:
+        raise VcfAgentError(f"LanceDB table holds {stored} rows, the shards {expected} distinct variants")
+
+
+def _scalar_indexes(table, counts: Counts) -> list[dict]:
+    made = []
+    for column, kind in LANCE_SCALAR_INDEXES.items():
+        if counts.non_null[column] == 0:
+            continue  # e.g. gene and consequence of VCFs without ANN/CSQ annotations
+        table.create_index(column, config=BTree() if kind == "BTREE" else Bitmap(), name=f"{column}_idx")
+        made.append({"name": f"{column}_idx", "column": column, "type": kind})
+    return made
+
+
+def ann_parameters(rows: int, distinct_vectors: int, dim: int) -> dict:
+    """IVF_PQ parameters for `rows` vectors of width `dim` (see the module docstring)."""
+    partitions = max(1, min(rows // TARGET_PARTITION_ROWS, distinct_vectors // MIN_DISTINCT_PER_PARTITION))
+    sub_vectors = dim // 8 if dim % 8 == 0 else 1
+    return {"num_partitions": partitions, "num_sub_vectors": sub_vectors, "num_bits": PQ_BITS}
+
+
+_FEWER_PARTITIONS = re.compile(r"Reduce num_partitions to <= (\d+)")
+
+
+def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
+    params = ann_parameters(rows, distinct, dim)
+    for _ in range(4):
+        try:
+            table.create_index(
+                LANCE_VECTOR_COLUMN, config=IvfPq(distance_type=LANCE_METRIC, **params), name="vector_idx"
+            )
+            break
+        except RuntimeError as error:
+            # k-means found fewer distinct clusters than asked (repetitive descriptions): ask for fewer.
+            fewer = _FEWER_PARTITIONS.search(str(error))
+            if not fewer or params["num_partitions"] == 1:
+                raise
+            params["num_partitions"] = max(1, int(fewer.group(1)) // 2)
+            log.info("ANN index: retrying with %d partitions", params["num_partitions"])
+    return {"name": "vector_idx", "column": LANCE_VECTOR_COLUMN, "type": "IVF_PQ", "metric": LANCE_METRIC, **params}
+
+
+def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Counts, indexes, summary, seconds) -> dict:
+    sources: dict[str, dict] = {}
+    for shard in shards:
+        entry = sources.setdefault(shard.source, {"shards": 0, "variant_rows": 0})
+        entry["shards"] += 1
+        entry["variant_rows"] += pq.ParquetFile(shard.variants).metadata.num_rows
+    return {
+        "store": "lancedb",
+        "path": str(out),
+        "build": build.path.name,
+        "table": LANCE_TABLE,
+        "rows": counts.rows,
+        "duplicates_dropped": counts.shadowed,
+        "columns": layout.schema.names,
+        "sources": sources,
+        "files": [str(s.variants) for s in shards],
+        "model": _model_name(summary),
+        "vector_dim": layout.dim,
+        "metric": LANCE_METRIC,
+        "indexes": indexes,
+        "built_at": utc_now(),
+        "seconds": seconds,
+        "lancedb_version": lancedb.__version__,
+    }
+
+
+def _model_name(summary: Path | str | None) -> str | list[str] | None:
+    if summary is None or not Path(summary).exists():
+        return None
+    models = sorted(
+        {s["embedding"]["model"] for s in read_json(summary).get("sources", {}).values() if s.get("embedding")}
+    )
+    return models[0] if len(models) == 1 else models or None

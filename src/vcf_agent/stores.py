@@ -1,0 +1,221 @@
+"""What the LanceDB and Kuzu loaders share: their inputs, duplicate variants, and the atomic swap.
+
+Inputs are the shard files of the workflow, in the order of the config's VCFs
+(`results/parquet/<kind>/<vcf>/<shard>.parquet`, `results/embeddings/<vcf>/<shard>.parquet`).
+The VCF of a shard is the name of its folder; an earlier VCF wins when two hold
+the same variant_id (`shadowed_rows`).
+
+A store is never changed in place (`StoreBuild`): it is built in a fresh sibling
+folder `results/.<name>-<UTC time>-<pid>` and published by atomically replacing
+the symlink `results/<name>` with one pointing at it; the previous build is
+deleted afterwards. A failed or killed load leaves the symlink, and so the
+previous store, untouched; the next load removes the half-built folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vcf_agent.errors import fail
+from vcf_agent.logs import log
+
+#: Memory of a load job outside the tools' own budgets: the Snakemake process inside a
+#: cluster job (~160 MB measured under SLURM) and this interpreter with pyarrow,
+#: DuckDB, LanceDB or Kuzu loaded (~200 MB).
+PROCESS_OVERHEAD_MB = 400
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The files of one shard: its VCF (source), id, and the Parquet file of each kind it has."""
+
+    source: str
+    shard: str
+    variants: Path
+    other: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}/{self.shard}"
+
+
+def source_of(path: Path | str) -> str:
+    """The VCF a shard file belongs to: the name of its folder."""
+    return Path(path).parent.name
+
+
+def paired_shards(variants: Sequence[Path | str], other: Sequence[Path | str] | None, kind: str) -> list[Shard]:
+    """Variant shards, each with its file of `kind` (embeddings, genotypes...) for the same VCF and shard."""
+    variants = [Path(p) for p in variants]
+    if other is None:
+        return [Shard(source_of(p), p.stem, p) for p in variants]
+    other = [Path(p) for p in other]
+    if len(other) != len(variants):
+        raise fail(kind, f"{len(other)} {kind} files for {len(variants)} variant shards")
+    shards = []
+    for v, o in zip(variants, other, strict=True):
+        if (source_of(v), v.stem) != (source_of(o), o.stem):
+            raise fail(o, f"does not belong to variant shard {v} (the lists of shard files must match)")
+        shards.append(Shard(source_of(v), v.stem, v, o))
+    return shards
+
+
+def sources_in_order(paths: Sequence[Path | str]) -> list[str]:
+    """The VCF names of shard files in their first-appearance (config) order."""
+    return list(dict.fromkeys(source_of(p) for p in paths))
+
+
+def parquet_file(path: Path | str) -> pq.ParquetFile:
+    """Open a shard file; a missing, cut or foreign file is a one-line error naming it."""
+    try:
+        return pq.ParquetFile(path, buffer_size=1 << 20)
+    except (OSError, pa.ArrowException) as error:
+        raise fail(path, f"cannot be read as Parquet ({_first_line(error)}); delete it and re-run") from error
+
+
+def unreadable(path: Path | str, error: Exception):
+    """The one-line error for a shard whose contents cannot be decoded."""
+    return fail(path, f"cannot be read ({_first_line(error)}); delete it and re-run")
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- DuckDB
+
+
+def duckdb_connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
+    """DuckDB bounded by `mem_mb` (it spills beyond it into `scratch`)."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute(f"SET memory_limit = '{max(128, mem_mb)}MB'")
+    con.execute(f"SET threads = {max(1, threads)}")
+    con.execute(f"SET temp_directory = '{scratch / 'spill'}'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # it would write to stdout
+    return con
+
+
+def sql_string(text: str | Path) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def sql_list(paths: Sequence[Path | str]) -> str:
+    return "[" + ", ".join(sql_string(p) for p in paths) + "]"
+
+
+def shadowed_rows(con: duckdb.DuckDBPyConnection, variants: Sequence[Path]) -> dict[Path, np.ndarray]:
+    """Rows (file -> row numbers) whose variant_id an earlier file of another VCF already holds.
+
+    Files are ranked by their position in `variants` (config order, then shard order),
+    so each variant is kept once, from the first VCF that has it.
+    """
+    if len(sources_in_order(variants)) < 2:
+        return {}
+    con.execute("CREATE OR REPLACE TEMP TABLE shard_rank (filename VARCHAR, rank INTEGER)")
+    con.executemany("INSERT INTO shard_rank VALUES (?, ?)", [(str(p), i) for i, p in enumerate(variants)])
+    rows = con.execute(
+        f"""WITH ids AS (
+              SELECT variant_id, filename, file_row_number
+              FROM read_parquet({sql_list(variants)}, filename = true, file_row_number = true, union_by_name = true)
+            ), repeated AS (SELECT variant_id FROM ids GROUP BY variant_id HAVING count(*) > 1)
+            SELECT filename, file_row_number FROM ids JOIN shard_rank USING (filename)
+            WHERE variant_id IN (SELECT variant_id FROM repeated)
+            QUALIFY row_number() OVER (PARTITION BY variant_id ORDER BY rank, file_row_number) > 1
+            ORDER BY filename, file_row_number"""
+    ).fetchall()
+    shadowed: dict[Path, list[int]] = {}
+    for filename, row in rows:
+        shadowed.setdefault(Path(filename), []).append(row)
+    return {path: np.asarray(numbers, dtype=np.int64) for path, numbers in shadowed.items()}
+
+
+# ---------------------------------------------------------------- atomic swap
+
+
+class StoreBuild:
+    """Build a store beside the live one and swap it in atomically (see the module docstring).
+
+    with StoreBuild(Path("results/lancedb")) as build:
+        ... write into build.path ...
+        build.commit()          # results/lancedb -> .lancedb-<time>-<pid>; old build deleted
+    """
+
+    def __init__(self, link: Path | str) -> None:
+        self.link = Path(link)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        self.path = self.link.with_name(f".{self.link.name}-{stamp}-{os.getpid()}")
+        self.committed = False
+
+    def __enter__(self) -> StoreBuild:
+        self.link.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_abandoned_builds()
+        self.path.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.committed:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def scratch(self) -> contextlib.AbstractContextManager[str]:
+        """A temporary folder on the store's file system (removed when done)."""
+        return tempfile.TemporaryDirectory(prefix=f".{self.link.name}-scratch-", dir=self.link.parent)
+
+    def commit(self) -> None:
+        """Point the link at the new build (one rename), then delete the previous build."""
+        previous = self._live_target()
+        if self.link.exists() and not self.link.is_symlink():
+            # A store from before symlinks: move it aside, as rename cannot replace a folder.
+            previous = self.link.with_name(f".{self.link.name}-replaced-{os.getpid()}")
+            self.link.rename(previous)
+        tmp_link = self.link.with_name(f".{self.link.name}.link-{os.getpid()}")
+        tmp_link.unlink(missing_ok=True)
+        os.symlink(self.path.name, tmp_link)
+        os.replace(tmp_link, self.link)
+        _fsync_dir(self.link.parent)
+        self.committed = True
+        if previous is not None and previous != self.path:
+            shutil.rmtree(previous, ignore_errors=True)
+        log.info("%s now points at %s", self.link, self.path.name)
+
+    def _live_target(self) -> Path | None:
+        if not self.link.is_symlink():
+            return None
+        return self.link.parent / os.readlink(self.link)
+
+    def _remove_abandoned_builds(self) -> None:
+        """Folders of loads that died before their swap (never the live one)."""
+        live = self._live_target()
+        for path in self._siblings():
+            if live is None or path.resolve() != live.resolve():
+                log.info("removing the unfinished build %s", path)
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    def _siblings(self) -> Iterator[Path]:
+        yield from self.link.parent.glob(f".{self.link.name}-*")
+        yield from self.link.parent.glob(f".{self.link.name}.link-*")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,21 @@
+"""Rule load_kuzu: the Kuzu graph of samples, variants, genes and files (vcf_agent.kuzu_store)."""
+
+from vcf_agent.kuzu_store import input_paths, load_kuzu, samples_from_headers
+from vcf_agent.logs import run_logged
+
+
+def main(smk):
+    load_kuzu(
+        smk.input.variants,
+        smk.input.genotypes,
+        smk.input.annotations,
+        smk.params.store,
+        smk.output.manifest,
+        samples=samples_from_headers(smk.input.bcfs),
+        files=input_paths(smk.input.inputs),
+        threads=smk.threads,
+        mem_mb=smk.resources.mem_mb,
+    )
+
+
+run_logged(snakemake.log[0], main, snakemake)

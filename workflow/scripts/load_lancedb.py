@@ -1,0 +1,19 @@
+"""Rule load_lancedb: the LanceDB table of all variants with their embeddings (vcf_agent.lance_store)."""
+
+from vcf_agent.lance_store import load_lancedb
+from vcf_agent.logs import run_logged
+
+
+def main(smk):
+    load_lancedb(
+        smk.input.variants,
+        smk.input.embeddings,
+        smk.params.store,
+        smk.output.manifest,
+        summary=smk.input.summary,
+        threads=smk.threads,
+        mem_mb=smk.resources.mem_mb,
+    )
+
+
+run_logged(snakemake.log[0], main, snakemake)
