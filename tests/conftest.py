@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import DATA, ROOT, run_workflow
+from helpers import DATA, ROOT, data_file, run_workflow
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +25,90 @@ def example_run(tmp_path_factory) -> tuple[Path, Path]:
     workdir = tmp_path_factory.mktemp("example")
     run_workflow(workdir, yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
     return workdir, workdir / "config.yaml"
+
+
+# ---------------------------------------------------------------- the query tools' stores
+# Shared by tests/test_query.py, test_cli.py and test_server.py: the real workflow builds
+# both stores once per session from three small real call sets (an annotated exome file with
+# half-missing genotypes, a haploid chrX file and the 2,504-sample 1000 Genomes cohort).
+
+QUERY_INPUTS = {
+    "annotated": "edge/cyvcf2/test.vcf.gz",
+    "haploid": "edge/cyvcf2/test-haploidX.vcf",
+    "kg": "cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz",
+}
+
+
+@dataclass(frozen=True)
+class QueryStores:
+    results: Path
+    inputs: dict[str, Path]
+
+
+@pytest.fixture(scope="session")
+def query_stores(tmp_path_factory) -> QueryStores:
+    """results/lancedb and results/kuzu built by the workflow (targets lancedb.json, kuzu.json)."""
+    workdir = tmp_path_factory.mktemp("query_stores")
+    inputs = {name: data_file(path) for name, path in QUERY_INPUTS.items()}
+    config = {"vcfs": {name: str(path) for name, path in inputs.items()}, "reference": None, "shard": {"records": 5000}}
+    run_workflow(workdir, config, "results/lancedb.json", "results/kuzu.json")
+    return QueryStores(workdir / "results", inputs)
+
+
+class Bcftools:
+    """Expected answers computed by bcftools from the input files (split with `norm -m -any`).
+
+    Each input is first copied to an indexed BCF in a temporary folder (`bcftools view
+    -Ob` + `index`, the records unchanged), so region look-ups jump instead of streaming.
+    """
+
+    def __init__(self, inputs: dict[str, Path], scratch: Path) -> None:
+        self.inputs = inputs
+        self.scratch = scratch
+        self._indexed: dict[str, Path] = {}
+
+    def indexed(self, name: str) -> Path:
+        if name not in self._indexed:
+            copy = self.scratch / f"{name}.bcf"
+            subprocess.run(["bcftools", "view", "-Ob", "-o", copy, self.inputs[name]], check=True)
+            subprocess.run(["bcftools", "index", copy], check=True)
+            self._indexed[name] = copy
+        return self._indexed[name]
+
+    def split(self, name: str, fmt: str, *, view: tuple[str, ...] = (), include: str | None = None) -> list[str]:
+        """`bcftools view VIEW | norm -m -any | query [-i INCLUDE] -f FMT` on input `name`."""
+        query = ["bcftools", "query", *(["-i", include] if include else []), "-f", fmt, "-"]
+        view_command = ["bcftools", "view", *view, "-Ou", str(self.indexed(name))]
+        return _pipeline(view_command, ["bcftools", "norm", "-m", "-any", "-Ou", "-"], query)
+
+    def ids(self, name: str, *, view: tuple[str, ...] = (), include: str | None = None) -> list[str]:
+        return self.split(name, "%CHROM:%POS:%REF:%ALT\n", view=view, include=include)
+
+    def genotypes(self, name: str, variant_id: str) -> dict[str, str]:
+        """sample -> GT of every sample whose genotype holds the ALT (half-missing ./1 included)."""
+        chrom, pos, ref, alt = variant_id.rsplit(":", 3)
+        lines = self.split(name, "%POS\t%REF\t%ALT[\t%SAMPLE=%GT]\n", view=("-r", f"{chrom}:{pos}"))
+        (line,) = [line for line in lines if line.split("\t")[:3] == [pos, ref, alt]]
+        calls = dict(cell.split("=", 1) for cell in line.split("\t")[3:])
+        return {sample: gt for sample, gt in calls.items() if set(re.split(r"[/|]", gt)) - {"0", "."}}
+
+    def samples(self, name: str) -> list[str]:
+        return _pipeline(["bcftools", "query", "-l", str(self.inputs[name])])
+
+
+def _pipeline(*commands: list[str]) -> list[str]:
+    processes: list[subprocess.Popen] = []
+    for command in commands:
+        source = processes[-1].stdout if processes else None
+        processes.append(subprocess.Popen(command, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+        if source is not None:
+            source.close()  # the next process owns the pipe now
+    output = processes[-1].communicate()[0]
+    for process in processes:
+        assert process.wait() == 0, f"{process.args} failed"
+    return output.decode().splitlines()
+
+
+@pytest.fixture(scope="session")
+def bcftools(query_stores, tmp_path_factory) -> Bcftools:
+    return Bcftools(query_stores.inputs, tmp_path_factory.mktemp("bcftools"))

@@ -1,0 +1,392 @@
+"""Query latencies on a 1,000,000-variant store, then 500 concurrent HTTP clients for 60 s.
+
+    python benchmarks/bench_queries.py                      # build (or reuse) the store, measure all
+    python benchmarks/bench_queries.py --clients 100 --seconds 20 --work /tmp/qb
+
+The store is the real 2,504-sample 1000 Genomes chr22 cohort repeated at shifted
+positions (benchmarks/scaled_data.py: 1,000,000 variants with the model's real
+vectors, 10,000,000 carrier genotypes in the first copies) loaded by the
+package's own loaders (vcf_agent.lance_store, vcf_agent.kuzu_store); both are
+kept in --work and reused.
+
+Single user (vcf_agent.query in this process, after one warm-up call each):
+p50 and p90 of `similar` top-10 with a 1 Mb region filter, `search` top-10 with
+a new text each time (the embedding included) and with a repeated text (served
+from the query-embedding cache), `variant` with all its carriers, `sample` on
+the 2,504-sample cohort (zygosity counts and the first 100 variants), `region`
+and `shared`.
+
+Many users: `vcf-agent serve` in its own process and, in this one, `--clients`
+asyncio clients (httpx, one connection each) that send a mix of requests
+back-to-back on loopback for `--seconds`. Printed: requests, errors (any
+status but 200, any transport error), requests/s, p50/p99 latency per kind and
+overall, and the server's resident memory averaged over the first and the
+last 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+#: Extra `vcf-agent serve` options (--serve-options).
+SERVE_OPTIONS: list[str] = []
+TARGETS_MS = {
+    "similar (1 Mb region)": 20,
+    "search, new text": 50,
+    "variant + carriers": 20,
+    "sample (2,504 cohort)": 100,
+}
+WORDS = (
+    "rare", "common", "deletion", "insertion", "missense", "synonymous", "frameshift", "intron",
+    "passed filters", "very rare", "structural", "duplication", "single-nucleotide", "high impact",
+    "low-frequency", "splice region", "upstream", "in a gene", "major allele", "complex indel",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the store
+
+
+def build_store(work: Path, variants: int, genotypes: int) -> Path:
+    """The scaled shards, loaded by the package's loaders into work/store (reused when complete)."""
+    from scaled_data import build_scaled_shards
+
+    from vcf_agent.kuzu_store import load_kuzu
+    from vcf_agent.lance_store import load_lancedb
+
+    # source "base": the shards' `source` column (from the base cohort) then names their folder too
+    shards = build_scaled_shards(work / "scaled", variants=variants, genotypes=genotypes, source="base")
+    store = work / "store"
+    done = store / "bench-store.json"
+    wanted = {"variants": shards.n_variants, "genotypes": shards.n_genotypes}
+    if done.exists() and json.loads(done.read_text()) == wanted:
+        return store
+    store.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    load_lancedb(shards.variants, shards.embeddings, store / "lancedb", store / "lancedb.json", threads=2, mem_mb=2048)
+    print(f"LanceDB loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    started = time.perf_counter()
+    load_kuzu(
+        shards.variants, shards.genotypes, shards.annotations, store / "kuzu", store / "kuzu.json",
+        samples={shards.source: shards.samples}, threads=2, mem_mb=4096,
+    )  # fmt: skip
+    print(f"Kuzu loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    done.write_text(json.dumps(wanted))
+    return store
+
+
+# ---------------------------------------------------------------- one user
+
+
+def timed(call, repeats: int) -> list[float]:
+    call()  # warm-up: first use of an index, the model, a prepared statement
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def single_user(store: Path, repeats: int, seed: int) -> dict[str, list[float]]:
+    from vcf_agent.query import Filters, Region, Stores
+
+    rng = random.Random(seed)
+    with Stores.open(store) as stores:
+        stats = stores.stats()
+        contig = stats.contigs[0]
+        carried = [r["id"] for r in stores.graph.query(_GENOTYPED, {"n": 2000})]
+        samples = [r["id"] for r in stores.graph.query("MATCH (s:Sample) RETURN s.id AS id")]
+        print(f"store: {stats.variants:,} variants, {stats.genotypes:,} genotypes, {stats.samples:,} samples")
+
+        def pick_variant() -> str:
+            return rng.choice(carried)
+
+        def region_around(variant_id: str) -> Region:
+            pos = int(variant_id.split(":")[1])
+            start = max(contig.first, pos - 500_000)
+            return Region(contig.name, start, start + 1_000_000)
+
+        def similar():
+            vid = pick_variant()
+            hits = stores.similar(vid, Filters(region=region_around(vid)), limit=10)
+            assert len(hits) == 10
+
+        def new_text() -> str:
+            return " ".join(rng.sample(WORDS, 4)) + f" {rng.randrange(10**6)}"
+
+        return {
+            "similar (1 Mb region)": timed(similar, repeats),
+            "search, new text": timed(lambda: stores.search(new_text(), limit=10), repeats),
+            "search, repeated text": timed(lambda: stores.search("rare missense variant", limit=10), repeats),
+            "variant + carriers": timed(lambda: stores.variant(pick_variant()), repeats),
+            "sample (2,504 cohort)": timed(lambda: stores.sample(rng.choice(samples), limit=100), repeats),
+            "region 1 Mb (first 100)": timed(lambda: stores.region(region_around(pick_variant())), repeats),
+            "shared (2 samples)": timed(lambda: stores.shared(rng.sample(samples, 2), limit=100), repeats),
+        }
+
+
+_GENOTYPED = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) WITH DISTINCT v.variant_id AS id RETURN id LIMIT $n"
+
+
+# ---------------------------------------------------------------- many users
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(store: Path, port: int) -> subprocess.Popen:
+    import httpx
+
+    command = [str(Path(sys.executable).with_name("vcf-agent")), "serve", "--results", str(store), "--port", str(port)]
+    command += SERVE_OPTIONS
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit(f"vcf-agent serve exited with {server.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit("vcf-agent serve did not start within 60 s")
+
+
+def request_mix(store: Path, seed: int) -> list[tuple[str, str, dict]]:
+    """(kind, path, params) requests to draw from, built from the store's own ids."""
+    from vcf_agent.query import Stores
+
+    rng = random.Random(seed)
+    with Stores.open(store) as stores:
+        carried = [r["id"] for r in stores.graph.query(_GENOTYPED, {"n": 500})]
+        samples = [r["id"] for r in stores.graph.query("MATCH (s:Sample) RETURN s.id AS id LIMIT 500")]
+        chrom = stores.stats().contigs[0].name
+    mix = []
+    for vid in carried[:200]:
+        pos = int(vid.split(":")[1])
+        region = f"{chrom}:{max(1, pos - 500_000)}-{pos + 500_000}"
+        mix.append(("variant", "/variant", {"variant_id": vid, "carriers": 20}))
+        mix.append(("similar", "/similar", {"variant_id": vid, "region": region, "limit": 10}))
+        mix.append(("region", "/region", {"region": f"{chrom}:{pos}-{pos + 20_000}", "limit": 20}))
+    for sample in samples[:200]:
+        mix.append(("sample", "/sample", {"id": sample, "limit": 20}))
+    for text in ("rare missense variant", "common deletion", "insertion in a gene", "structural variant"):
+        mix.append(("search", "/search", {"q": text, "limit": 10}))
+    mix.append(("stats", "/stats", {}))
+    rng.shuffle(mix)
+    return mix
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client on one socket.
+
+    httpx spent 11 ms of CPU per request with hundreds of connections (its pool is
+    searched linearly), more than the server itself: on two shared cores the load
+    generator must cost next to nothing. The server always answers with a
+    Content-Length (JSON responses), which is all this client reads.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, params: dict) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        target = f"{path}?{urlencode(params)}" if params else path
+        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+
+
+async def clients(port: int, mix, count: int, seconds: float, seed: int) -> tuple[dict, int, list[str], float]:
+    """`count` clients, each on its own connection, sending requests back-to-back until `seconds` pass."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(number: int) -> None:
+        rng = random.Random(seed + number)
+        connection = Connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < deadline:
+                kind, path, params = rng.choice(mix)
+                started = time.perf_counter()
+                try:
+                    status, body = await asyncio.wait_for(connection.get(path, params), timeout=120)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as error:
+                    errors.append(f"{kind} {type(error).__name__} {error}")
+                    await connection.close()
+                    connection = Connection("127.0.0.1", port)
+                    continue
+                if status != 200:
+                    errors.append(f"{kind} {status} {body[:200]!r}")
+                    continue
+                latencies[kind].append((time.perf_counter() - started) * 1000)
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(count)))
+    return latencies, sum(map(len, latencies.values())), errors, time.perf_counter() - started
+
+
+def server_rss_mb(pid: int) -> float:
+    """Resident memory of the server and its worker processes."""
+    process = psutil.Process(pid)
+    total = 0
+    for member in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total / 2**20
+
+
+def watch_memory(pid: int, samples: list[tuple[float, float]], stop) -> None:
+    while not stop.is_set():
+        samples.append((time.perf_counter(), server_rss_mb(pid)))
+        stop.wait(1.0)
+
+
+def many_users(store: Path, count: int, seconds: float, seed: int) -> dict:
+    import threading
+
+    mix = request_mix(store, seed)
+    port = free_port()
+    server = start_server(store, port)
+    memory: list[tuple[float, float]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_memory, args=(server.pid, memory, stop), daemon=True)
+    try:
+        watcher.start()
+        latencies, done, errors, elapsed = asyncio.run(clients(port, mix, count, seconds, seed))
+    finally:
+        stop.set()
+        watcher.join()
+        server.terminate()
+        server.wait(timeout=60)
+    begin, end = memory[0][0], memory[-1][0]
+    first = [rss for t, rss in memory if t - begin <= 10]
+    last = [rss for t, rss in memory if end - t <= 10]
+    return {
+        "clients": count, "seconds": round(elapsed, 1), "requests": done, "errors": len(errors),
+        "error_examples": errors[:5], "requests_per_s": round(done / elapsed, 1),
+        "latency_ms": {kind: _quantiles(values) for kind, values in sorted(latencies.items())},
+        "all_ms": _quantiles([v for values in latencies.values() for v in values]),
+        "rss_first_10s_mb": round(statistics.mean(first), 1), "rss_last_10s_mb": round(statistics.mean(last), 1),
+        "rss_timeline_mb": [round(rss) for _, rss in memory],
+    }  # fmt: skip
+
+
+def _quantiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0}
+    return {
+        "n": len(ordered),
+        "p50": round(ordered[len(ordered) // 2], 1),
+        "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(single: dict[str, list[float]], many: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    table = Table(title="one user (vcf_agent.query, 1,000,000 variants)", title_justify="left")
+    for name in ("operation", "p50 ms", "p90 ms", "target p50", "met"):
+        table.add_column(name, justify="left" if name == "operation" else "right")
+    for name, times in single.items():
+        ordered = sorted(times)
+        p50, p90 = statistics.median(ordered), ordered[int(len(ordered) * 0.9)]
+        target = TARGETS_MS.get(name)
+        met = "-" if target is None else ("yes" if p50 < target else "NO")
+        table.add_row(name, f"{p50:.1f}", f"{p90:.1f}", f"< {target}" if target else "", met)
+    console.print(table)
+    if many is None:
+        return
+    table = Table(
+        title=f"{many['clients']} concurrent clients, {many['seconds']} s on loopback (vcf-agent serve)",
+        title_justify="left",
+    )
+    for name in ("requests", "n", "p50 ms", "p99 ms"):
+        table.add_column(name, justify="left" if name == "requests" else "right")
+    for kind, q in many["latency_ms"].items():
+        table.add_row(kind, f"{q['n']:,}", str(q.get("p50")), str(q.get("p99")))
+    table.add_row("all", f"{many['all_ms']['n']:,}", str(many["all_ms"].get("p50")), str(many["all_ms"].get("p99")))
+    console.print(table)
+    growth = (many["rss_last_10s_mb"] / many["rss_first_10s_mb"] - 1) * 100
+    console.print(
+        f"{many['requests']:,} requests, {many['errors']} errors, {many['requests_per_s']:,} requests/s;"
+        f" server RSS {many['rss_first_10s_mb']:.0f} MB (first 10 s) -> {many['rss_last_10s_mb']:.0f} MB"
+        f" (last 10 s): {growth:+.1f}% (target < 5%)"
+    )
+    for example in many["error_examples"]:
+        console.print(f"  error: {example}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/vcf-agent-bench-queries"))
+    parser.add_argument("--store", type=Path, help="an existing results folder to measure instead of building one")
+    parser.add_argument("--variants", type=int, default=1_000_000)
+    parser.add_argument("--genotypes", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--no-server", action="store_true", help="only the single-user latencies")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--serve-options", default="", help="extra `vcf-agent serve` options, e.g. '--threads 16'")
+    args = parser.parse_args()
+    SERVE_OPTIONS.extend(args.serve_options.split())
+    store = args.store or build_store(args.work, args.variants, args.genotypes)
+    single = single_user(store, args.repeats, args.seed)
+    many = None if args.no_server else many_users(store, args.clients, args.seconds, args.seed)
+    report(single, many)
+    results = {"store": str(store), "single_user_ms": single, "many_users": many}
+    out = (args.work if args.store is None else Path(args.work)) / "bench_queries.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"raw numbers: {out}")
+
+
+if __name__ == "__main__":
+    main()

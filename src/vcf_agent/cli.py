@@ -1,0 +1,384 @@
+"""`vcf-agent`: ask the stores from the command line (tables for people, --json for scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from vcf_agent.errors import VcfAgentError
+
+DESCRIPTION = """\
+Ask the stores built by the workflow (results/lancedb and results/kuzu):
+semantic search over variant descriptions, nearest neighbours, variant
+records with their carriers, samples, shared variants, regions and totals.
+
+Every command reads --results DIR (default: results), prints a table, or JSON
+with --json, and exits non-zero with a one-line message on an error.
+Run `vcf-agent COMMAND --help` for each command's options and examples."""
+
+FILTER_HELP = """\
+filters (every command that lists variants):
+  --region chrom:start-end   variants overlapping the region (1-based, inclusive; 16.1M, 20k allowed)
+  --gene SYMBOL              gene of the most severe annotation
+  --consequence TERM         an SO term among the variant's consequences (missense_variant)
+  --filter NAME              FILTER value: PASS or one filter name
+  --af-min X / --af-max X    INFO/AF range (0-1)
+  --class CLASS              snv, mnp, insertion, deletion, indel, symbolic, breakend, ...
+  --carried-by SAMPLE        only variants this sample carries (through the Kuzu graph)"""
+
+EXAMPLES = {
+    "search": """\
+examples:
+  vcf-agent search "missense variant in BRCA2, rare"
+  vcf-agent search "frameshift deletion, high impact" --gene TP53 --limit 20
+  vcf-agent search "common snv, passed filters" --region 22:16.1M-16.2M --carried-by HG00096 --json""",
+    "similar": """\
+examples:
+  vcf-agent similar 22:16050075:A:G
+  vcf-agent similar 22:16050075:A:G --region 22:16000000-17000000 --af-max 0.01 --limit 5""",
+    "variant": """\
+examples:
+  vcf-agent variant 22:16050075:A:G
+  vcf-agent variant 1:10172:CCCTAA:C --carriers 10 --json""",
+    "sample": """\
+examples:
+  vcf-agent sample HG00096
+  vcf-agent sample HG00096 --class deletion --af-max 0.01 --limit 20
+  vcf-agent sample NA12878 --region chr21:10M-20M --json""",
+    "shared": """\
+examples:
+  vcf-agent shared HG00096 HG00097
+  vcf-agent shared HG00096 HG00097 HG00099 --region 22:16.0M-16.2M --filter PASS""",
+    "region": """\
+examples:
+  vcf-agent region 22:16050000-16060000
+  vcf-agent region chr21 --consequence missense_variant --limit 50
+  vcf-agent region 22:16.05M-16.1M --carried-by HG00096 --json""",
+    "stats": """\
+examples:
+  vcf-agent stats
+  vcf-agent stats --results /data/run1/results --json""",
+    "serve": """\
+examples:
+  vcf-agent serve                                  # http://127.0.0.1:8000/docs
+  vcf-agent serve --host 0.0.0.0 --port 8080 --results /data/run1/results
+  curl 'http://127.0.0.1:8000/search?q=missense%20variant&limit=5'""",
+}
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vcf-agent", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options()
+    filters = _filter_options()
+
+    def command(name: str, summary: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        epilog = (FILTER_HELP + "\n\n" if filters in parents else "") + EXAMPLES[name]
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=epilog,
+            parents=[common, *parents],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    search = command("search", "variants whose description is nearest to TEXT (semantic search)", filters)
+    search.add_argument("text", metavar="TEXT", help="what to look for, in words")
+    similar = command("similar", "nearest neighbours of a stored variant", filters)
+    similar.add_argument("variant_id", metavar="VARIANT_ID", help="chrom:pos:ref:alt as in the stores")
+    for vector_command in (search, similar):
+        vector_command.add_argument(
+            "--postfilter", action="store_true", help="filter after the vector search (faster, may return fewer)"
+        )
+        vector_command.add_argument("--carriers", type=int, default=5, help="carrier names shown per hit (5)")
+        vector_command.set_defaults(limit_default=10)
+    variant = command("variant", "one variant: record, annotations and carriers with zygosity and phase")
+    variant.add_argument("variant_id", metavar="VARIANT_ID", help="chrom:pos:ref:alt as in the stores")
+    variant.add_argument("--carriers", type=int, default=None, help="list at most N carriers (default: all)")
+    sample = command("sample", "the variants a sample carries, and its het/hom-alt counts", filters)
+    sample.add_argument("sample", metavar="SAMPLE", help="sample name from the VCF header")
+    shared = command("shared", "variants carried by every one of the samples", filters)
+    shared.add_argument("samples", metavar="SAMPLE", nargs="+", help="two or more sample names")
+    region = command("region", "variants in a region with their carrier counts", filters)
+    region.add_argument("region_arg", metavar="REGION", help="chrom, chrom:pos or chrom:start-end")
+    command("stats", "what the stores hold: files, samples, variants, genotypes, genes, contigs, model")
+    serve = command("serve", "the read-only HTTP API (JSON, OpenAPI at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (8000)")
+    serve.add_argument("--threads", type=int, default=16, help="threads per process running queries (16)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (1; use one per core)")
+    serve.add_argument("--graph-handles", type=int, default=None, help="Kuzu queries that may run at once (default: 1)")
+    serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results folder")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument("--limit", type=int, default=None, help="rows to return (10 for searches, else 100)")
+    common.add_argument("--model", default=None, help="local model folder, if the stores used another model")
+    return common
+
+
+def _filter_options() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("filters")
+    group.add_argument("--region", help=argparse.SUPPRESS)
+    group.add_argument("--gene", help=argparse.SUPPRESS)
+    group.add_argument("--consequence", help=argparse.SUPPRESS)
+    group.add_argument("--filter", dest="filter_value", help=argparse.SUPPRESS)
+    group.add_argument("--af-min", type=float, help=argparse.SUPPRESS)
+    group.add_argument("--af-max", type=float, help=argparse.SUPPRESS)
+    group.add_argument("--class", dest="variant_class", help=argparse.SUPPRESS)
+    group.add_argument("--carried-by", help=argparse.SUPPRESS)
+    return options
+
+
+def _filters(args: argparse.Namespace):
+    from vcf_agent.query import Filters
+
+    return Filters(
+        region=getattr(args, "region", None),
+        gene=getattr(args, "gene", None),
+        consequence=getattr(args, "consequence", None),
+        filter=getattr(args, "filter_value", None),
+        af_min=getattr(args, "af_min", None),
+        af_max=getattr(args, "af_max", None),
+        variant_class=getattr(args, "variant_class", None),
+        carried_by=getattr(args, "carried_by", None),
+    )
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _limit(args: argparse.Namespace) -> int:
+    return args.limit if args.limit is not None else getattr(args, "limit_default", 100)
+
+
+def run_command(args: argparse.Namespace, stores) -> Any:
+    """The result object of one command (query.* dataclasses)."""
+    if args.command == "search":
+        return stores.search(
+            args.text, _filters(args), limit=_limit(args), prefilter=not args.postfilter, carriers=args.carriers
+        )
+    if args.command == "similar":
+        return stores.similar(
+            args.variant_id, _filters(args), limit=_limit(args), prefilter=not args.postfilter, carriers=args.carriers
+        )
+    if args.command == "variant":
+        return stores.variant(args.variant_id, carriers=args.carriers)
+    if args.command == "sample":
+        return stores.sample(args.sample, _filters(args), limit=_limit(args))
+    if args.command == "shared":
+        return stores.shared(args.samples, _filters(args), limit=_limit(args))
+    if args.command == "region":
+        return stores.region(args.region_arg, _filters(args).without("region"), limit=_limit(args))
+    if args.command == "stats":
+        return stores.stats()
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        from vcf_agent.query import Stores, to_jsonable
+
+        with Stores.open(args.results, model=args.model) as stores:
+            result = run_command(args, stores)
+        if args.json:
+            json.dump(to_jsonable(result), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            RENDERERS[args.command](result)
+        return 0
+    except VcfAgentError as error:
+        print(f"vcf-agent {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vcf_agent.server import serve
+
+    options = {"host": args.host, "port": args.port, "threads": args.threads, "log_level": args.log_level}
+    options["workers"] = args.workers
+    if args.graph_handles is not None:
+        options["graph_handles"] = args.graph_handles
+    serve(args.results, model=args.model, **options)
+    return 0
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _console():
+    """Rich console; when stdout is not a terminal, wide enough that no column is folded."""
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
+
+
+def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", **options)
+    for name in columns:
+        numeric = name in {"pos", "carriers", "AF", "similarity", "n", "variants", "first", "last", "dp", "gq"}
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _variant_label(row: dict) -> str:
+    return row["variant_id"]
+
+
+def render_hits(hits) -> None:
+    rows = [
+        (
+            i, _variant_label(vars(h)), h.gene, h.consequence, h.variant_class, h.af, h.filter,
+            h.similarity, h.carriers, h.carrier_samples,
+        )
+        for i, h in enumerate(hits, 1)
+    ]  # fmt: skip
+    columns = ("#", "variant", "gene", "consequence", "class", "AF", "FILTER", "similarity", "carriers")
+    columns += ("first carriers",)
+    console = _console()
+    console.print(_table(None, columns, rows))
+    for i, h in enumerate(hits, 1):
+        console.print(f"[dim]{i}. {h.text}[/dim]")
+    if not hits:
+        console.print("no variants match")
+
+
+def render_variant(record) -> None:
+    console = _console()
+    core = [
+        ("variant", record.variant_id), ("source", record.source),
+        ("position", f"{record.chrom}:{record.pos}-{record.end}"),
+        ("REF > ALT", f"{record.ref} > {record.alt}"), ("ID", record.id), ("QUAL", record.qual),
+        ("FILTER", record.filter), ("class", record.variant_class), ("gene", record.gene),
+        ("consequence", record.consequence), ("impact", record.impact), ("description", record.text),
+        ("files", record.files),
+    ]  # fmt: skip
+    counts = record.counts
+    core.append(
+        (
+            "carriers",
+            f"{counts.carriers} (het {counts.het}, hom-alt {counts.hom_alt}, hemizygous {counts.hemizygous},"
+            f" partial {counts.partial}; phased {counts.phased})",
+        )
+    )
+    console.print(_table(None, ("field", "value"), core, show_header=False))
+    if record.info:
+        console.print(_table("INFO", ("field", "value"), sorted(record.info.items())))
+    if record.annotations:
+        columns = ("gene", "consequence", "impact", "feature", "HGVS.c", "HGVS.p")
+        rows = [(a.gene, a.consequence, a.impact, a.feature_id, a.hgvs_c, a.hgvs_p) for a in record.annotations]
+        console.print(_table("annotations", columns, rows))
+    rows = [(c.sample, c.gt, c.zygosity, c.phased, c.dp, c.gq, c.source) for c in record.carriers]
+    title = "carriers" + (f" (first {len(rows)} of {counts.carriers})" if record.carriers_truncated else "")
+    console.print(_table(title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows))
+
+
+HEADERS = {"variant_id": "variant", "variant_class": "class", "af": "AF", "filter": "FILTER"}
+
+
+def _variant_rows(result, extra: Sequence[str]) -> tuple[list[str], list[list]]:
+    base = ("variant_id", "gene", "consequence", "variant_class", "af", "filter")
+    names = [name for name in (*base, *extra) if name in result.variants.column_names]
+    rows = [[row[name] for name in names] for row in result.variants.to_pylist()]
+    header = [HEADERS.get(name, name) for name in names]
+    return header, rows
+
+
+def _more(console, shown: int, total: int) -> None:
+    if total > shown:
+        console.print(f"[dim]{shown} of {total} shown; raise --limit or use --json for more[/dim]")
+
+
+def render_sample(result) -> None:
+    console = _console()
+    c = result.counts
+    console.print(
+        f"sample {result.sample} ({', '.join(result.files)}): {c.carriers} variants"
+        f" - het {c.het}, hom-alt {c.hom_alt}, hemizygous {c.hemizygous}, partial {c.partial}"
+        + (f"; filters {result.filters}" if result.filters else "")
+    )
+    header, rows = _variant_rows(result, ("gt", "zygosity"))
+    console.print(_table(None, header, rows))
+    _more(console, len(rows), c.carriers)
+
+
+def render_shared(result) -> None:
+    console = _console()
+    console.print(f"{result.total} variants carried by all of {', '.join(result.samples)}")
+    header, rows = _variant_rows(result, ("genotypes",))
+    console.print(_table(None, header, rows))
+    _more(console, len(rows), result.total)
+
+
+def render_region(result) -> None:
+    console = _console()
+    console.print(f"{result.total} variants in {result.region}" + (f" ({result.filters})" if result.filters else ""))
+    header, rows = _variant_rows(result, ("carriers",))
+    console.print(_table(None, header, rows))
+    _more(console, len(rows), result.total)
+
+
+def render_stats(stats) -> None:
+    console = _console()
+    rows = [
+        ("results", stats.results), ("files", stats.files), ("samples", f"{stats.samples:,}"),
+        ("variants (LanceDB)", f"{stats.variants:,}"), ("variants (Kuzu)", f"{stats.graph_variants:,}"),
+        ("genotypes (CARRIES)", f"{stats.genotypes:,}"), ("genes", f"{stats.genes:,}"),
+        ("contigs", len(stats.contigs)), ("model", stats.model), ("vector dim", stats.vector_dim),
+        ("LanceDB built", stats.lancedb_built), ("Kuzu built", stats.kuzu_built), ("indexes", stats.indexes),
+        ("INFO columns", len(stats.info_columns)),
+    ]  # fmt: skip
+    console.print(_table(None, ("", ""), rows, show_header=False))
+    contigs = [(c.name, f"{c.variants:,}", c.first, c.last) for c in stats.contigs]
+    console.print(_table("contigs", ("contig", "variants", "first", "last"), contigs))
+
+
+RENDERERS: dict[str, Callable[[Any], None]] = {
+    "search": render_hits,
+    "similar": render_hits,
+    "variant": render_variant,
+    "sample": render_sample,
+    "shared": render_shared,
+    "region": render_region,
+    "stats": render_stats,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
