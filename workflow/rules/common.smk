@@ -227,11 +227,6 @@ def embedding_shards_of_all(wildcards):
     return shard_outputs("results/embeddings/{vcf}/{shard}.parquet")
 
 
-def planned_records():
-    """Records of all shards of all VCFs, from the shard plans (exact after the split)."""
-    return sum(int(row["records"]) for vcf in VCFS for row in shard_plan(vcf))
-
-
 def stored_counts(stats_files):
     """Variants, genotypes and annotations written by convert_shard (its shard_stats files).
 
@@ -239,7 +234,13 @@ def stored_counts(stats_files):
     and Snakemake evaluates the resource again once the job is ready to run.
     """
     totals = {"variants": 0, "genotypes": 0, "annotations": 0}
-    for path in stats_files:
+    # One path comes as a str.
+    paths = [stats_files] if isinstance(stats_files, str) else stats_files
+    if not all(str(path).startswith("results/shard_stats/") for path in paths):
+        # Until the plan_shards checkpoint has run (a dry run), its plan stands in
+        # for the shards: count nothing yet; the job is re-planned before it runs.
+        return totals
+    for path in paths:
         with open(path) as handle:
             stats = json.load(handle)
         for key in totals:
@@ -247,17 +248,17 @@ def stored_counts(stats_files):
     return totals
 
 
-def lancedb_mem_mb(wildcards, attempt):
+def lancedb_mem_mb(wildcards, input, attempt):
     # Batches and writes are bounded (~500 MB for any size); the IVF_PQ training
     # and partition shuffle of the ANN index add about 400 MB per million rows.
     base = rule_resource("load_lancedb", "mem_mb")
-    return int(base + planned_records() / 1e6 * 400) * attempt
+    return int(base + stored_counts(input.stats)["variants"] / 1e6 * 400) * attempt
 
 
-def lancedb_runtime(wildcards, attempt):
+def lancedb_runtime(wildcards, input, attempt):
     # ~150,000 rows/s written, ~10 s per million rows for the ANN index.
     base = rule_resource("load_lancedb", "runtime")
-    return int(base + planned_records() / 1e6 * 2) * attempt
+    return int(base + stored_counts(input.stats)["variants"] / 1e6 * 2) * attempt
 
 
 def kuzu_mem_mb(wildcards, input, attempt):

@@ -9,6 +9,7 @@ rule load_lancedb:
         summary="results/summary.json",
         variants=variant_shards_of_all,
         embeddings=embedding_shards_of_all,
+        stats=shard_stats_of_all,
     output:
         manifest="results/lancedb.json",
     log:
