@@ -52,6 +52,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import write_json
 from vcf_agent.header import read_header
 from vcf_agent.logs import log
+from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.schema import (
     CARRIES_REL,
     FILE_NODE,
@@ -84,9 +86,7 @@ from vcf_agent.schema import (
     kuzu_property,
 )
 from vcf_agent.stores import (
-    PROCESS_OVERHEAD_MB,
     StoreBuild,
-    duckdb_connect,
     paired_shards,
     parquet_file,
     shadowed_rows,
@@ -108,7 +108,11 @@ CHILD_PROCESS_MIN_ROWS = 1_000_000
 
 
 class Graph:
-    """An open Kuzu database and a connection to it."""
+    """An open Kuzu database and a connection to it.
+
+    Queries are prepared once per Graph and reused: preparing a Cypher statement
+    costs about 1.4 ms, running a primary-key look-up about 0.4 ms.
+    """
 
     def __init__(self, path: Path, *, read_only: bool, buffer_pool_mb: int | None, threads: int | None) -> None:
         self.path = path
@@ -120,20 +124,32 @@ class Graph:
             max_num_threads=int(threads or 0),
         )
         self._conn = graphdb.Connection(self._db, num_threads=int(threads or 0))
+        self._prepared: dict[str, Any] = {}
 
     def query(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
         """Rows of a Cypher query as dicts; values only through `params` ($name in the query)."""
-        result = self._conn.execute(cypher, dict(params or {}))
-        names = result.get_column_names()
-        rows = [dict(zip(names, row, strict=True)) for row in result.get_all()]
-        result.close()
-        return rows
+        result = self._run(cypher, params)
+        try:
+            names = result.get_column_names()
+            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
+        finally:
+            result.close()
 
     def query_arrow(self, cypher: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        result = self._conn.execute(cypher, dict(params or {}))
-        table = result.get_as_arrow()
-        result.close()
-        return table
+        """Many rows: as an Arrow table, without a Python object per value."""
+        result = self._run(cypher, params)
+        try:
+            return result.get_as_arrow()
+        finally:
+            result.close()
+
+    def _run(self, cypher: str, params: Mapping[str, Any] | None):
+        statement = self._prepared.get(cypher)
+        if statement is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # Kuzu 0.11 prefers execute(str), which re-plans
+                statement = self._prepared[cypher] = self._conn.prepare(cypher)
+        return self._conn.execute(statement, dict(params or {}))
 
     def execute(self, cypher: str, params: Mapping[str, Any] | None = None) -> None:
         self._conn.execute(cypher, dict(params or {})).close()

@@ -63,6 +63,7 @@ import pyarrow.parquet as pq
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
 from vcf_agent.logs import log
+from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.schema import (
     LANCE_METRIC,
     LANCE_SCALAR_INDEXES,
@@ -72,10 +73,8 @@ from vcf_agent.schema import (
     VARIANT_COLUMNS,
 )
 from vcf_agent.stores import (
-    PROCESS_OVERHEAD_MB,
     Shard,
     StoreBuild,
-    duckdb_connect,
     paired_shards,
     parquet_file,
     shadowed_rows,

@@ -32,8 +32,9 @@ from vcf_agent.schema import (
 )
 from vcf_agent.shards import Shard
 
-#: Memory of the job besides DuckDB: this interpreter with pyarrow/pysam (~150 MB) and, in a
-#: cluster job, the Snakemake process that runs it (~160 MB).
+#: Memory of a job outside its tools' own budgets (DuckDB's memory_limit, Kuzu's buffer pool):
+#: this interpreter with pyarrow, pysam, DuckDB, LanceDB or Kuzu loaded (~150-200 MB) and, in a
+#: cluster job, the Snakemake process that runs it (~160 MB measured under SLURM).
 PROCESS_OVERHEAD_MB = 400
 #: bcftools prints '.' for a missing value.
 MISSING = "."
@@ -182,12 +183,19 @@ def convert_shard(
 
 
 def _connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
+    return duckdb_connect(scratch, threads, max(128, mem_mb - PROCESS_OVERHEAD_MB), keep_order=True)
+
+
+def duckdb_connect(
+    scratch: Path, threads: int, memory_limit_mb: int, *, keep_order: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """DuckDB bounded by `memory_limit_mb` (it spills beyond it into `scratch`), no extension downloads."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    limit = max(128, mem_mb - PROCESS_OVERHEAD_MB)
-    con.execute(f"SET memory_limit = '{limit}MB'")
+    con.execute(f"SET memory_limit = '{max(128, memory_limit_mb)}MB'")
     con.execute(f"SET threads = {max(1, threads)}")
     con.execute(f"SET temp_directory = '{scratch / 'spill'}'")
-    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET preserve_insertion_order = {str(keep_order).lower()}")
+    con.execute("SET enable_progress_bar = false")  # it would write to stdout
     return con
 
 

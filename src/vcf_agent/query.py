@@ -51,7 +51,6 @@ import os
 import queue
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +58,7 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +66,9 @@ import pyarrow as pa
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.files import read_json
 from vcf_agent.schema import DEFAULT_VECTOR_DIM, LANCE_TABLE, LANCE_VECTOR_COLUMN, info_column_name
+
+if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
+    from vcf_agent.kuzu_store import Graph
 
 TABLE_NAME = LANCE_TABLE
 LANCE_DIR = "lancedb"
@@ -480,57 +482,12 @@ def to_jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------- Kuzu
 
 
-class _GraphHandle:
-    """One read-only graph from kuzu_store.open_graph, with its prepared statements.
-
-    Preparing a Cypher statement costs about 1.4 ms, running a primary-key
-    look-up about 0.4 ms, so statements are prepared once per handle. This uses
-    the connection inside kuzu_store.Graph when it has one (Kuzu's
-    prepare/execute API); otherwise every query goes through Graph.query.
-    """
-
-    def __init__(self, graph: Any) -> None:
-        self.graph = graph
-        connection = getattr(graph, "_conn", None)
-        self._connection = connection if callable(getattr(connection, "prepare", None)) else None
-        self._prepared: dict[str, Any] = {}
-
-    def query(self, cypher: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self._connection is None:
-            return self.graph.query(cypher, params)
-        result = self._connection.execute(self._prepare(cypher), params)
-        try:
-            names = result.get_column_names()
-            return [dict(zip(names, row, strict=True)) for row in result.get_all()]
-        finally:
-            result.close()
-
-    def _prepare(self, cypher: str) -> Any:
-        statement = self._prepared.get(cypher)
-        if statement is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # Kuzu 0.11 prefers execute(str) but re-plans
-                statement = self._prepared[cypher] = self._connection.prepare(cypher)
-        return statement
-
-    def query_arrow(self, cypher: str, params: dict[str, Any]) -> pa.Table:
-        """Many rows: as an Arrow table, without a Python object per value."""
-        if self._connection is None:
-            return self.graph.query_arrow(cypher, params)
-        statement = self._prepare(cypher)
-        result = self._connection.execute(statement, params)
-        try:
-            return result.get_as_arrow()
-        finally:
-            result.close()
-
-
 class _GraphPool:
-    """A bounded pool of read-only graph handles shared by all threads.
+    """A bounded pool of read-only graphs (kuzu_store.Graph) shared by all threads.
 
-    Kuzu runs one query at a time per connection, so a thread borrows a handle
+    Kuzu runs one query at a time per connection, so a thread borrows a graph
     for the length of one query; at most `size` queries run at once (more would
-    only queue for the CPU) and each handle opened costs one buffer pool.
+    only queue for the CPU) and each graph opened costs one buffer pool.
     """
 
     def __init__(self, path: Path, size: int = 4, buffer_pool_mb: int | None = None) -> None:
@@ -539,54 +496,53 @@ class _GraphPool:
         self.path = path
         self._open_graph = kuzu_store.open_graph
         self._buffer_pool_mb = buffer_pool_mb
-        self._idle: queue.LifoQueue[_GraphHandle] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[Graph] = queue.LifoQueue()
         self._free_slots = threading.Semaphore(max(1, size))
         self._lock = threading.Lock()
-        self._all: list[_GraphHandle] = []
+        self._all: list[Graph] = []
         self._closed = False
         self._idle.put(self._open())  # opened now, so that a broken graph fails at open time
 
-    def _open(self) -> _GraphHandle:
+    def _open(self) -> Graph:
         try:
             graph = self._open_graph(self.path, read_only=True, buffer_pool_mb=self._buffer_pool_mb)
         except VcfAgentError as error:
             raise StoreMissing(str(error)) from error
         except Exception as error:
             raise StoreMissing(f"{self.path}: cannot open the Kuzu graph ({error})") from error
-        handle = _GraphHandle(graph)
         with self._lock:
-            self._all.append(handle)
-        return handle
+            self._all.append(graph)
+        return graph
 
     @contextlib.contextmanager
-    def _borrow(self) -> Iterator[_GraphHandle]:
+    def _borrow(self) -> Iterator[Graph]:
         with self._free_slots:
             if self._closed:
                 raise StoreMissing(f"{self.path}: the stores are closed")
             try:
-                handle = self._idle.get_nowait()
+                graph = self._idle.get_nowait()
             except queue.Empty:
-                handle = self._open()
+                graph = self._open()
             try:
-                yield handle
+                yield graph
             finally:
-                self._idle.put(handle)
+                self._idle.put(graph)
 
     def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._borrow() as handle:
-            return handle.query(cypher, params or {})
+        with self._borrow() as graph:
+            return graph.query(cypher, params)
 
     def query_arrow(self, cypher: str, params: dict[str, Any] | None = None) -> pa.Table:
-        with self._borrow() as handle:
-            return handle.query_arrow(cypher, params or {})
+        with self._borrow() as graph:
+            return graph.query_arrow(cypher, params)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            handles, self._all = self._all, []
-        for handle in handles:
+            graphs, self._all = self._all, []
+        for graph in graphs:
             with contextlib.suppress(Exception):
-                handle.graph.close()
+                graph.close()
 
 
 #: Cypher conditions on the Variant node `v`, each with the parameters it binds (values only).
@@ -629,16 +585,6 @@ _ANNOTATIONS_OF = (
 )
 _FILES_OF = "MATCH (v:Variant {variant_id: $id})-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name"
 _CARRIER_COUNT_OF = "MATCH (s:Sample)-[:CARRIES]->(v:Variant {variant_id: $id}) RETURN count(*) AS n"
-#: The same for a list of variants at once, for graphs whose CARRIES edges are stored on the
-#: Sample side only: there each look-up from a variant scans the whole table anyway.
-_CARRIERS_IN = (
-    "MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id IN $ids"
-    " RETURN v.variant_id AS vid, count(*) AS n, list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
-)
-_GENOTYPES_IN = (
-    "MATCH (s:Sample)-[c:CARRIES]->(v:Variant) WHERE s.id IN $samples AND v.variant_id IN $ids"
-    " RETURN v.variant_id AS vid, s.id AS sample, c.gt AS gt"
-)
 _GENES_OF = "MATCH (v:Variant {variant_id: $id})-[:IN_GENE]->(g:Gene) RETURN collect(DISTINCT g.symbol) AS genes"
 _GENOTYPES_OF = (
     "MATCH (s:Sample)-[c:CARRIES]->(v:Variant {variant_id: $id}) WHERE s.id IN $samples"
@@ -656,7 +602,6 @@ _WARM_CYPHER = (
 )
 
 
-_UNDIRECTED_PROBE = "MATCH (v:Variant {variant_id: $id})-[:CARRIES]-(s:Sample) RETURN count(*) AS n"
 _SPREAD_IDS = "MATCH (v:Variant) WHERE offset(id(v)) % $step = 0 RETURN v.variant_id AS id LIMIT $n"
 
 
@@ -847,8 +792,6 @@ class Stores:
         self._sample_names: list[str] | None = None
         carries = {r["name"] for r in self.graph.query("CALL table_info('CARRIES') RETURN name")}
         self._genotypes_all = _genotypes_of(carries)
-        #: CARRIES kept on the Variant side too: carriers of a variant are a key look-up away
-        self._by_variant = self._carries_on_variant_side()
         files = self.graph.query("MATCH (f:File) RETURN f.name AS name")
         #: graphs of one VCF leave CARRIES.source out: it is that VCF
         self._only_file = files[0]["name"] if len(files) == 1 and "source" not in carries else None
@@ -939,18 +882,6 @@ class Stores:
         )
         contigs = [Contig(r["chrom"], r["n"], r["first"], r["last"]) for r in rows]
         return {c.name: c for c in sorted(contigs, key=lambda c: _natural_key(c.name))}
-
-    def _carries_on_variant_side(self) -> bool:
-        """Whether the graph keeps CARRIES adjacency on the Variant side (storage_direction both).
-
-        Kuzu refuses an undirected pattern over a rel table stored on one side only, so an
-        undirected look-up of a variant that cannot exist tells, without reading anything.
-        """
-        try:
-            self.graph.query(_UNDIRECTED_PROBE, {"id": ""})
-        except RuntimeError:
-            return False
-        return True
 
     def _longest_variant(self) -> int:
         rows = self.graph.query("MATCH (v:Variant) RETURN max(v.`end` - v.pos) AS span")
@@ -1154,10 +1085,7 @@ class Stores:
         """
         names = self.sample_names()
         params = {"first": max(carriers, 1)}
-        if self._by_variant:
-            rows = {vid: self.graph.query(_CARRIERS_OF, {"id": vid, **params})[0] for vid in ids}
-        else:
-            rows = {r["vid"]: r for r in self.graph.query(_CARRIERS_IN, {"ids": ids, **params})} if ids else {}
+        rows = {vid: self.graph.query(_CARRIERS_OF, {"id": vid, **params})[0] for vid in ids}
         context = {}
         for vid in ids:
             row = rows.get(vid) or {"n": 0, "first": []}
@@ -1202,15 +1130,9 @@ class Stores:
         )
 
     def _carriers_of(self, variant_id: str, first: int | None = None) -> tuple[Counts, list[Carrier]]:
-        """Zygosity counts and the carriers in sample order (all, or the first ones).
-
-        With CARRIES stored on both sides: an aggregate query for the counts and a LIMIT for
-        the carriers. Stored on the Sample side only, every look-up from a variant scans the
-        whole table, so then one scan fetches them all and Python counts.
-        """
-        one_scan = not self._by_variant
-        counts = None if one_scan else counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}))
-        if first is None or one_scan:
+        """Zygosity counts (one aggregate query) and the carriers in sample order (all, or the first ones)."""
+        counts = counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}))
+        if first is None:
             table = self.graph.query_arrow(self._genotypes_all, {"id": variant_id})
         else:
             table = self.graph.query_arrow(self._genotypes_all + " LIMIT $first", {"id": variant_id, "first": first})
@@ -1223,11 +1145,7 @@ class Stores:
                 strict=True,
             )
         ]
-        if counts is None:
-            counts = Counts()
-            for c in carriers:
-                _tally(counts, c.gt, c.alt_count, c.ploidy, c.phased)
-        return counts, carriers if first is None else carriers[:first]
+        return counts, carriers
 
     def _rows_by_id(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
         from lancedb.expr import col, lit
@@ -1327,9 +1245,6 @@ class Stores:
 
     def _genotypes(self, ids: list[str], samples: list[str]) -> dict[tuple[str, str], str]:
         """(variant_id, sample) -> GT for the given variants and samples (one key look-up per variant)."""
-        if not self._by_variant:
-            rows = self.graph.query(_GENOTYPES_IN, {"ids": ids, "samples": samples}) if ids else []
-            return {(r["vid"], r["sample"]): r["gt"] for r in rows}
         found = {}
         for vid in ids:
             for row in self.graph.query(_GENOTYPES_OF, {"id": vid, "samples": samples}):
@@ -1383,9 +1298,6 @@ class Stores:
         )
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
-        if not self._by_variant:
-            rows = self.graph.query(_CARRIERS_IN, {"ids": ids, "first": 1}) if ids else []
-            return {r["vid"]: r["n"] for r in rows}
         return {vid: self.graph.query(_CARRIER_COUNT_OF, {"id": vid})[0]["n"] for vid in ids}
 
     # ------------------------------------------------------------ stats

@@ -167,16 +167,14 @@ class NodeTable:
 class RelTable:
     """A Kuzu rel table from `source` to `target` nodes, with properties `columns`.
 
-    `storage` is Kuzu's storage_direction: "both" keeps an adjacency list on each
-    side; "fwd" only on the source side (a pattern matched from the target side then
-    scans the whole table, and undirected patterns are refused).
+    Kuzu keeps an adjacency list on both sides (its default storage_direction), so a
+    pattern is matched as fast from either end.
     """
 
     name: str
     source: str
     target: str
     columns: tuple[Column, ...] = ()
-    storage: str = "both"
 
 
 def _variant_columns(*names: str) -> tuple[Column, ...]:
@@ -269,6 +267,5 @@ def kuzu_ddl(omit: dict[str, set[str]] | None = None) -> list[str]:
     for rel in KUZU_REL_TABLES:
         columns = [c for c in rel.columns if c.name not in omit.get(rel.name, set())]
         props = "".join(f", {kuzu_property(c.name)} {kuzu_type(c.type)}" for c in columns)
-        storage = f" WITH (storage_direction = '{rel.storage}')" if rel.storage != "both" else ""
-        statements.append(f"CREATE REL TABLE {rel.name}(FROM {rel.source} TO {rel.target}{props}){storage}")
+        statements.append(f"CREATE REL TABLE {rel.name}(FROM {rel.source} TO {rel.target}{props})")
     return statements

@@ -31,11 +31,6 @@ import pyarrow.parquet as pq
 from vcf_agent.errors import fail
 from vcf_agent.logs import log
 
-#: Memory of a load job outside the tools' own budgets: the Snakemake process inside a
-#: cluster job (~160 MB measured under SLURM) and this interpreter with pyarrow,
-#: DuckDB, LanceDB or Kuzu loaded (~200 MB).
-PROCESS_OVERHEAD_MB = 400
-
 
 @dataclass(frozen=True)
 class Shard:
@@ -100,17 +95,6 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------- DuckDB
-
-
-def duckdb_connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
-    """DuckDB bounded by `mem_mb` (it spills beyond it into `scratch`)."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    con.execute(f"SET memory_limit = '{max(128, mem_mb)}MB'")
-    con.execute(f"SET threads = {max(1, threads)}")
-    con.execute(f"SET temp_directory = '{scratch / 'spill'}'")
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET enable_progress_bar = false")  # it would write to stdout
-    return con
 
 
 def sql_string(text: str | Path) -> str:

@@ -234,7 +234,7 @@ def stored_counts(stats_files):
     and Snakemake evaluates the resource again once the job is ready to run.
     """
     totals = {"variants": 0, "genotypes": 0, "annotations": 0}
-    # One path comes as a str.
+    # Snakemake hands a one-file input as a str.
     paths = [stats_files] if isinstance(stats_files, str) else stats_files
     if not all(str(path).startswith("results/shard_stats/") for path in paths):
         # Until the plan_shards checkpoint has run (a dry run), its plan stands in
