@@ -344,7 +344,7 @@ def test_device_auto_follows_torch_and_forced_devices_are_checked():
 
 
 def test_batch_size_follows_declared_memory():
-    sizes = [batch_size_for(mb) for mb in (850, 900, 1000, 100_000)]
+    sizes = [batch_size_for(mb) for mb in (1000, 1050, 1100, 100_000)]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == embed.MAX_BATCH_ROWS
     assert batch_size_for(DEFAULT_EMBED_MEM_MB) == embed.MAX_BATCH_ROWS  # the default fits the largest batch
     with pytest.raises(VcfAgentError, match=r"mem_mb=500 is too little"):

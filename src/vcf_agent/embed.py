@@ -19,15 +19,16 @@ this machine (CPU, torch 2.13, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
 * baseline, the interpreter with torch, sentence-transformers and the loaded
-  model after one encode: 557 MB (MODEL_BASELINE_MB = 560). `embed_shard`
+  model after one encode: 690 MB (MODEL_BASELINE_MB; 557 MB with an earlier
+  transformers, hence its pin in pyproject.toml). `embed_shard`
   measures the real value after loading (a bigger model, or CUDA, has a bigger
   one) and sizes the batch from what is left of the declared mem_mb.
-* fixed part on top: 120 MB measured (the model's work buffers for a forward
+* fixed part on top: 64-120 MB measured (the model's work buffers for a forward
   pass of ENCODE_BATCH_CPU texts, one row group of the input shard as the converter
   wrote it, DuckDB for the distinct count), plus a cache compaction (at most
   2 x MERGE_MAX_BYTES): HEADROOM_MB = 250.
-* per row of a record batch: 2.8-3.3 kB measured (slope of peak RSS over
-  batches of 1,024-16,384 rows: 680, 701, 694, 720 MB); counted as 8 kB
+* per row of a record batch: 2.8-5.8 kB measured (slope of peak RSS over
+  batches of 1,024-16,384 rows: 760, 793, 817, 845 MB); counted as 8 kB
   because the memo's slots (MEMO_BATCHES x 1.5 kB per row) fill up only when
   descriptions are all distinct, and for allocator slack.
 * the model's share does not grow with the batch: texts reach model.encode in
@@ -38,8 +39,8 @@ this machine (CPU, torch 2.13, 2 threads) with `python benchmarks/bench_embed.py
 MAX_BATCH_ROWS] (larger batches do not embed faster). Memory therefore depends
 on the declared mem_mb and the model, not on the shard's size or its number of
 distinct descriptions (the persistent cache holds those, on disk). The default,
-DEFAULT_EMBED_MEM_MB = 1024, fits the largest batch beside the default model on
-CPU (observed peaks 720-780 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
+DEFAULT_EMBED_MEM_MB = 1280, fits the largest batch beside the default model on
+CPU (observed peaks 720-850 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
 adds half of it per retry. On a GPU the CUDA runtime adds about 1-3 GB of host
 memory to the baseline: give GPU jobs a larger mem_mb.
 """
@@ -81,11 +82,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
-#: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 557).
-MODEL_BASELINE_MB = 560
-#: Peak RSS added per row of a record batch (bytes; measured 2.8-3.3 kB), see the module docstring.
+#: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 690).
+MODEL_BASELINE_MB = 690
+#: Peak RSS added per row of a record batch (bytes; measured 2.8-5.8 kB), see the module docstring.
 BYTES_PER_ROW = 8_192
-#: Fixed allowance on top of baseline + batches (MB; measured 120 + a compaction).
+#: Fixed allowance on top of baseline + batches (MB; measured 64-120 + a compaction).
 HEADROOM_MB = 250
 MIN_BATCH_ROWS = 256
 MAX_BATCH_ROWS = 16_384
@@ -97,8 +98,9 @@ ENCODE_BATCH_GPU = 512
 #: Texts per call of model.encode.
 ENCODE_CHUNK = 1024
 
-DEFAULT_EMBED_MEM_MB = 1024
-"""Declared memory of an embed job at its first attempt (the default model, largest batch)."""
+DEFAULT_EMBED_MEM_MB = 1280
+"""Declared memory of an embed job at its first attempt (the default model, largest batch; the
+workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
 
 
 def embed_mem_mb(attempt: int) -> int:
