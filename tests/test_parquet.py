@@ -91,3 +91,37 @@ def test_every_genotype_points_at_a_variant(converted):
     variants = {r[0] for r in rows(converted["variants"], "SELECT variant_id FROM FILES")}
     genotypes = {r[0] for r in rows(converted["genotypes"], "SELECT variant_id FROM FILES")}
     assert genotypes <= variants
+
+
+# tests/data/annotated_multiallelic*.vcf with their FASTA, by hand: bcftools norm splits ACC>A,AC
+# at 1:10 into ACC>A and AC>A (the second trimmed) and GT>GTT,G at 1:30 into G>GT and GT>G;
+# each split record must keep the entry of its own ALT as written (SnpEff ANN: A, AC, GTT, G;
+# VEP CSQ, without the shared first base: -, C, TT, -), which names the HGVS.
+EXPECTED_ANNOTATIONS = {
+    "1:10:ACC:A": ("GENE1", "frameshift_variant", "HIGH", "c.5_6del"),
+    "1:10:AC:A": ("GENE1", "frameshift_variant", "HIGH", "c.6del"),
+    "1:30:G:GT": ("GENE1", "frameshift_variant", "HIGH", "c.20dup"),
+    "1:30:GT:G": ("GENE1", "frameshift_variant", "HIGH", "c.20del"),
+    "1:40:A:T": ("GENE1", "missense_variant", "MODERATE", "c.30A>T"),
+}
+
+
+@pytest.mark.parametrize("vcf", ["annotated_multiallelic.vcf", "annotated_multiallelic_vep.vcf"])
+def test_split_and_trimmed_indels_keep_the_annotation_of_their_own_allele(vcf, tmp_path):
+    fasta = tmp_path / "annotated.fa"
+    fasta.write_bytes((TEST_FILES / "annotated_multiallelic.fa").read_bytes())
+    bcf = tmp_path / "annotated.bcf"
+    stats = normalize_vcf(TEST_FILES / vcf, bcf, source="annotated", reference=fasta)
+    index_bcf(bcf)
+    assert (stats.records_in, stats.records_out, stats.split) == (3, 5, 2)
+    paths = {kind: tmp_path / f"{kind}.parquet" for kind in ("variants", "genotypes", "annotations")}
+    (shard,) = plan_shards(bcf, ShardSize(records=100), samples=stats.samples)
+    convert_shard(bcf, shard, source="annotated", **{f"{k}_out": v for k, v in paths.items()})
+
+    notes = rows([str(paths["annotations"])], "SELECT variant_id, gene, consequence, impact, hgvs_c FROM FILES")
+    assert {r[0]: r[1:] for r in notes} == EXPECTED_ANNOTATIONS
+    assert len(notes) == len(EXPECTED_ANNOTATIONS)
+    variants = rows([str(paths["variants"])], "SELECT variant_id, gene, consequence, impact FROM FILES")
+    assert {r[0]: r[1:] for r in variants} == {k: v[:3] for k, v in EXPECTED_ANNOTATIONS.items()}
+    columns = rows([str(paths["variants"])], "SELECT column_name FROM (DESCRIBE SELECT * FROM FILES)")
+    assert not [c for (c,) in columns if "VCFAGENT" in c.upper()], "our own tags must not become INFO columns"

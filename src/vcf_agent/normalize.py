@@ -2,7 +2,8 @@
 
 The input streams once through
 
-    bcftools view -Ou IN  |  bcftools norm -m -any [-f REF -c POLICY] -Ou -  |  pysam
+    bcftools view -Ou IN  [| bcftools annotate -a ORIGINAL_ALLELES]
+      |  bcftools norm -m -any [-f REF -c POLICY] -Ou -  |  pysam
 
 `bcftools view` fails on a cut BGZF stream or a broken record (norm 1.16 alone
 exits 0 and silently drops the rest), and the pysam stage tags the 2nd, 3rd,
@@ -10,6 +11,10 @@ exits 0 and silently drops the rest), and the pysam stage tags the 2nd, 3rd,
 variant_id), checks the order and counts records per contig. When the header
 lacks ##contig lines the body is scanned for contig names first and the
 header is completed, because bcftools cannot read back BCF it wrote otherwise.
+When the header declares ANN or CSQ, a first pass lists the multiallelic
+records, and `bcftools annotate` gives each its REF and ALTs as written
+(schema.ORIGINAL_REF_TAG, ORIGINAL_ALT_TAG) before the split, so that the
+annotations of an indel that norm trims still find their allele.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from vcf_agent.files import atomic_path, write_json
 from vcf_agent.inputs import check_reference, check_vcf, fai_lengths
 from vcf_agent.logs import log
 from vcf_agent.process import Undeclared, UndeclaredError, bcftools, explain_stderr, has_htslib_error, pipeline, run
-from vcf_agent.schema import DUPLICATE_TAG
+from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
 
@@ -75,36 +80,40 @@ def normalize_vcf(
     stats = NormalizeStats(source=source, input=str(input_path), samples=report.samples)
     # Without any ##contig line every record would fail: scan for what is missing at once.
     undeclared = Undeclared() if header.contigs else _scan_undeclared(input_path)
-    declares_end = "END" in header.info
+    options = _Options(reference, ref_check, threads, "END" in header.info, header.annotation is not None)
     try:
-        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, undeclared, declares_end)
+        _normalize_once(input_path, output_bcf, stats, options, undeclared)
     except UndeclaredError as error:
         if undeclared:
             raise
         undeclared = _scan_undeclared(input_path).merge(error.undeclared)
-        _normalize_once(input_path, output_bcf, stats, reference, ref_check, threads, undeclared, declares_end)
+        _normalize_once(input_path, output_bcf, stats, options, undeclared)
     return stats
 
 
+@dataclass(frozen=True)
+class _Options:
+    reference: Path | str | None
+    ref_check: str
+    threads: int
+    declares_end: bool
+    annotated: bool
+
+
 def _normalize_once(
-    input_path: Path,
-    output_bcf: Path,
-    stats: NormalizeStats,
-    reference: Path | str | None,
-    ref_check: str,
-    threads: int,
-    undeclared: Undeclared,
-    declares_end: bool,
+    input_path: Path, output_bcf: Path, stats: NormalizeStats, options: _Options, undeclared: Undeclared
 ) -> None:
     tmp_bcf = atomic_path(output_bcf)
+    fixed_after = 1 if undeclared else 0
     with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
-        commands = _read_commands(input_path, undeclared, reference, Path(scratch), threads)
-        commands.append(_norm_command(reference, ref_check))
-        commands.append(_declare_tags(Path(scratch), declares_end))
+        commands = _read_commands(input_path, undeclared, options.reference, Path(scratch), options.threads)
+        if options.annotated:
+            commands += _original_alleles(commands, Path(scratch), input_path, fixed_after)
+        commands.append(_norm_command(options.reference, options.ref_check))
+        commands.append(_declare_tags(Path(scratch), options.declares_end))
         try:
-            fixed_after = 1 if undeclared else 0
             with pipeline(commands, subject=input_path, header_fixed_after=fixed_after) as pipe:
-                walker = _tag_and_write(pipe.stdout, tmp_bcf, threads, input_path)
+                walker = _tag_and_write(pipe.stdout, tmp_bcf, options.threads, input_path)
             norm_stderr = pipe.stderr_of(len(commands) - 2)
         except BaseException:
             tmp_bcf.unlink(missing_ok=True)
@@ -119,6 +128,40 @@ def _read_commands(input_path: Path, undeclared: Undeclared, reference, scratch:
     header_file = scratch / "header.vcf"
     header_file.write_text(_completed_header(input_path, undeclared, reference))
     return [bcftools("view", "--no-version", "-H", input_path), ["cat", str(header_file), "-"]]
+
+
+def _original_alleles(read: list[list[str]], scratch: Path, input_path: Path, fixed_after: int) -> list[list[str]]:
+    """A `bcftools annotate` stage giving each multiallelic record its REF and ALTs as written.
+
+    bcftools 1.16 has no `norm --old-rec-tag`, so the alleles are listed in a first pass
+    (a tabix-indexed table) and written into Number=1 / Number=A INFO tags, which norm
+    then splits with the record. No stage when the input has no multiallelic record.
+    """
+    table = scratch / "original_alleles.tsv"
+    listing = bcftools("query", "-i", "N_ALT>1", "-f", "%CHROM\t%POS\t%REF\t%ALT\t%REF\t%ALT\n", "-")
+    with (
+        table.open("wb") as out,
+        pipeline([*read, listing], subject=input_path, stdout=out, header_fixed_after=fixed_after),
+    ):
+        pass  # bcftools writes the listing straight into the table file
+    if table.stat().st_size == 0:
+        return []
+    try:
+        indexed = pysam.tabix_index(str(table), seq_col=0, start_col=1, end_col=1, force=True)
+    except (OSError, ValueError) as error:  # tabix wants each contig's records together, in order
+        raise fail(input_path, f"records are not sorted ({error}); sort with bcftools sort") from error
+    header_lines = scratch / "original_alleles.hdr"
+    header_lines.write_text(
+        f'##INFO=<ID={ORIGINAL_REF_TAG},Number=1,Type=String,Description="vcf-agent: REF of the'
+        ' multiallelic record before bcftools norm split it">\n'
+        f'##INFO=<ID={ORIGINAL_ALT_TAG},Number=A,Type=String,Description="vcf-agent: this ALT as the'
+        ' multiallelic record wrote it, before bcftools norm split and trimmed it">\n'
+    )
+    columns = f"CHROM,POS,REF,ALT,INFO/{ORIGINAL_REF_TAG},INFO/{ORIGINAL_ALT_TAG}"
+    return [
+        bcftools("annotate", "--no-version", "-a", indexed, "-c", columns, "-h", header_lines,
+                 "--pair-logic", "exact", "-Ou", "-")
+    ]  # fmt: skip
 
 
 def _norm_command(reference, ref_check: str) -> list[str]:

@@ -28,6 +28,9 @@ from vcf_agent.schema import (
     DUPLICATE_TAG,
     GENOTYPE_COLUMNS,
     INFO_PREFIX,
+    INTERNAL_TAGS,
+    ORIGINAL_ALT_TAG,
+    ORIGINAL_REF_TAG,
     info_column_name,
 )
 from vcf_agent.shards import Shard
@@ -117,7 +120,7 @@ _QUERYABLE = re.compile(r"^[A-Za-z0-9_.]+$")
 
 def select_info_columns(header: VcfHeader, wanted: list[str] | None) -> list[InfoColumn]:
     """The INFO fields that become columns: all declared ones, or the configured subset."""
-    declared = {k: v for k, v in header.info.items() if k != DUPLICATE_TAG and _QUERYABLE.match(k)}
+    declared = {k: v for k, v in header.info.items() if k not in INTERNAL_TAGS and _QUERYABLE.match(k)}
     unusable = [k for k in header.info if not _QUERYABLE.match(k)]
     if unusable:
         log.warning("INFO fields with names bcftools cannot query are left out: %s", ", ".join(unusable))
@@ -164,7 +167,8 @@ def convert_shard(
         regions.write_text(shard.regions_line())
         con = _connect(scratch, threads, mem_mb)
         try:
-            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet")
+            original = ORIGINAL_ALT_TAG in header.info
+            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original)
             annotation = header.annotation
             _write_annotations(con, annotation, info, source, tmps[2])
             variants = _write_variants(con, annotation, info, source, tmps[0])
@@ -208,19 +212,27 @@ def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
         )
 
 
-def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path) -> None:
-    """The site columns of the shard, typed, in a scratch Parquet file."""
-    fmt = "\t".join(["%CHROM", "%POS", "%END", "%REF", "%ALT", "%ID", "%QUAL", "%FILTER", f"%INFO/{DUPLICATE_TAG}"])
+def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool) -> None:
+    """The site columns of the shard, typed, in a scratch Parquet file.
+
+    `original`: the BCF carries the alleles of split multiallelic records as written
+    (normalize._original_alleles); they become columns original_ref and original_alt.
+    """
+    original_tags = [ORIGINAL_REF_TAG, ORIGINAL_ALT_TAG] if original else []
+    fields = ["%CHROM", "%POS", "%END", "%REF", "%ALT", "%ID", "%QUAL", "%FILTER", f"%INFO/{DUPLICATE_TAG}"]
+    fmt = "\t".join(fields + [f"%INFO/{tag}" for tag in original_tags])
     fmt += "".join(f"\t%INFO/{c.field.id}" for c in info) + "\n"
     columns = {
         "chrom": "VARCHAR", "pos": "BIGINT", "end": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR",
         "id": "VARCHAR", "qual": "DOUBLE", "filter": "VARCHAR", "dup": "INTEGER",
     }  # fmt: skip
+    columns.update({name: "VARCHAR" for name in ("original_ref", "original_alt")[: len(original_tags)]})
     columns.update({c.raw: c.read_type() for c in info})
     query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
     _copy_from_command(con, query, sql, subject=bcf)
-    con.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet('{staged}')")
+    absent = "" if original else ", NULL::VARCHAR AS original_ref, NULL::VARCHAR AS original_alt"
+    con.execute(f"CREATE TEMP VIEW staged AS SELECT *{absent} FROM read_parquet('{staged}')")
 
 
 def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject) -> None:
@@ -319,19 +331,29 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
         index = layout.index(*names)
         return f"NULLIF(trim(parts[{index}]), '')" if index else "NULL::VARCHAR"
 
-    vep_allele = (
-        "CASE WHEN length(ref) > 0 AND length(alt) > 0 AND left(ref, 1) = left(alt, 1)"
-        " AND (length(ref) > 1 OR length(alt) > 1) THEN coalesce(NULLIF(substr(alt, 2), ''), '-') ELSE alt END"
+    def vep_allele(ref: str, alt: str) -> str:
+        # VEP drops the first base that REF and ALT share
+        return (
+            f"CASE WHEN length({ref}) > 0 AND length({alt}) > 0 AND left({ref}, 1) = left({alt}, 1)"
+            f" AND (length({ref}) > 1 OR length({alt}) > 1) THEN coalesce(NULLIF(substr({alt}, 2), ''), '-')"
+            f" ELSE {alt} END"
+        )
+
+    # A split multiallelic record is matched through its ALT as written (original_alt):
+    # its ALT after the split may be trimmed into another ALT of the same site.
+    alleles = (
+        f"CASE WHEN original_alt IS NULL THEN [alt, {vep_allele('ref', 'alt')}]"
+        f" ELSE [original_alt, {vep_allele('original_ref', 'original_alt')}] END"
     )
     return f"""CREATE TEMP TABLE matched_entries AS
       WITH entries AS (
-        SELECT variant_id, ref, alt, unnest(list) AS entry, unnest(range(1, len(list) + 1)) AS entry_order
-        FROM (SELECT {_variant_id_sql()} AS variant_id, ref, alt, string_split({raw}, ',') AS list
+        SELECT variant_id, alleles, unnest(list) AS entry, unnest(range(1, len(list) + 1)) AS entry_order
+        FROM (SELECT {_variant_id_sql()} AS variant_id, {alleles} AS alleles, string_split({raw}, ',') AS list
               FROM staged WHERE {raw} IS NOT NULL)
       ), fields AS (
-        SELECT variant_id, ref, alt, entry_order, string_split(entry, '|') AS parts FROM entries
+        SELECT variant_id, alleles, entry_order, string_split(entry, '|') AS parts FROM entries
       ), typed AS (
-        SELECT variant_id, entry_order, ref, alt,
+        SELECT variant_id, entry_order, alleles,
                {part("Allele")} AS allele,
                {part("Annotation", "Consequence")} AS consequence,
                {part("Annotation_Impact", "IMPACT")} AS impact,
@@ -343,8 +365,8 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
                {part("HGVS.p", "HGVSp")} AS hgvs_p
         FROM fields
       ), flagged AS (
-        SELECT *, (allele IS NULL OR allele = alt OR allele = {vep_allele}) AS matches,
-               bool_or(allele = alt OR allele = {vep_allele}) OVER (PARTITION BY variant_id) AS any_match,
+        SELECT *, (allele IS NULL OR list_contains(alleles, allele)) AS matches,
+               bool_or(list_contains(alleles, allele)) OVER (PARTITION BY variant_id) AS any_match,
                min(allele) OVER (PARTITION BY variant_id) = max(allele) OVER (PARTITION BY variant_id) AS one_allele
         FROM typed
       )

@@ -20,6 +20,15 @@ DEFAULT_VECTOR_DIM = 384
 #: e.g. Platinum Genomes' OverlapConflict calls from several callers).
 DUPLICATE_TAG = "VCFAGENT_DUP"
 
+#: INFO tags that the normalize step adds to the records of a multiallelic site before
+#: `bcftools norm` splits it: the site's REF and, Number=A, each ALT as written. The split
+#: and left-alignment may trim an indel (REF ACC, ALT A,AC: the second becomes AC>A), while
+#: the ANN/CSQ entries still name the ALT as written, so annotations are matched through these.
+ORIGINAL_REF_TAG = "VCFAGENT_REF"
+ORIGINAL_ALT_TAG = "VCFAGENT_ALT"
+#: Tags of our own: never INFO columns.
+INTERNAL_TAGS = frozenset({DUPLICATE_TAG, ORIGINAL_REF_TAG, ORIGINAL_ALT_TAG})
+
 #: Separator between an allele key and its duplicate ordinal in variant_id.
 DUPLICATE_SEPARATOR = "#"
 
