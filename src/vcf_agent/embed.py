@@ -40,7 +40,7 @@ MAX_BATCH_ROWS] (larger batches do not embed faster). Memory therefore depends
 on the declared mem_mb and the model, not on the shard's size or its number of
 distinct descriptions (the persistent cache holds those, on disk). The default,
 DEFAULT_EMBED_MEM_MB = 1280, fits the largest batch beside the default model on
-CPU (observed peaks 720-850 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
+CPU (observed peaks 720-934 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
 adds half of it per retry. On a GPU the CUDA runtime adds about 1-3 GB of host
 memory to the baseline: give GPU jobs a larger mem_mb.
 """

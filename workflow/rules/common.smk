@@ -115,7 +115,7 @@ DEFAULT_RESOURCES = {
     "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
     "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
     "plot_resources": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    # the model takes ~690 MB on CPU (a job peaks at ~850 MB); the batch size is derived
+    # the model takes ~690 MB on CPU (a job peaks at 740-930 MB); the batch size is derived
     # from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
     "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
     # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
