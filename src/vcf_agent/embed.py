@@ -19,8 +19,9 @@ this machine (CPU, torch 2.13, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
 * baseline, the interpreter with torch, sentence-transformers and the loaded
-  model after one encode: 690 MB (MODEL_BASELINE_MB; 557 MB with an earlier
-  transformers, hence its pin in pyproject.toml). `embed_shard`
+  model after one encode: 690 MB (MODEL_BASELINE_MB; 557 MB on an earlier
+  install: importing sentence-transformers 6.2 alone now takes ~590 MB, with
+  scikit-learn, scipy and pandas). `embed_shard`
   measures the real value after loading (a bigger model, or CUDA, has a bigger
   one) and sizes the batch from what is left of the declared mem_mb.
 * fixed part on top: 64-120 MB measured (the model's work buffers for a forward

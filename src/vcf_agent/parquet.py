@@ -218,15 +218,15 @@ def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], stage
     `original`: the BCF carries the alleles of split multiallelic records as written
     (normalize._original_alleles); they become columns original_ref and original_alt.
     """
-    original_tags = [ORIGINAL_REF_TAG, ORIGINAL_ALT_TAG] if original else []
+    originals = {"original_ref": ORIGINAL_REF_TAG, "original_alt": ORIGINAL_ALT_TAG} if original else {}
     fields = ["%CHROM", "%POS", "%END", "%REF", "%ALT", "%ID", "%QUAL", "%FILTER", f"%INFO/{DUPLICATE_TAG}"]
-    fmt = "\t".join(fields + [f"%INFO/{tag}" for tag in original_tags])
-    fmt += "".join(f"\t%INFO/{c.field.id}" for c in info) + "\n"
+    fields += [f"%INFO/{tag}" for tag in originals.values()] + [f"%INFO/{c.field.id}" for c in info]
+    fmt = "\t".join(fields) + "\n"
     columns = {
         "chrom": "VARCHAR", "pos": "BIGINT", "end": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR",
         "id": "VARCHAR", "qual": "DOUBLE", "filter": "VARCHAR", "dup": "INTEGER",
     }  # fmt: skip
-    columns.update({name: "VARCHAR" for name in ("original_ref", "original_alt")[: len(original_tags)]})
+    columns.update(dict.fromkeys(originals, "VARCHAR"))
     columns.update({c.raw: c.read_type() for c in info})
     query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
