@@ -28,7 +28,7 @@ def lancedb_mem_mb(variants: int) -> int:
 
 
 def kuzu_mem_mb(variants: int, genotypes: int) -> int:
-    return int(448 + (genotypes * 120 + variants * 100) / 1e6)  # kuzu_mem_mb in common.smk (one VCF)
+    return int(640 + (genotypes * 120 + variants * 100) / 1e6)  # kuzu_mem_mb in common.smk (one VCF)
 
 
 def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:

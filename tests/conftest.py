@@ -4,13 +4,60 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from xdist.scheduler import LoadScopeScheduling
 
 from helpers import DATA, ROOT, data_file, run_workflow
+
+# ---------------------------------------------------------------- workers (pytest-xdist)
+# Each worker has its own session, so modules that share a session fixture go to one
+# worker (one workflow run each), and every other module is a unit of its own, so that its
+# module-scoped run is made once. The longest units start first, one per worker; the SLURM
+# test mostly waits on its cluster while the other worker runs the rest.
+
+WORKER_GROUPS = {
+    "test_report": "example_run",
+    "test_simulate": "example_run",
+    "test_slurm_workflow": "example_run",
+    "test_query": "query_stores",
+    "test_cli": "query_stores",
+    "test_server": "query_stores",
+}
+LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
+
+
+def worker_group(path: str) -> str:
+    module = Path(path).stem
+    return WORKER_GROUPS.get(module, module)
+
+
+class ModuleGroupScheduling(LoadScopeScheduling):
+    """xdist's --dist loadscope, with a unit per worker group rather than per module."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return worker_group(nodeid.split("::", 1)[0])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ModuleGroupScheduling:
+    return ModuleGroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The scheduler tracks tests by id: two tests with one id would run once, silently.
+    repeated = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests sharing an id (each would not run on the workers): {repeated}")
+
+    def rank(item: pytest.Item) -> int:
+        group = worker_group(item.nodeid.split("::", 1)[0])
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: collection order within a group
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +97,11 @@ def query_stores(tmp_path_factory) -> QueryStores:
     """results/lancedb and results/kuzu built by the workflow (targets lancedb.json, kuzu.json)."""
     workdir = tmp_path_factory.mktemp("query_stores")
     inputs = {name: data_file(path) for name, path in QUERY_INPUTS.items()}
-    config = {"vcfs": {name: str(path) for name, path in inputs.items()}, "reference": None, "shard": {"records": 5000}}
+    config = {
+        "vcfs": {name: str(path) for name, path in inputs.items()},
+        "reference": None,
+        "shard": {"records": 10_000},
+    }
     run_workflow(workdir, config, "results/lancedb.json", "results/kuzu.json")
     return QueryStores(workdir / "results", inputs)
 

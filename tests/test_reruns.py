@@ -35,8 +35,8 @@ def variant_rows(workdir: Path) -> int:
 
 
 def test_rerun_changes_nothing_and_a_new_vcf_adds_only_its_rows(tmp_path):
-    # 100 records a shard: giab (222 rows) spans three shards without one model load per handful of rows.
-    first = {"vcfs": {"small": str(TEST_FILES / "genotypes.vcf")}, "reference": None, "shard": {"records": 100}}
+    # One shard per file: every embedding job loads the model (~10 s), and sharding is not what this tests.
+    first = {"vcfs": {"small": str(TEST_FILES / "genotypes.vcf")}, "reference": None, "shard": {"records": 1000}}
     run_workflow(tmp_path, first)
     before = snapshot(tmp_path / "results")
     assert variant_rows(tmp_path) == 7

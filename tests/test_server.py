@@ -13,7 +13,7 @@ import httpx
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -97,17 +97,25 @@ def test_errors_have_a_status_and_one_line(client, url, params, status, message)
 
 # The schema needs no stores, so it is loaded at import (schemathesis' lazy fixture loader
 # does not work with pytest 9); the calls go to the real server of the `served` fixture.
+# One test per endpoint through pytest's own parametrize: schemathesis' `schema.parametrize()`
+# gives its tests one shared id under pytest 9, which pytest-xdist would run only once.
 schema = schemathesis.openapi.from_dict(openapi_document())
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
 
 
-@schema.parametrize()
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_fuzz_every_endpoint_from_its_schema(case, served):
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[operation.label for operation in OPERATIONS])
+def test_fuzz_every_endpoint_from_its_schema(operation, served):
     """No input the schema allows (or breaks) gets a 500, an undeclared status or an off-schema body."""
-    case.call_and_validate(
-        base_url=served,
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
-    )
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+    def check(case):
+        case.call_and_validate(
+            base_url=served,
+            checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+        )
+
+    check()
 
 
 # ---------------------------------------------------------------- the real server

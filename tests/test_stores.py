@@ -31,7 +31,7 @@ from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, ru
 
 VCF = "edge/cyvcf2/test-haploidX.vcf"
 # Small shards, so that the stores are built from several files per kind.
-CONFIG = {"vcfs": {"hx": None}, "reference": None, "shard": {"records": 300}}
+CONFIG = {"vcfs": {"hx": None}, "reference": None, "shard": {"records": 400}}
 
 
 def config_for(**vcfs: Path) -> dict:
@@ -99,7 +99,7 @@ def test_manifests_describe_the_stores(built):
     lance = json.loads((built / "results" / "lancedb.json").read_text())
     kuzu = json.loads((built / "results" / "kuzu.json").read_text())
     assert lance["rows"] == 777 and lance["vector_dim"] == 384 and lance["model"].startswith("all-MiniLM-L6-v2")
-    assert lance["sources"] == {"hx": {"shards": 3, "variant_rows": 777}}
+    assert lance["sources"] == {"hx": {"shards": 2, "variant_rows": 777}}
     assert {i["column"] for i in lance["indexes"]} == set(LANCE_SCALAR_INDEXES)  # 777 rows: no ANN index
     assert kuzu["counts"]["CARRIES"] == 1439 and kuzu["samples"] == {"hx": 3}
     assert kuzu["properties_left_out"] == {"CARRIES": ["source"]}  # one VCF; it declares integer DP and GQ

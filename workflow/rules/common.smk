@@ -120,7 +120,9 @@ DEFAULT_RESOURCES = {
     "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
     # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
     "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
-    "load_kuzu": {"mem_mb": 448, "runtime": 10, "threads": 2},
+    # the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a
+    # SLURM job (killed there when it declared 460)
+    "load_kuzu": {"mem_mb": 640, "runtime": 10, "threads": 2},
 }
 
 
