@@ -134,6 +134,13 @@ def test_every_job_stayed_within_its_declared_memory(cohort_run):
     assert [j.to_dict() for j in measured if not j.within_memory] == []
 
 
+def test_jobs_report_the_threads_snakemake_gave_them(cohort_run):
+    # Snakemake's log names threads only above one; those jobs ran with one.
+    threads = {job.rule: job.threads for job in job_usage(cohort_run)}
+    declared = {"check_vcf": 1, "plan_shards": 1, "convert_shard": 2, "embed_shard": 2}  # common.smk
+    assert {rule: threads[rule] for rule in declared} == declared
+
+
 def test_embeddings_cover_every_variant_row_in_order(cohort_run):
     shards = sorted((cohort_run / "results" / "parquet" / "variants" / "platinum").glob("*.parquet"))
     assert len(shards) == 2

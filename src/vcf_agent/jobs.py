@@ -23,7 +23,7 @@ class JobUsage:
     benchmark: str
     declared_mem_mb: int | None
     declared_runtime_min: int | None
-    threads: int | None
+    threads: int
     peak_rss_mb: float | None = None
     seconds: float | None = None
 
@@ -63,7 +63,7 @@ def _job(rule: str, fields: dict[str, str]) -> JobUsage:
         benchmark=fields["benchmark"],
         declared_mem_mb=number("mem_mb"),
         declared_runtime_min=number("runtime"),
-        threads=int(fields["threads"]) if "threads" in fields else None,
+        threads=int(fields.get("threads", 1)),  # Snakemake prints threads only when above one
     )
 
 
