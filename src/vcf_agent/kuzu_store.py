@@ -246,9 +246,8 @@ def load_kuzu(
     pool_mb = buffer_pool_mb_for(mem_mb)
     seconds = {}
     with StoreBuild(out) as build, build.scratch() as scratch:
-        job = _Prepare(Path(scratch), variants, genotypes, annotations,
-                       {s: list(samples[s]) for s in sources}, sources, dict(files or {}), threads, mem_mb)  # fmt: skip
-        prepared = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
+        in_order = {s: list(samples[s]) for s in sources}
+        prepared = prepare_tables(Path(scratch), variants, genotypes, annotations, in_order, files, threads, mem_mb)
         seconds["prepare"] = round(time.perf_counter() - started, 3)
         with Graph(build.path / GRAPH_FILE, read_only=False, buffer_pool_mb=pool_mb, threads=threads) as graph:
             for statement in kuzu_ddl(prepared.omit):
@@ -282,10 +281,31 @@ def load_kuzu(
 
 
 @dataclass
-class _Prepared:
+class PreparedTables:
+    """One Parquet file per graph table, its row count, and the CARRIES properties left out."""
+
     files: dict[str, Path]
     rows: dict[str, int]
     omit: dict[str, set[str]]
+
+
+def prepare_tables(
+    scratch: Path,
+    variants: list[Path],
+    genotypes: list[Path],
+    annotations: list[Path],
+    samples: dict[str, list[str]],
+    files: Mapping[str, str] | None = None,
+    threads: int = 2,
+    mem_mb: int = 2048,
+) -> PreparedTables:
+    """The graph's tables as Parquet in `scratch`, as Kuzu's COPY takes them (DuckDB's part of load_kuzu).
+
+    `samples` maps each VCF name, in config order, to its samples; `files` each VCF name to its input path.
+    """
+    sources = list(samples)
+    job = _Prepare(scratch, variants, genotypes, annotations, samples, sources, dict(files or {}), threads, mem_mb)
+    return job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
 
 
 @dataclass
@@ -305,7 +325,7 @@ class _Prepare:
     def input_rows(self) -> int:
         return sum(parquet_file(p).metadata.num_rows for p in [*self.variants, *self.genotypes, *self.annotations])
 
-    def run_in_child(self) -> _Prepared:
+    def run_in_child(self) -> PreparedTables:
         """`run` in a child interpreter, so that DuckDB's memory is returned before Kuzu starts."""
         job = {k: [str(p) for p in v] if isinstance(v, list) and k != "sources" else v for k, v in vars(self).items()}
         job["scratch"] = str(self.scratch)
@@ -320,13 +340,13 @@ class _Prepare:
             lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
             raise VcfAgentError(lines[-1].removeprefix("ERROR: "))
         result = json.loads(child.stdout.strip().splitlines()[-1])
-        return _Prepared(
+        return PreparedTables(
             {t: Path(f) for t, f in result["files"].items()},
             result["rows"],
             {t: set(v) for t, v in result["omit"].items()},
         )
 
-    def run(self) -> _Prepared:
+    def run(self) -> PreparedTables:
         con = duckdb_connect(self.scratch, self.threads, max(128, self.mem_mb - PROCESS_OVERHEAD_MB))
         try:
             files = {name: self.scratch / f"{name}.parquet" for name in TABLE_ORDER}
@@ -336,7 +356,7 @@ class _Prepare:
             self._annotations(con, files)
             self._carries(con, files[CARRIES_REL.name], omit[CARRIES_REL.name])
             rows = {t: pq.ParquetFile(f).metadata.num_rows for t, f in files.items()}
-            return _Prepared(files, rows, omit)
+            return PreparedTables(files, rows, omit)
         finally:
             con.close()
 
@@ -459,4 +479,13 @@ def _check(counts: dict[str, int], rows: dict[str, int]) -> None:
         )
 
 
-__all__ = ["Graph", "graph_file", "kuzu_property", "load_kuzu", "open_graph", "samples_from_headers"]
+__all__ = [
+    "Graph",
+    "PreparedTables",
+    "graph_file",
+    "kuzu_property",
+    "load_kuzu",
+    "open_graph",
+    "prepare_tables",
+    "samples_from_headers",
+]
