@@ -88,10 +88,9 @@ def carries_files(prepared: dict, name: str, option: Option, folder: Path) -> li
     out.mkdir()
     rows = prepared["rows"]["CARRIES"]
     per_chunk = -(-rows // option.chunks)
-    with duckdb.connect() as con:
-        con.execute(f"CREATE TABLE edges AS SELECT {option.carries} FROM read_parquet('{source}')")
+    with duckdb.connect() as con:  # streams: DuckDB keeps the file's row order for LIMIT/OFFSET
         for chunk in range(option.chunks):
-            part = f"SELECT * FROM edges LIMIT {per_chunk} OFFSET {chunk * per_chunk}"
+            part = f"SELECT {option.carries} FROM read_parquet('{source}') LIMIT {per_chunk} OFFSET {chunk * per_chunk}"
             con.execute(f"COPY ({part}) TO '{out}/{chunk:03d}.parquet' (FORMAT parquet)")
     return [str(p) for p in sorted(out.glob("*.parquet"))]
 

@@ -31,8 +31,9 @@ WORKER_GROUPS = {
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 
 
-def worker_group(path: str) -> str:
-    module = Path(path).stem
+def worker_group(nodeid: str) -> str:
+    """The worker group of a test: its module's, or the module itself."""
+    module = Path(nodeid.split("::", 1)[0]).stem
     return WORKER_GROUPS.get(module, module)
 
 
@@ -40,7 +41,7 @@ class ModuleGroupScheduling(LoadScopeScheduling):
     """xdist's --dist loadscope, with a unit per worker group rather than per module."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return worker_group(nodeid.split("::", 1)[0])
+        return worker_group(nodeid)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ModuleGroupScheduling:
@@ -54,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"tests sharing an id (each would not run on the workers): {repeated}")
 
     def rank(item: pytest.Item) -> int:
-        group = worker_group(item.nodeid.split("::", 1)[0])
+        group = worker_group(item.nodeid)
         return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: collection order within a group

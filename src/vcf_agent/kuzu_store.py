@@ -303,8 +303,7 @@ def prepare_tables(
 
     `samples` maps each VCF name, in config order, to its samples; `files` each VCF name to its input path.
     """
-    sources = list(samples)
-    job = _Prepare(scratch, variants, genotypes, annotations, samples, sources, dict(files or {}), threads, mem_mb)
+    job = _Prepare(scratch, variants, genotypes, annotations, samples, dict(files or {}), threads, mem_mb)
     return job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
 
 
@@ -316,18 +315,21 @@ class _Prepare:
     variants: list[Path]
     genotypes: list[Path]
     annotations: list[Path]
-    samples: dict[str, list[str]]
-    sources: list[str]
+    samples: dict[str, list[str]]  # VCF name -> its samples, in config order
     paths: dict[str, str]
     threads: int
     mem_mb: int
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.samples)
 
     def input_rows(self) -> int:
         return sum(parquet_file(p).metadata.num_rows for p in [*self.variants, *self.genotypes, *self.annotations])
 
     def run_in_child(self) -> PreparedTables:
         """`run` in a child interpreter, so that DuckDB's memory is returned before Kuzu starts."""
-        job = {k: [str(p) for p in v] if isinstance(v, list) and k != "sources" else v for k, v in vars(self).items()}
+        job = {k: [str(p) for p in v] if isinstance(v, list) else v for k, v in vars(self).items()}
         job["scratch"] = str(self.scratch)
         child = subprocess.run(
             [sys.executable, "-c", "from vcf_agent.kuzu_store import _prepare_main; _prepare_main()"],
