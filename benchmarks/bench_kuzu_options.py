@@ -34,6 +34,10 @@ GT_CODE_COLUMNS = (
 GT_CODE_PROPERTIES = CARRIES_PROPERTIES.replace("gt STRING", "gt UINT8")
 
 
+# The same edges declared Variant -> Sample, so that one stored direction is the Variant side.
+VARIANT_SIDE_COLUMNS = CARRIES_COLUMNS.replace("sample, variant_id", "variant_id, sample")
+
+
 @dataclass(frozen=True)
 class Option:
     carries: str = CARRIES_COLUMNS  # DuckDB select list over the prepared CARRIES file
@@ -41,6 +45,10 @@ class Option:
     chunks: int = 1  # COPY statements the edges are split into
     buffer_pool_mb: int = 1300
     loader_imports: bool = False
+    threads: int = 2
+    ends: str = "FROM Sample TO Variant"
+    storage_direction: str = "both"  # Kuzu's rel table option: both sides, or the FROM side only
+    own_process: bool = False  # CARRIES copied by a second process, after the node tables
 
 
 OPTIONS = {
@@ -54,6 +62,11 @@ OPTIONS = {
     "chunks_10_pool_600": Option(chunks=10, buffer_pool_mb=600),
     "chunks_4_pool_700": Option(chunks=4, buffer_pool_mb=700),
     "chunks_2_pool_800": Option(chunks=2, buffer_pool_mb=800),
+    "threads_1": Option(threads=1),
+    "own_process": Option(own_process=True),
+    "gt_code_own_process": Option(GT_CODE_COLUMNS, GT_CODE_PROPERTIES, own_process=True),
+    "sample_side_only": Option(storage_direction="fwd"),
+    "variant_side_only": Option(VARIANT_SIDE_COLUMNS, ends="FROM Variant TO Sample", storage_direction="fwd"),
 }
 
 
@@ -101,8 +114,9 @@ def stage(job: dict) -> dict:
         import vcf_agent.kuzu_store  # noqa: F401  (what the loader's process holds: pyarrow, DuckDB)
     import kuzu
 
-    database = kuzu.Database(job["database"], buffer_pool_size=job["buffer_pool_mb"] << 20, max_num_threads=2)
-    connection = kuzu.Connection(database, num_threads=2)
+    threads = job["threads"]
+    database = kuzu.Database(job["database"], buffer_pool_size=job["buffer_pool_mb"] << 20, max_num_threads=threads)
+    connection = kuzu.Connection(database, num_threads=threads)
     for statement in job["ddl"]:
         connection.execute(statement)
     seconds = {}
@@ -117,6 +131,7 @@ def stage(job: dict) -> dict:
 
 def measure(name: str, option: Option, prepared: dict, folder: Path) -> str:
     properties = f", {option.properties}" if option.properties else ""
+    carries_ddl = f"CREATE REL TABLE CARRIES({option.ends}{properties})"
     carries = carries_files(prepared, name, option, folder)
     copies = [[t, [f]] for t, f in prepared["files"].items() if t != "CARRIES"] + [["CARRIES", carries]]
     database = folder / f"graph_{name}"
@@ -126,9 +141,13 @@ def measure(name: str, option: Option, prepared: dict, folder: Path) -> str:
         "database": str(database / "graph.kuzu"),
         "buffer_pool_mb": option.buffer_pool_mb,
         "loader_imports": option.loader_imports,
-        "ddl": [*prepared["ddl"], f"CREATE REL TABLE CARRIES(FROM Sample TO Variant{properties})"],
+        "threads": option.threads,
+        "ddl": [*prepared["ddl"], f"{carries_ddl} WITH (storage_direction='{option.storage_direction}')"],
         "copies": copies,
     }
+    if option.own_process:  # the node tables first, then CARRIES into the closed database
+        run_measured([sys.executable, __file__, "--stage", json.dumps(dict(job, copies=copies[:-1]))])
+        job = dict(job, ddl=[], copies=copies[-1:])
     measured = run_measured([sys.executable, __file__, "--stage", json.dumps(job)])
     result = json.loads(measured.stdout.strip().splitlines()[-1])
     shutil.rmtree(database)

@@ -168,6 +168,47 @@ def test_ann_parameters_follow_rows_and_distinct_vectors():
     assert ann_parameters(300, 300, 384)["num_partitions"] == 1
 
 
+ARENA_PROBE = """
+import ctypes, ctypes.util, re, sys, tempfile, threading
+from vcf_agent.lance_store import limit_allocator_arenas
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.fopen.restype = ctypes.c_void_p
+
+def arenas():  # glibc's own report: one <heap> element per arena
+    path = tempfile.mktemp()
+    stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    return len(re.findall(r'<heap nr="', open(path).read()))
+
+before = arenas()
+if sys.argv[1] == "limit":
+    limit_allocator_arenas(2)
+held, ready = [], threading.Barrier(9)
+def allocate():  # blocks below the mmap threshold come from the thread's arena
+    held.append([bytearray(64 * 1024) for _ in range(20)])
+    ready.wait()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+ready.wait()
+print(before, arenas())
+"""
+
+
+def test_allocator_arenas_are_capped_for_threads_started_later():
+    def arenas(mode: str) -> tuple[int, int]:
+        run = subprocess.run([sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, check=True)
+        before, after = map(int, run.stdout.split())
+        return before, after
+
+    before, after = arenas("default")
+    assert after >= before + 7  # glibc's default: a new arena for nearly every new thread
+    before, after = arenas("limit")
+    assert after <= max(before, 2)
+
+
 def test_info_fields_typed_differently_by_two_vcfs_share_a_column():
     # 1000 Genomes phase 3 declares SVLEN Number=., the high-coverage release Number=1.
     assert common_type(pa.int32(), pa.list_(pa.int32())) == pa.list_(pa.int32())
