@@ -169,10 +169,10 @@ def test_ann_parameters_follow_rows_and_distinct_vectors():
 
 
 ARENA_PROBE = """
-import ctypes, ctypes.util, re, sys, tempfile, threading
+import ctypes, re, sys, tempfile, threading
 from vcf_agent.lance_store import limit_allocator_arenas
 
-libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc = ctypes.CDLL(None)
 libc.fopen.restype = ctypes.c_void_p
 
 def arenas():  # glibc's own report: one <heap> element per arena

@@ -47,7 +47,6 @@ store is built in a new folder and swapped in atomically (vcf_agent.stores.Store
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -419,8 +418,7 @@ def limit_allocator_arenas(arenas: int) -> None:
 
     Threads started later share the arenas; those made already stay. No-op without glibc.
     """
-    libc = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None) if libc else None
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library Python runs on
     if mallopt is not None:
         mallopt(M_ARENA_MAX, arenas)
 
