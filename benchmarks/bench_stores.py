@@ -92,7 +92,8 @@ def report(name: str, manifest: dict, measured, mem_mb: int, shards) -> None:
         rows = manifest["rows"]
         ann = next((i for i in manifest["indexes"] if i["type"] == "IVF_PQ"), None)
         print(
-            f"LanceDB: {rows:,} rows in {seconds['rows']:.1f} s = {rows / seconds['rows']:,.0f} rows/s written;"
+            f"LanceDB: {rows:,} rows in {seconds['rows']:.1f} s = {rows / seconds['rows']:,.0f} rows/s written"
+            f" (the writer itself {seconds['rows_writer']:.1f} s = {rows / seconds['rows_writer']:,.0f} rows/s);"
             f" scalar indexes {seconds['scalar_indexes']:.1f} s, ANN index {seconds.get('ann_index', 0):.1f} s"
             f" ({ann and {k: ann[k] for k in ('num_partitions', 'num_sub_vectors', 'num_bits')}});"
             f" whole load {seconds['total']:.1f} s = {rows / seconds['total']:,.0f} rows/s"

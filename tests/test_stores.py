@@ -101,6 +101,7 @@ def test_manifests_describe_the_stores(built):
     assert lance["rows"] == 777 and lance["vector_dim"] == 384 and lance["model"].startswith("all-MiniLM-L6-v2")
     assert lance["sources"] == {"hx": {"shards": 2, "variant_rows": 777}}
     assert {i["column"] for i in lance["indexes"]} == set(LANCE_SCALAR_INDEXES)  # 777 rows: no ANN index
+    assert 0 < lance["seconds"]["rows_writer"] <= lance["seconds"]["rows"] <= lance["seconds"]["total"]
     assert kuzu["counts"]["CARRIES"] == 1439 and kuzu["samples"] == {"hx": 3}
     assert kuzu["properties_left_out"] == {"CARRIES": ["source"]}  # one VCF; it declares integer DP and GQ
     for manifest, link in ((lance, "lancedb"), (kuzu, "kuzu")):
