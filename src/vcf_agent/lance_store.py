@@ -47,6 +47,7 @@ store is built in a new folder and swapped in atomically (vcf_agent.stores.Store
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -326,12 +327,11 @@ def load_lancedb(
     """Build the LanceDB store from the variant shards and their embeddings; return the manifest."""
     started = time.perf_counter()
     os.environ.setdefault("LANCE_CPU_THREADS", str(max(1, threads)))
-    os.environ.setdefault("LANCE_DEFAULT_BATCH_SIZE", str(INDEX_SCAN_BATCH_ROWS))
     limit_allocator_arenas(ALLOCATOR_ARENAS)
     shards = paired_shards(variants, embeddings, "embeddings")
     layout = table_schema(shards)
     seconds = {}
-    with StoreBuild(out) as build, build.scratch() as scratch:
+    with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(out) as build, build.scratch() as scratch:
         job = WriteJob(str(build.path), [str(s.variants) for s in shards], [str(s.other) for s in shards],
                        scratch, threads, mem_mb, rows_per_write, progress)  # fmt: skip
         counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
@@ -417,6 +417,21 @@ def _write_main() -> None:
         print(f"ERROR: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps(asdict(counts)))
+
+
+@contextlib.contextmanager
+def _scan_batch_rows(rows: int) -> Iterator[None]:
+    """LANCE_DEFAULT_BATCH_SIZE for the load (a value the user set wins), as it was afterwards."""
+    before = os.environ.get(SCAN_BATCH_VARIABLE)
+    os.environ.setdefault(SCAN_BATCH_VARIABLE, str(rows))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SCAN_BATCH_VARIABLE, None)
+
+
+SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
 
 
 def limit_allocator_arenas(arenas: int) -> None:
