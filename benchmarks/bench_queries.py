@@ -140,6 +140,9 @@ def single_user(store: Path, repeats: int, seed: int) -> dict[str, list[float]]:
             "similar (1 Mb region)": timed(similar, repeats),
             "search, new text": timed(lambda: stores.search(new_text(), limit=10), repeats),
             "search, repeated text": timed(lambda: stores.search("rare missense variant", limit=10), repeats),
+            "search top 3,000, carriers of each": timed(
+                lambda: stores.search("rare missense variant", limit=3000), max(1, repeats // 10)
+            ),
             "variant + carriers": timed(lambda: stores.variant(pick_variant()), repeats),
             "sample (2,504 cohort)": timed(lambda: stores.sample(rng.choice(samples), limit=100), repeats),
             "region 1 Mb (first 100)": timed(lambda: stores.region(region_around(pick_variant())), repeats),

@@ -212,7 +212,10 @@ def test_prefilter_returns_every_match_when_fewer_than_the_limit(stores, bcftool
     assert sorted(h.variant_id for h in hits) == sorted(deletions)
 
 
-def test_hits_carry_their_carriers_and_genes(stores, bcftools):
+@pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
+def test_hits_carry_their_carriers_and_genes(stores, bcftools, monkeypatch, key_lookup_seconds):
+    """Both ways of reading the hits' carriers and genes (a query per hit, one join of all) agree with bcftools."""
+    monkeypatch.setattr(query, "KEY_LOOKUP_SECONDS", key_lookup_seconds)
     hits = stores.search("single-nucleotide variant, common", Filters(region=Region.parse(KG_REGION)), carriers=3)
     for hit in hits[:3]:
         expected = bcftools.genotypes("kg", hit.variant_id)

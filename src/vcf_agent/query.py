@@ -586,6 +586,22 @@ _ANNOTATIONS_OF = (
 _FILES_OF = "MATCH (v:Variant {variant_id: $id})-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name"
 _CARRIER_COUNT_OF = "MATCH (s:Sample)-[:CARRIES]->(v:Variant {variant_id: $id}) RETURN count(*) AS n"
 _GENES_OF = "MATCH (v:Variant {variant_id: $id})-[:IN_GENE]->(g:Gene) RETURN collect(DISTINCT g.symbol) AS genes"
+# The same for a list of variants: Kuzu 0.11 plans them as a hash join that reads every
+# CARRIES (IN_GENE) edge, whatever the list's length (`IN $ids` instead tests each
+# Variant node against the whole list: 14 s for 3,000 ids among 1,000,000 variants).
+_CARRIERS_OF_ALL = (
+    "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
+    " RETURN vid AS id, count(*) AS n, list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
+)
+_GENES_OF_ALL = (
+    "UNWIND $ids AS vid MATCH (v:Variant)-[:IN_GENE]->(g:Gene) WHERE v.variant_id = vid"
+    " RETURN vid AS id, collect(DISTINCT g.symbol) AS genes"
+)
+#: Costs that choose between them, measured on this project's 2-core VM: carriers and genes
+#: of one hit by its key ~2 ms; the join ~0.1-0.3 s per million CARRIES edges (0.1-0.3 s
+#: for 502,000 edges, 2.0-3.6 s for 10,000,000), whatever the number of hits.
+KEY_LOOKUP_SECONDS = 2e-3
+JOIN_SECONDS_PER_EDGE = 3e-7
 _GENOTYPES_OF = (
     "MATCH (s:Sample)-[c:CARRIES]->(v:Variant {variant_id: $id}) WHERE s.id IN $samples"
     " RETURN s.id AS sample, c.gt AS gt"
@@ -790,6 +806,7 @@ class Stores:
         self._contigs = self._load_contigs()
         self.max_span = self._longest_variant()
         self._sample_names: list[str] | None = None
+        self._edges: int | None = None
         carries = {r["name"] for r in self.graph.query("CALL table_info('CARRIES') RETURN name")}
         self._genotypes_all = _genotypes_of(carries)
         files = self.graph.query("MATCH (f:File) RETURN f.name AS name")
@@ -1078,21 +1095,37 @@ class Stores:
     def _graph_context(self, ids: list[str], carriers: int) -> dict[str, tuple[int, list[str], list[str]]]:
         """variant_id -> (carrier count, first carriers in sample order, annotated genes).
 
-        One primary-key query per hit: Kuzu 0.11 joins an id list (UNWIND or IN) by
-        scanning every Variant node (~1 s for 1,000,000), a key look-up takes < 1 ms.
-        Carriers come back as Sample node offsets (reading their names for ~2,000
-        carriers costs more than the whole look-up) and are named from `sample_names`.
+        A few hits: one primary-key query each (~2 ms). Many hits (a `limit` in the
+        thousands): one join of their ids, once it costs less than their key look-ups
+        (`_join_pays`: the join reads every CARRIES edge). Carriers come back
+        as Sample node offsets (reading their names for ~2,000 carriers costs more than
+        the whole look-up) and are named from `sample_names`.
         """
         names = self.sample_names()
-        params = {"first": max(carriers, 1)}
-        rows = {vid: self.graph.query(_CARRIERS_OF, {"id": vid, **params})[0] for vid in ids}
+        first = max(carriers, 1)
+        genes: dict[str, list[str]] = {}
+        if self._join_pays(len(ids)):
+            rows = {row["id"]: row for row in self.graph.query(_CARRIERS_OF_ALL, {"ids": ids, "first": first})}
+            if self._has_genes:
+                genes = {row["id"]: row["genes"] for row in self.graph.query(_GENES_OF_ALL, {"ids": ids})}
+        else:
+            rows = {vid: self.graph.query(_CARRIERS_OF, {"id": vid, "first": first})[0] for vid in ids}
+            if self._has_genes:
+                genes = {vid: self.graph.query(_GENES_OF, {"id": vid})[0]["genes"] for vid in ids}
         context = {}
         for vid in ids:
             row = rows.get(vid) or {"n": 0, "first": []}
-            genes = (self.graph.query(_GENES_OF, {"id": vid})[0]["genes"] or []) if self._has_genes else []
-            first = [names[offset] for offset in (row["first"] or [])[:carriers]]
-            context[vid] = (row["n"], first, sorted(genes))
+            carried = [names[offset] for offset in (row["first"] or [])[:carriers]]
+            context[vid] = (row["n"], carried, sorted(genes.get(vid) or []))
         return context
+
+    def _join_pays(self, hits: int) -> bool:
+        return hits * KEY_LOOKUP_SECONDS > self._carries_edges() * JOIN_SECONDS_PER_EDGE
+
+    def _carries_edges(self) -> int:
+        if self._edges is None:
+            self._edges = self.graph.query("MATCH ()-[c:CARRIES]->() RETURN count(c) AS n")[0]["n"]
+        return self._edges
 
     def sample_names(self) -> list[str]:
         """Every sample name, indexed by its Sample node offset (node order = VCF header order)."""
