@@ -593,6 +593,10 @@ _CARRIERS_OF_ALL = (
     "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
     " RETURN vid AS id, count(*) AS n, list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
 )
+_CARRIER_COUNTS_OF_ALL = (
+    "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
+    " RETURN vid AS id, count(*) AS n"
+)
 _GENES_OF_ALL = (
     "UNWIND $ids AS vid MATCH (v:Variant)-[:IN_GENE]->(g:Gene) WHERE v.variant_id = vid"
     " RETURN vid AS id, collect(DISTINCT g.symbol) AS genes"
@@ -1331,6 +1335,8 @@ class Stores:
         )
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
+        if self._join_pays(len(ids)):
+            return {row["id"]: row["n"] for row in self.graph.query(_CARRIER_COUNTS_OF_ALL, {"ids": ids})}
         return {vid: self.graph.query(_CARRIER_COUNT_OF, {"id": vid})[0]["n"] for vid in ids}
 
     # ------------------------------------------------------------ stats
