@@ -177,11 +177,12 @@ libc = ctypes.CDLL(None)
 libc.fopen.restype = ctypes.c_void_p
 
 def arenas():  # glibc's own report: one <heap> element per arena
-    path = tempfile.mktemp()
-    stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
-    libc.malloc_info(0, stream)
-    libc.fclose(stream)
-    return len(re.findall(r'<heap nr="', open(path).read()))
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/malloc_info.xml"
+        stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        return len(re.findall(r'<heap nr="', open(path).read()))
 
 before = arenas()
 if sys.argv[1] == "limit":

@@ -114,6 +114,7 @@ ROWS_PER_WRITE = 131_072
 #: a fresh process peaked at 822-932 MiB as Lance sets it up, 780-811 MiB with two arenas and
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
 INDEX_SCAN_BATCH_ROWS = 1024
+SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
 ALLOCATOR_ARENAS = 2
 M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
 
@@ -429,9 +430,6 @@ def _scan_batch_rows(rows: int) -> Iterator[None]:
     finally:
         if before is None:
             os.environ.pop(SCAN_BATCH_VARIABLE, None)
-
-
-SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
 
 
 def limit_allocator_arenas(arenas: int) -> None:

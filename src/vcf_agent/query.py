@@ -586,17 +586,15 @@ _ANNOTATIONS_OF = (
 _FILES_OF = "MATCH (v:Variant {variant_id: $id})-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name"
 _CARRIER_COUNT_OF = "MATCH (s:Sample)-[:CARRIES]->(v:Variant {variant_id: $id}) RETURN count(*) AS n"
 _GENES_OF = "MATCH (v:Variant {variant_id: $id})-[:IN_GENE]->(g:Gene) RETURN collect(DISTINCT g.symbol) AS genes"
-# The same for a list of variants: Kuzu 0.11 plans them as a hash join that reads every
-# CARRIES (IN_GENE) edge, whatever the list's length (`IN $ids` instead tests each
-# Variant node against the whole list: 14 s for 3,000 ids among 1,000,000 variants).
+# The same for a list of variants (vid: each one's id). Kuzu 0.11 plans them as a hash join
+# that reads every CARRIES (IN_GENE) edge, whatever the list's length (`IN $ids` instead
+# tests each Variant node against the whole list: 14 s for 3,000 ids among 1,000,000 variants).
+_EACH_CARRIER = "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
 _CARRIERS_OF_ALL = (
-    "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
-    " RETURN vid AS id, count(*) AS n, list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
+    f"{_EACH_CARRIER} RETURN vid AS id, count(*) AS n,"
+    " list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
 )
-_CARRIER_COUNTS_OF_ALL = (
-    "UNWIND $ids AS vid MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE v.variant_id = vid"
-    " RETURN vid AS id, count(*) AS n"
-)
+_CARRIER_COUNTS_OF_ALL = f"{_EACH_CARRIER} RETURN vid AS id, count(*) AS n"
 _GENES_OF_ALL = (
     "UNWIND $ids AS vid MATCH (v:Variant)-[:IN_GENE]->(g:Gene) WHERE v.variant_id = vid"
     " RETURN vid AS id, collect(DISTINCT g.symbol) AS genes"
@@ -1101,30 +1099,28 @@ class Stores:
 
         A few hits: one primary-key query each (~2 ms). Many hits (a `limit` in the
         thousands): one join of their ids, once it costs less than their key look-ups
-        (`_join_pays`: the join reads every CARRIES edge). Carriers come back
+        (`_per_variant`: the join reads every CARRIES edge). Carriers come back
         as Sample node offsets (reading their names for ~2,000 carriers costs more than
         the whole look-up) and are named from `sample_names`.
         """
         names = self.sample_names()
-        first = max(carriers, 1)
-        genes: dict[str, list[str]] = {}
-        if self._join_pays(len(ids)):
-            rows = {row["id"]: row for row in self.graph.query(_CARRIERS_OF_ALL, {"ids": ids, "first": first})}
-            if self._has_genes:
-                genes = {row["id"]: row["genes"] for row in self.graph.query(_GENES_OF_ALL, {"ids": ids})}
-        else:
-            rows = {vid: self.graph.query(_CARRIERS_OF, {"id": vid, "first": first})[0] for vid in ids}
-            if self._has_genes:
-                genes = {vid: self.graph.query(_GENES_OF, {"id": vid})[0]["genes"] for vid in ids}
+        rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, first=max(carriers, 1))
+        genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
         context = {}
         for vid in ids:
             row = rows.get(vid) or {"n": 0, "first": []}
             carried = [names[offset] for offset in (row["first"] or [])[:carriers]]
-            context[vid] = (row["n"], carried, sorted(genes.get(vid) or []))
+            context[vid] = (row["n"], carried, sorted((genes.get(vid) or {}).get("genes") or []))
         return context
 
-    def _join_pays(self, hits: int) -> bool:
-        return hits * KEY_LOOKUP_SECONDS > self._carries_edges() * JOIN_SECONDS_PER_EDGE
+    def _per_variant(self, ids: list[str], one: str, all_of: str, **params) -> dict[str, dict]:
+        """variant_id -> the row of query `one` for it ($id), or of `all_of` for them all ($ids) when that pays.
+
+        A variant that `all_of` finds nothing for has no entry.
+        """
+        if len(ids) * KEY_LOOKUP_SECONDS > self._carries_edges() * JOIN_SECONDS_PER_EDGE:
+            return {row["id"]: row for row in self.graph.query(all_of, {"ids": ids, **params})}
+        return {vid: self.graph.query(one, {"id": vid, **params})[0] for vid in ids}
 
     def _carries_edges(self) -> int:
         if self._edges is None:
@@ -1335,9 +1331,8 @@ class Stores:
         )
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
-        if self._join_pays(len(ids)):
-            return {row["id"]: row["n"] for row in self.graph.query(_CARRIER_COUNTS_OF_ALL, {"ids": ids})}
-        return {vid: self.graph.query(_CARRIER_COUNT_OF, {"id": vid})[0]["n"] for vid in ids}
+        rows = self._per_variant(ids, _CARRIER_COUNT_OF, _CARRIER_COUNTS_OF_ALL)
+        return {vid: row["n"] for vid, row in rows.items()}
 
     # ------------------------------------------------------------ stats
 
