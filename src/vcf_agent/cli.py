@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (1; use one per core)")
     serve.add_argument("--graph-handles", type=int, default=None, help="Kuzu queries that may run at once (default: 1)")
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds a request may take to send its headers (10)"
+    )
     return parser
 
 
@@ -217,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = {"host": args.host, "port": args.port, "threads": args.threads, "log_level": args.log_level}
     options["workers"] = args.workers
+    options["header_timeout"] = args.header_timeout
     if args.graph_handles is not None:
         options["graph_handles"] = args.graph_handles
     serve(args.results, model=args.model, **options)

@@ -38,8 +38,10 @@ quoting, and Kuzu queries are constant strings with bound ``$parameters``.
 The stores are read-only here and one `Stores` serves any number of threads:
 Kuzu is opened read-only through vcf_agent.kuzu_store, its handles lent to one
 query at a time (a pool of GRAPH_HANDLES, prepared statements kept per handle);
-LanceDB runs on one background event loop shared by all threads. A rebuilt
-store is seen after reopening (`Stores.rebuilt()` tells).
+LanceDB runs on one background event loop shared by all threads. `Stores`
+opens the build folders the symlinks point at and holds them (see
+vcf_agent.stores): a load publishes new builds beside them without disturbing
+it; reopen to see them (`Stores.rebuilt()` tells; the server does it by itself).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from vcf_agent.schema import DEFAULT_VECTOR_DIM, LANCE_TABLE, LANCE_VECTOR_COLUM
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
     from vcf_agent.kuzu_store import Graph
+    from vcf_agent.stores import BuildHold
 
 TABLE_NAME = LANCE_TABLE
 LANCE_DIR = "lancedb"
@@ -709,6 +712,7 @@ class _LanceTable:
     def __init__(self, path: Path, manifest_indexes: Sequence[dict] = ()) -> None:
         import lancedb
 
+        self.path = path
         self.manifest_indexes = list(manifest_indexes)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lancedb-queries", daemon=True)
@@ -848,37 +852,60 @@ class Stores:
             if not path.exists():
                 raise StoreMissing(f"{path}: no store here; build it with `snakemake results/{target}`")
         manifests = {name: _manifest(results / name) for name in (LANCE_MANIFEST, KUZU_MANIFEST)}
-        lance = _LanceTable(lance_dir, manifests[LANCE_MANIFEST].get("indexes") or ())
+        holds = _hold_builds(results)
         try:
-            graph = _GraphPool(results / KUZU_DIR, graph_handles, graph_buffer_mb)
+            lance = _LanceTable(holds[0].path, manifests[LANCE_MANIFEST].get("indexes") or ())
+            try:
+                graph = _GraphPool(holds[1].path, graph_handles, graph_buffer_mb)
+            except BaseException:
+                lance.close()
+                raise
+            try:
+                stores = cls(results, lance, graph, manifests)
+            except BaseException:
+                graph.close()
+                lance.close()
+                raise
         except BaseException:
-            lance.close()
-            raise
-        try:
-            stores = cls(results, lance, graph, manifests)
-        except BaseException:
-            graph.close()
-            lance.close()
+            for hold in holds:
+                hold.release()
             raise
         stores.model_override, stores.device = model, device
-        stores._builds = _builds(results)
+        stores._holds = holds
+        #: the build folders opened (LanceDB, Kuzu): a load publishes new ones, these stay as they are
+        stores.builds = tuple(hold.name for hold in holds)
         return stores
 
     def close(self) -> None:
         self.graph.close()
         self.lance.close()
+        for hold in getattr(self, "_holds", ()):
+            hold.release()  # the next load may remove these builds now
 
     @property
     def table(self):
         """The LanceDB table (sync API) for queries of your own."""
         import lancedb
 
-        return lancedb.connect(self.results / LANCE_DIR).open_table(TABLE_NAME)
+        return lancedb.connect(self.lance.path).open_table(TABLE_NAME)
+
+    def complete(self) -> bool:
+        """True when the manifests read at opening describe the builds opened (see complete_builds)."""
+        return one_release([self.manifests[LANCE_MANIFEST], self.manifests[KUZU_MANIFEST]], self.builds)
+
+    def share_model(self, other: Stores) -> None:
+        """Use `other`'s loaded query model and query vectors when both hold vectors of the same model."""
+        same = (other.model_override, other.manifests[LANCE_MANIFEST].get("model"), other.vector_dim) == (
+            self.model_override, self.manifests[LANCE_MANIFEST].get("model"), self.vector_dim
+        )  # fmt: skip
+        if same and other._encoder is not None:
+            self._encoder, self._model_lock = other._encoder, other._model_lock
+            self._query_vectors, self._cache_lock = other._query_vectors, other._cache_lock
 
     def rebuilt(self) -> bool:
-        """True when a load has replaced a store since it was opened (reopen to see the new one:
-        the loaders delete the previous build, so the old handles stop working)."""
-        return _builds(self.results) != self._builds
+        """True when a load has published another build since these stores were opened (they keep
+        answering from the builds they opened; reopen to see the new ones)."""
+        return published_builds(self.results) != self.builds
 
     def __enter__(self) -> Stores:
         return self
@@ -1408,9 +1435,50 @@ def _manifest(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _builds(results: Path) -> tuple[str, str]:
-    """The build folders results/lancedb and results/kuzu point at (the loaders swap symlinks)."""
-    return tuple(os.path.realpath(results / name) for name in (LANCE_DIR, KUZU_DIR))
+def _hold_builds(results: Path) -> tuple[BuildHold, BuildHold]:
+    """Hold the builds results/lancedb and results/kuzu point at (stores.hold_build)."""
+    from vcf_agent.stores import hold_build  # not at the top: it imports DuckDB
+
+    held: list[BuildHold] = []
+    try:
+        for name in (LANCE_DIR, KUZU_DIR):
+            held.append(hold_build(results / name))
+    except VcfAgentError as error:
+        for hold in held:
+            hold.release()
+        raise StoreMissing(str(error)) from error
+    return held[0], held[1]
+
+
+def published_builds(results: Path | str) -> tuple[str, str]:
+    """The names of the build folders results/lancedb and results/kuzu point at now."""
+    return tuple(Path(os.path.realpath(Path(results) / name)).name for name in (LANCE_DIR, KUZU_DIR))
+
+
+def complete_builds(results: Path | str) -> tuple[str, str] | None:
+    """The published builds once they make one complete release, else None.
+
+    Complete: each manifest names the build its symlink points at (a load swaps the
+    link, then writes the manifest), and both were built from the same variant
+    shards (their `variants_digest`), so a server never pairs a new LanceDB table
+    with the graph of the previous variants while the second load still runs.
+    """
+    results = Path(results)
+    builds = published_builds(results)
+    try:
+        manifests = [read_json(results / name) for name in (LANCE_MANIFEST, KUZU_MANIFEST)]
+    except (OSError, ValueError):
+        return None
+    return builds if one_release(manifests, builds) else None
+
+
+def one_release(manifests: Sequence[object], builds: Sequence[str]) -> bool:
+    """True when the manifests (LanceDB, Kuzu) describe these builds, made from the same variants."""
+    if not all(isinstance(m, dict) for m in manifests):
+        return False
+    if any(m.get("build", build) != build for m, build in zip(manifests, builds, strict=True)):
+        return False
+    return manifests[0].get("variants_digest") == manifests[1].get("variants_digest")
 
 
 def _built(manifest: dict) -> str | None:

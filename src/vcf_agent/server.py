@@ -8,6 +8,12 @@ blocks the event loop. Bad arguments answer 400 (or 422 when a parameter does
 not even have the declared type), unknown samples/variants/contigs 404, a
 missing store 503; every error body is ``{"detail": "<one line>"}``.
 
+A rebuild does not disturb it (`LiveStores`): it answers from the builds it
+opened until a load has published both new stores, then switches to them by
+itself; each answer comes from one snapshot, named in the X-VCF-Agent-Build
+header. A connection whose request line and headers do not arrive within
+HEADER_TIMEOUT seconds is closed (`HeaderTimeoutProtocol`).
+
 The OpenAPI schema is at /openapi.json (interactive docs at /docs).
 """
 
@@ -15,20 +21,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+import h11
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from vcf_agent import __version__
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query import (
     GRAPH_HANDLES,
+    KUZU_DIR,
+    KUZU_MANIFEST,
+    LANCE_DIR,
+    LANCE_MANIFEST,
     MAX_LIMIT,
     VARIANT_CLASSES,
     BadQuery,
@@ -40,6 +55,7 @@ from vcf_agent.query import (
     StoreMissing,
     Stores,
     VariantRecord,
+    complete_builds,
     to_jsonable,
 )
 
@@ -51,6 +67,14 @@ M_ARENA_MAX = -8
 WORKER_OPTIONS = "VCF_AGENT_SERVE_OPTIONS"
 #: Largest request line and headers accepted (bytes).
 MAX_REQUEST_LINE = 1 << 20
+#: Seconds a connection has to send a whole request line and headers (then it is closed).
+HEADER_TIMEOUT = 10.0
+#: Seconds between two looks at the manifests and symlinks for a new build.
+WATCH_SECONDS = 1.0
+#: Response header naming the builds an answer came from: "<LanceDB build> <Kuzu build>".
+BUILD_HEADER = "X-VCF-Agent-Build"
+
+_log = logging.getLogger("uvicorn.error")
 
 
 class ErrorBody(BaseModel):
@@ -63,6 +87,9 @@ class Health(BaseModel):
     samples: int
     lancedb_built: str | None
     kuzu_built: str | None
+    #: the build folders answering (results/lancedb and results/kuzu point at them, or did)
+    lancedb_build: str
+    kuzu_build: str
     version: str
 
 
@@ -163,6 +190,119 @@ CarriersShown = Annotated[int, Query(ge=0, le=MAX_LIMIT, description="carrier na
 VariantId = Annotated[str, Query(min_length=1, max_length=100_000, description="chrom:pos:ref:alt as stored")]
 
 
+class LiveStores:
+    """The stores the server answers from, replaced by the next complete build while it runs.
+
+    Each request borrows the current snapshot (both stores) for its whole length, so
+    an answer never mixes two builds. With `reopen`, a watcher thread looks every
+    `interval` seconds at the manifests and symlinks (a few stat calls); once a load
+    has published a complete release (query.complete_builds: both manifests written,
+    both stores built from the same variants), it opens and warms the new snapshot
+    beside the old one, swaps the reference, lets the requests on the old snapshot
+    finish and closes it, which lets the next load remove its builds.
+    """
+
+    def __init__(
+        self, stores: Stores, reopen: Callable[[], Stores] | None = None, interval: float = WATCH_SECONDS
+    ) -> None:
+        self._current = stores
+        self._reopen = reopen
+        self._interval = interval
+        self._users: dict[int, int] = {}  # id(snapshot) -> requests on it
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._seen: tuple | None = self._signature()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> Stores:
+        return self._current
+
+    def start(self) -> None:
+        if self._reopen is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="store-watcher", daemon=True)
+            self._thread.start()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[Stores]:
+        with self._changed:
+            stores = self._current
+            self._users[id(stores)] = self._users.get(id(stores), 0) + 1
+        try:
+            yield stores
+        finally:
+            with self._changed:
+                self._users[id(stores)] -= 1
+                if not self._users[id(stores)]:
+                    del self._users[id(stores)]
+                    self._changed.notify_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._current.close()
+
+    def _watch(self) -> None:
+        failed = None
+        while not self._stop.wait(self._interval):
+            try:
+                self.check()
+            except Exception as error:  # a broken new build: keep answering from the old one, try again
+                self._seen = None
+                if _one_line(error) != failed:
+                    failed = _one_line(error)
+                    _log.warning("new stores in %s not opened (still answering from the old ones): %s",
+                                 self._current.results, failed)  # fmt: skip
+            else:
+                failed = None
+
+    def check(self) -> bool:
+        """Switch to a complete new release if one was published since the last look."""
+        signature = self._signature()
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        builds = complete_builds(self._current.results)
+        if builds is None or builds == self._current.builds:
+            return False
+        new = self._reopen()
+        if new.builds != builds or not new.complete():
+            new.close()  # published again meanwhile: look again next time
+            self._seen = None
+            return False
+        try:
+            new.share_model(self._current)
+            new.warm()
+        except BaseException:
+            new.close()
+            raise
+        self._switch(new)
+        return True
+
+    def _switch(self, new: Stores) -> None:
+        with self._changed:
+            old, self._current = self._current, new
+        _log.info("answering from %s now (was %s)", " ".join(new.builds), " ".join(old.builds))
+        with self._changed:
+            while id(old) in self._users and not self._stop.is_set():
+                self._changed.wait(timeout=1)
+        old.close()
+
+    def _signature(self) -> tuple:
+        """What changes when a load publishes: the manifests' stat and the symlinks' targets."""
+        results = self._current.results
+        parts: list[object] = []
+        for name in (LANCE_MANIFEST, KUZU_MANIFEST):
+            with contextlib.suppress(OSError):
+                info = os.stat(results / name)
+                parts.append((info.st_ino, info.st_mtime_ns, info.st_size))
+        for name in (LANCE_DIR, KUZU_DIR):
+            with contextlib.suppress(OSError):
+                parts.append(os.readlink(results / name))
+        return tuple(parts)
+
+
 def create_app(
     results: Path | str = "results",
     *,
@@ -170,34 +310,41 @@ def create_app(
     threads: int = DEFAULT_THREADS,
     model: str | Path | None = None,
     graph_handles: int = GRAPH_HANDLES,
+    watch_seconds: float = WATCH_SECONDS,
 ) -> FastAPI:
-    """The FastAPI application over the stores in `results` (or over already opened `stores`)."""
-    opened = stores if stores is not None else Stores.open(results, model=model, graph_handles=graph_handles)
-    if stores is None:
-        opened.warm(threads)  # the model, the indexes and the threads' memory, before the first request
-    else:
-        opened.stats()
-    app = _build_app(threads, close=opened.close if stores is None else None)
-    app.state.stores = opened
-    return app
+    """The FastAPI application over the stores in `results` (or over already opened `stores`,
+    which it neither replaces nor closes)."""
+    if stores is not None:
+        stores.stats()
+        app = _build_app(threads, LiveStores(stores), owned=False)
+        return app
+
+    def reopen() -> Stores:
+        return Stores.open(results, model=model, graph_handles=graph_handles)
+
+    opened = reopen()
+    opened.warm(threads)  # the model, the indexes and the threads' memory, before the first request
+    return _build_app(threads, LiveStores(opened, reopen, watch_seconds), owned=True)
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI schema of the API (needs no stores: for docs and schema-driven tests)."""
-    return _build_app(DEFAULT_THREADS, close=None).openapi()
+    return _build_app(DEFAULT_THREADS, None, owned=False).openapi()
 
 
-def _build_app(threads: int, close) -> FastAPI:
+def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        if owned and live is not None:
+            live.start()
         try:
             yield
         finally:
-            if close is not None:
-                close()
+            if owned and live is not None:
+                live.close()
 
     app = FastAPI(
         title="vcf-agent",
@@ -208,14 +355,18 @@ def _build_app(threads: int, close) -> FastAPI:
     )
     _add_error_handlers(app)
     _add_routes(app)
+    app.state.live = live
     return app
 
 
-def current_stores(request: Request) -> Stores:
-    stores = getattr(request.app.state, "stores", None)
-    if stores is None:
+async def current_stores(request: Request, response: Response) -> AsyncIterator[Stores]:
+    """The snapshot answering this request (held until the request is done)."""
+    live = getattr(request.app.state, "live", None)
+    if live is None:
         raise StoreMissing("no stores are open in this server")
-    return stores
+    with live.borrow() as stores:
+        response.headers[BUILD_HEADER] = " ".join(stores.builds)
+        yield stores
 
 
 StoresParam = Annotated[Stores, Depends(current_stores)]
@@ -237,8 +388,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _add_routes(app: FastAPI) -> None:
     @app.get("/health", response_model=Health, summary="liveness and what is served")
     def health(stores: StoresParam) -> dict:
-        if stores.rebuilt():
-            raise StoreMissing(f"the stores in {stores.results} were rebuilt since this server opened them; restart it")
         stats = stores.stats()
         return {
             "status": "ok",
@@ -246,6 +395,8 @@ def _add_routes(app: FastAPI) -> None:
             "samples": stats.samples,
             "lancedb_built": stats.lancedb_built,
             "kuzu_built": stats.kuzu_built,
+            "lancedb_build": stores.builds[0],
+            "kuzu_build": stores.builds[1],
             "version": __version__,
         }
 
@@ -333,6 +484,7 @@ def serve(
     model: str | Path | None = None,
     graph_handles: int = GRAPH_HANDLES,
     log_level: str = "warning",
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> None:
     """Run the API with uvicorn until interrupted (stores opened before the port is bound).
 
@@ -351,7 +503,9 @@ def serve(
         # a GET carries its arguments in the URL: a variant id holds its alleles (up to 100,000
         # characters, three bytes each when percent-encoded), beyond h11's default of 16 KiB
         "h11_max_incomplete_event_size": MAX_REQUEST_LINE,
+        "http": HeaderTimeoutProtocol,
     }
+    os.environ[HEADER_TIMEOUT_VARIABLE] = str(header_timeout)  # read by the protocol, in each worker too
     app_options = {"threads": threads, "model": model, "graph_handles": graph_handles}
     _fewer_malloc_arenas()
     if workers <= 1:
@@ -381,3 +535,71 @@ def app_from_environment() -> FastAPI:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+# ---------------------------------------------------------------- slow requests
+
+#: Environment variable passing serve's header timeout to the protocol (in every worker).
+HEADER_TIMEOUT_VARIABLE = "VCF_AGENT_HEADER_TIMEOUT"
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request line and headers take longer
+    than the header timeout (uvicorn times out idle keep-alive connections only, so a client
+    sending a request a byte at a time, or half of one, held a connection forever).
+
+    The clock starts when the connection opens and again with the first byte of each
+    following request; it stops when h11 has parsed the request's headers.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = float(os.environ.get(HEADER_TIMEOUT_VARIABLE, HEADER_TIMEOUT))
+        self._header_timer: Any = None
+        self._awaiting_headers = True
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_header_clock()
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_headers and self._header_timer is None:
+            self._start_header_clock()
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not cycle:  # a request's headers are complete
+            self._awaiting_headers = False
+            self._stop_header_clock()
+
+    def on_response_complete(self) -> None:
+        self._awaiting_headers = True  # the next request's clock starts with its first byte
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def _start_header_clock(self) -> None:
+        self._stop_header_clock()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self._awaiting_headers and not self.transport.is_closing():
+            _log.info("%s: closed, the request headers did not arrive within %g s", self.client, self.header_timeout)
+            with contextlib.suppress(h11.LocalProtocolError):
+                self.conn.send(h11.ConnectionClosed())
+            self.transport.close()

@@ -7,14 +7,24 @@ the same variant_id (`shadowed_rows`).
 
 A store is never changed in place (`StoreBuild`): it is built in a fresh sibling
 folder `results/.<name>-<UTC time>-<pid>` and published by atomically replacing
-the symlink `results/<name>` with one pointing at it; the previous build is
-deleted afterwards. A failed or killed load leaves the symlink, and so the
-previous store, untouched; the next load removes the half-built folder.
+the symlink `results/<name>` with one pointing at it. A failed or killed load
+leaves the symlink, and so the previous store, untouched; the next load removes
+the half-built folder.
+
+Builds are immutable and a reader opens the build folder, not the symlink
+(`hold_build`): it holds a shared lock (flock) on the build's `.readers.lock`
+for as long as it has the build open. A load removes the builds no longer
+published only when it can take that lock exclusively, so a server keeps
+answering from the build it opened while a new one is swapped in; the build it
+leaves is removed by the next load. A load in progress holds its own build's
+lock exclusively, so a second load does not remove it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -133,13 +143,16 @@ def shadowed_rows(con: duckdb.DuckDBPyConnection, variants: Sequence[Path]) -> d
 
 # ---------------------------------------------------------------- atomic swap
 
+#: The lock file of a build: readers hold it shared, the load that removes the build exclusively.
+READERS_LOCK = ".readers.lock"
+
 
 class StoreBuild:
     """Build a store beside the live one and swap it in atomically (see the module docstring).
 
     with StoreBuild(Path("results/lancedb")) as build:
         ... write into build.path ...
-        build.commit()          # results/lancedb -> .lancedb-<time>-<pid>; old build deleted
+        build.commit()          # results/lancedb -> .lancedb-<time>-<pid>; unused old builds deleted
     """
 
     def __init__(self, link: Path | str) -> None:
@@ -147,14 +160,17 @@ class StoreBuild:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         self.path = self.link.with_name(f".{self.link.name}-{stamp}-{os.getpid()}")
         self.committed = False
+        self._lock: int | None = None
 
     def __enter__(self) -> StoreBuild:
         self.link.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_abandoned_builds()
+        remove_unused_builds(self.link)
         self.path.mkdir()
+        self._lock = _lock_file(self.path / READERS_LOCK, fcntl.LOCK_EX)  # not removable while building
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._unlock()
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -163,38 +179,150 @@ class StoreBuild:
         return tempfile.TemporaryDirectory(prefix=f".{self.link.name}-scratch-", dir=self.link.parent)
 
     def commit(self) -> None:
-        """Point the link at the new build (one rename), then delete the previous build."""
-        previous = self._live_target()
+        """Point the link at the new build (one rename), then delete the old builds no reader holds."""
         if self.link.exists() and not self.link.is_symlink():
             # A store from before symlinks: move it aside, as rename cannot replace a folder.
-            previous = self.link.with_name(f".{self.link.name}-replaced-{os.getpid()}")
-            self.link.rename(previous)
+            self.link.rename(self.link.with_name(f".{self.link.name}-replaced-{os.getpid()}"))
         tmp_link = self.link.with_name(f".{self.link.name}.link-{os.getpid()}")
         tmp_link.unlink(missing_ok=True)
         os.symlink(self.path.name, tmp_link)
         os.replace(tmp_link, self.link)
         _fsync_dir(self.link.parent)
         self.committed = True
-        if previous is not None and previous != self.path:
-            shutil.rmtree(previous, ignore_errors=True)
+        self._unlock()
         log.info("%s now points at %s", self.link, self.path.name)
+        remove_unused_builds(self.link, scratch=False)  # this load's scratch folder is still in use
 
-    def _live_target(self) -> Path | None:
-        if not self.link.is_symlink():
-            return None
-        return self.link.parent / os.readlink(self.link)
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
-    def _remove_abandoned_builds(self) -> None:
-        """Folders of loads that died before their swap (never the live one)."""
-        live = self._live_target()
-        for path in self._siblings():
-            if live is None or path.resolve() != live.resolve():
-                log.info("removing the unfinished build %s", path)
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
-    def _siblings(self) -> Iterator[Path]:
-        yield from self.link.parent.glob(f".{self.link.name}-*")
-        yield from self.link.parent.glob(f".{self.link.name}.link-*")
+def live_build(link: Path | str) -> Path | None:
+    """The build folder the symlink `link` points at (None when it is not a symlink)."""
+    link = Path(link)
+    if not link.is_symlink():
+        return None
+    return link.parent / os.readlink(link)
+
+
+def remove_unused_builds(link: Path | str, *, scratch: bool = True) -> None:
+    """Remove the builds of `link` that are neither live, nor open in a reader, nor still being
+    built (and, with `scratch`, the scratch folders of loads, which only one load runs at a time)."""
+    link = Path(link)
+    live = live_build(link)
+    for path in _siblings(link):
+        if live is not None and path.resolve() == live.resolve():
+            continue
+        if path.name.startswith(f".{link.name}-scratch-"):
+            if scratch:
+                shutil.rmtree(path, ignore_errors=True)
+            continue
+        if not path.is_dir() or path.is_symlink():
+            path.unlink(missing_ok=True)  # a temporary link of a killed swap
+            continue
+        lock = _try_lock_file(path / READERS_LOCK)
+        if lock is None:
+            log.info("keeping the previous build %s: a reader still has it open", path.name)
+            continue
+        try:
+            log.info("removing the unused build %s", path)
+            (path / READERS_LOCK).unlink(missing_ok=True)  # readers that open it now see it is gone
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)
+
+
+def _siblings(link: Path) -> Iterator[Path]:
+    yield from link.parent.glob(f".{link.name}-*")
+    yield from link.parent.glob(f".{link.name}.link-*")
+
+
+class BuildHold:
+    """A reader's shared lock on one build folder: loads do not remove the build while it is held."""
+
+    def __init__(self, path: Path, lock: int | None) -> None:
+        self.path = path
+        self._lock = lock
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def hold_build(link: Path | str, attempts: int = 5) -> BuildHold:
+    """Resolve the symlink `link` to its build and hold that build open (see BuildHold).
+
+    A load may swap the link and remove the build between the two steps; then the
+    lock file is gone (or replaced) once our lock is granted, and we resolve again.
+    A build without a lock file (from an older version, or a folder we may not write
+    in) is returned unlocked.
+    """
+    link = Path(link)
+    for _ in range(attempts):
+        path = Path(os.path.realpath(link))
+        lock_path = path / READERS_LOCK
+        try:
+            fd = os.open(lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            if not path.is_dir():
+                continue  # removed since we resolved the link
+            try:
+                fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
+            except OSError:
+                return BuildHold(path, None)
+        except OSError:
+            return BuildHold(path, None)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a load removes this build
+        if _same_file(fd, lock_path):
+            return BuildHold(path, fd)
+        os.close(fd)
+    raise fail(link, f"the store kept changing while it was opened ({attempts} tries)")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _lock_file(path: Path, mode: int) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, mode)
+    return fd
+
+
+def _try_lock_file(path: Path) -> int | None:
+    """An exclusive lock on `path` (created if missing), or None when someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def shards_digest(paths: Sequence[Path | str]) -> str:
+    """A digest of the variant shards (their VCF, name and bytes, in order): the two stores
+    were built from the same variants exactly when their manifests carry the same digest."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(f"{source_of(path)}/{Path(path).name}\0".encode())
+        with open(path, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
