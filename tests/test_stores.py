@@ -25,7 +25,7 @@ from vcf_agent.errors import VcfAgentError
 from vcf_agent.kuzu_store import open_graph
 from vcf_agent.lance_store import ann_parameters, common_type, convert, load_lancedb, open_table
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
-from vcf_agent.stores import StoreBuild
+from vcf_agent.stores import StoreBuild, hold_build
 
 from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
@@ -253,6 +253,45 @@ def test_an_abandoned_build_is_removed_and_the_live_store_kept(tmp_path):
         (second.path / "data").write_text("half")
         raise VcfAgentError("load failed")
     assert (link / "data").read_text() == "v1" and not second.path.exists()
+
+
+HOLDING_READER = """
+import sys
+from vcf_agent.stores import hold_build
+hold = hold_build(sys.argv[1])
+print(hold.path, flush=True)
+sys.stdin.read()  # holds the build until the test closes our stdin
+"""
+
+
+def test_a_build_a_reader_holds_is_kept_until_it_lets_go(tmp_path):
+    link = tmp_path / "store"
+    with StoreBuild(link) as first:
+        (first.path / "data").write_text("v1")
+        first.commit()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_READER, str(link)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert Path(reader.stdout.readline().strip()) == first.path
+        with StoreBuild(link) as second:
+            (second.path / "data").write_text("v2")
+            second.commit()
+        # published, and the reader's build still whole beside it
+        assert (link / "data").read_text() == "v2" and (first.path / "data").read_text() == "v1"
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    with StoreBuild(link) as third:
+        (third.path / "data").write_text("v3")
+        third.commit()
+    assert not first.path.exists() and not second.path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["store", third.path.name])
+    mine = hold_build(link)  # in this process too: a reader's lock is held against the loads
+    with StoreBuild(link) as fourth:
+        fourth.commit()
+    assert (third.path / "data").read_text() == "v3"
+    mine.release()
 
 
 # ---------------------------------------------------------------- a second VCF
