@@ -213,14 +213,14 @@ def remove_unused_builds(link: Path | str, *, scratch: bool = True) -> None:
     link = Path(link)
     live = live_build(link)
     for path in _siblings(link):
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)  # a temporary link of a killed swap
+            continue
         if live is not None and path.resolve() == live.resolve():
             continue
         if path.name.startswith(f".{link.name}-scratch-"):
             if scratch:
                 shutil.rmtree(path, ignore_errors=True)
-            continue
-        if not path.is_dir() or path.is_symlink():
-            path.unlink(missing_ok=True)  # a temporary link of a killed swap
             continue
         lock = _try_lock_file(path / READERS_LOCK)
         if lock is None:
