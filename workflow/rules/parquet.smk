@@ -57,7 +57,9 @@ rule summarize_run:
         embeddings=embedding_stats_of_all,
         # compared across the VCFs: each genotype is counted once (none with one VCF)
         variants=compared_across_vcfs("results/parquet/variants/{vcf}/{shard}.parquet"),
-        genotypes=compared_across_vcfs("results/parquet/genotypes/{vcf}/{shard}.parquet"),
+        genotypes=compared_across_vcfs(
+            "results/parquet/genotypes/{vcf}/{shard}.parquet"
+        ),
         bcfs=compared_across_vcfs("results/normalized/{vcf}.bcf"),
     output:
         summary="results/summary.json",
