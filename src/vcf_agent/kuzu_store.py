@@ -26,12 +26,14 @@ Contract (what rule load_kuzu writes and the query layer reads)
 * One Variant node per variant_id and one Sample node per sample name, however
   many VCFs hold them (properties from the first VCF of the config, as in the
   LanceDB table); each VCF adds its own VARIANT_IN_FILE / SAMPLE_IN_FILE edge.
-  One CARRIES edge per (sample, variant_id, VCF) carrying the ALT; one IN_GENE
+  One CARRIES edge per (sample, variant_id) carrying the ALT, from the first VCF
+  of the config that holds both (stores.GENOTYPE_RULE; a later VCF's call is
+  counted as a duplicate or a conflict in the manifest); one IN_GENE
   edge per ANN/CSQ entry naming a gene. Sample nodes are the header's samples,
   carriers or not.
 * ``results/kuzu.json`` (the manifest, written last): node and rel counts,
-  properties left out, VCFs, files, samples, build time (UTC), buffer pool and
-  threads used, seconds per table.
+  properties left out, VCFs, files, samples, genotypes shared across files
+  (``across_files``), build time (UTC), buffer pool and threads used, seconds per table.
 
 How it loads
 ------------
@@ -87,6 +89,7 @@ from vcf_agent.schema import (
 )
 from vcf_agent.stores import (
     StoreBuild,
+    genotype_overlap,
     paired_shards,
     parquet_file,
     shadowed_rows,
@@ -270,6 +273,7 @@ def load_kuzu(
         "properties_left_out": {t: sorted(p) for t, p in prepared.omit.items()},
         "sources": sources,
         "samples": {s: len(samples[s]) for s in sources},
+        "across_files": prepared.overlap,
         "files": [str(p) for p in variants],
         "variants_digest": shards_digest(variants),
         "buffer_pool_mb": pool_mb,
@@ -284,11 +288,12 @@ def load_kuzu(
 
 @dataclass
 class PreparedTables:
-    """One Parquet file per graph table, its row count, and the CARRIES properties left out."""
+    """One Parquet file per graph table, its row count, the CARRIES properties left out, what VCFs share."""
 
     files: dict[str, Path]
     rows: dict[str, int]
     omit: dict[str, set[str]]
+    overlap: dict
 
 
 def prepare_tables(
@@ -348,6 +353,7 @@ class _Prepare:
             {t: Path(f) for t, f in result["files"].items()},
             result["rows"],
             {t: set(v) for t, v in result["omit"].items()},
+            result["overlap"],
         )
 
     def run(self) -> PreparedTables:
@@ -358,9 +364,10 @@ class _Prepare:
             self._small_tables(files)
             self._variants(con, files)
             self._annotations(con, files)
+            overlap = genotype_overlap(con, self.variants, self.genotypes, self.samples)
             self._carries(con, files[CARRIES_REL.name], omit[CARRIES_REL.name])
             rows = {t: pq.ParquetFile(f).metadata.num_rows for t, f in files.items()}
-            return PreparedTables(files, rows, omit)
+            return PreparedTables(files, rows, omit, overlap)
         finally:
             con.close()
 
@@ -423,7 +430,10 @@ class _Prepare:
         if not self.genotypes:
             con.execute(f"COPY (SELECT NULL::VARCHAR AS sample LIMIT 0) TO {sql_string(out)} (FORMAT parquet)")
             return
-        _copy_query(con, f"SELECT sample, variant_id, {props} FROM read_parquet({sql_list(self.genotypes)})", out)
+        genotypes = f"read_parquet({sql_list(self.genotypes)})"
+        if len(self.sources) > 1:  # each (sample, variant) once: later VCFs' calls are left out (genotype_overlap)
+            genotypes += " ANTI JOIN later_genotypes USING (sample, variant_id, source)"
+        _copy_query(con, f"SELECT sample, variant_id, {props} FROM {genotypes}", out)
 
 
 def _prepare_main() -> None:
@@ -442,7 +452,8 @@ def _prepare_main() -> None:
         print(f"ERROR: {' '.join(str(error).split(chr(10))[0].split())}", file=sys.stderr)
         raise SystemExit(1) from None
     files = {t: str(f) for t, f in prepared.files.items()}
-    print(json.dumps({"files": files, "rows": prepared.rows, "omit": {t: sorted(v) for t, v in prepared.omit.items()}}))
+    omit = {t: sorted(v) for t, v in prepared.omit.items()}
+    print(json.dumps({"files": files, "rows": prepared.rows, "omit": omit, "overlap": prepared.overlap}))
 
 
 TABLE_ORDER = (

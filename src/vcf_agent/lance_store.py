@@ -26,9 +26,10 @@ Contract (what rule load_lancedb writes and the query layer reads)
   ones on two cores, measured 6-10 s against 20-30 s for 1,000,000 rows).
   Queries should use a ``refine_factor`` to re-rank with the full vectors.
 * ``results/lancedb.json`` (the manifest, written last): rows, columns, VCFs and
-  shards, shadowed duplicates, model, vector dim, indexes with their parameters,
-  build time (UTC) and seconds per phase (``rows`` from the start to the last row
-  written, of which ``rows_writer`` the writing itself).
+  shards, shadowed duplicates, the summary's count of genotypes shared across files,
+  model, vector dim, indexes with their parameters, build time (UTC) and seconds per
+  phase (``rows`` from the start to the last row written, of which ``rows_writer`` the
+  writing itself).
 
 How it loads
 ------------
@@ -540,6 +541,8 @@ def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Count
         "duplicates_dropped": counts.shadowed,
         "columns": layout.schema.names,
         "sources": sources,
+        # the genotypes the VCFs share, as the run summary counted them (the graph holds the genotypes)
+        "across_files": _summary_part(summary, "across_files"),
         "files": [str(s.variants) for s in shards],
         "variants_digest": shards_digest([s.variants for s in shards]),
         "model": _model_name(summary),
@@ -550,6 +553,12 @@ def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Count
         "seconds": seconds,
         "lancedb_version": lancedb.__version__,
     }
+
+
+def _summary_part(summary: Path | str | None, key: str):
+    if summary is None or not Path(summary).exists():
+        return None
+    return read_json(summary).get(key)
 
 
 def _model_name(summary: Path | str | None) -> str | list[str] | None:

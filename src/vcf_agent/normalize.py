@@ -38,8 +38,13 @@ from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
 
+#: Alleles made of bases (and '*'): the ones spelled in either case; symbolic alleles and
+#: breakends name contigs, whose case matters.
+_BASES = re.compile(r"^[ACGTNacgtn*]+$")
 _NORM_LINES = re.compile(r"Lines\s+total/split/realigned/skipped:\s*(\d+)/(\d+)/(\d+)/(\d+)")
 _REF_MISMATCH = re.compile(r"^(REF_MISMATCH|Reference allele mismatch)", re.MULTILINE)
+#: `-c s` fixes REF without a line per record: it counts REFs swapped with an ALT, and REFs set.
+_REF_FIXED = re.compile(r"REF/ALT\s+total/modified/added:\s*\d+/(\d+)/(\d+)")
 
 
 @dataclass
@@ -54,6 +59,7 @@ class NormalizeStats:
     skipped: int = 0
     ref_mismatches: int = 0
     duplicate_records: int = 0
+    alleles_upper_cased: int = 0
     header_lines_added: str = ""
     records_per_contig: dict[str, int] = field(default_factory=dict)
 
@@ -262,10 +268,26 @@ class _RecordWalker:
         self.bad_lengths: list[str] = []
         self.counts: Counter[str] = Counter()
         self.duplicates = 0
+        self.upper_cased = 0
         self._finished: set[int] = set()
         self._rid, self._pos = -1, -1
         self._alleles_here: Counter[tuple[str, str]] = Counter()
         self.last_record = ""
+
+    def upper_case_alleles(self, record) -> None:
+        """Bases in upper case, as ids compare them: `norm -c s` and left-alignment copy
+        a soft-masked reference's lower-case bases into REF and ALT."""
+        alleles = record.alleles
+        if all(a == a.upper() for a in alleles):
+            return
+        upper = tuple(a.upper() if _BASES.match(a) else a for a in alleles)
+        if upper == alleles or len(alleles) < 2:
+            return  # pysam cannot rewrite a record without ALT: the conversion upper-cases its REF
+        stop = record.stop
+        record.alleles = upper
+        if record.stop != stop:  # pysam resets the length (and drops an INFO/END) of base alleles
+            record.stop = stop
+        self.upper_cased += 1
 
     def duplicate_ordinal(self, record) -> int:
         """1 for the first record with its CHROM:POS:REF:ALT, 2 for the next one, ..."""
@@ -309,6 +331,7 @@ def _tag_and_write(stream: IO[bytes], tmp_bcf: Path, threads: int, input_path: P
     with pysam.VariantFile(str(tmp_bcf), "wb", header=reader.header, threads=threads) as writer:
         try:
             for record in reader:
+                walker.upper_case_alleles(record)
                 ordinal = walker.duplicate_ordinal(record)
                 if ordinal > 1:
                     record.info[DUPLICATE_TAG] = ordinal
@@ -327,9 +350,13 @@ def _fill_stats(stats: NormalizeStats, norm_stderr: str, walker: _RecordWalker, 
         raise fail(stats.input, "bcftools norm did not report its line counts; its output cannot be trusted")
     stats.records_in, stats.split, stats.realigned, stats.skipped = map(int, match.groups())
     stats.ref_mismatches = len(_REF_MISMATCH.findall(norm_stderr))
+    fixed = _REF_FIXED.search(norm_stderr)
+    if fixed:
+        stats.ref_mismatches += sum(map(int, fixed.groups()))
     stats.records_out = sum(walker.counts.values())
     stats.records_per_contig = dict(walker.counts)
     stats.duplicate_records = walker.duplicates
+    stats.alleles_upper_cased = walker.upper_cased
     stats.header_lines_added = added.describe()
 
 

@@ -263,10 +263,18 @@ def _explain_conversion(message: str) -> str:
 
 def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
     spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
-    return (
+    read = (
         "read_csv('{pipe}', delim='\t', header=false, quote='', escape='', auto_detect=false,"
         f" nullstr='{MISSING}', force_not_null={not_null!r}, columns={spec}, max_line_size={MAX_LINE_BYTES})"
     )
+    if "alt" not in not_null:
+        return read
+    # force_not_null reads the ALT '.' of a reference-only record as '' (which the class and the
+    # description would take for a deletion); no ALT is ever empty, so '' can only be that '.'.
+    # REF in upper case: normalisation upper-cases every record's bases but cannot rewrite a
+    # record without ALT (normalize._RecordWalker.upper_case_alleles).
+    alleles = f"upper(ref) AS ref, CASE WHEN alt = '' THEN '{MISSING}' ELSE alt END AS alt"
+    return f"(SELECT * REPLACE ({alleles}) FROM {read})"
 
 
 def _variant_id_sql() -> str:

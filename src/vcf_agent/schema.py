@@ -62,7 +62,7 @@ VARIANT_COLUMNS: tuple[Column, ...] = (
     Column(
         "variant_class",
         pa.string(),
-        "snv, mnp, insertion, deletion, indel, symbolic, breakend, overlap or non_ref",
+        "snv, mnp, insertion, deletion, indel, symbolic, breakend, overlap, non_ref or no_alt (ALT .)",
         False,
     ),
     Column("gene", pa.string(), "gene symbol of the most severe annotation of this ALT (ANN/CSQ)"),

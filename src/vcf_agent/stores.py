@@ -28,7 +28,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,6 +139,100 @@ def shadowed_rows(con: duckdb.DuckDBPyConnection, variants: Sequence[Path]) -> d
     for filename, row in rows:
         shadowed.setdefault(Path(filename), []).append(row)
     return {path: np.asarray(numbers, dtype=np.int64) for path, numbers in shadowed.items()}
+
+
+#: The rule for a genotype found in several VCFs, as the summary and the manifests state it.
+GENOTYPE_RULE = (
+    "a (sample, variant) genotype comes from the first VCF of the config that holds both the sample"
+    " and the variant; the same call in a later VCF is a duplicate, a different one a conflict"
+)
+#: Conflicts listed by name in the summary and the manifests.
+CONFLICT_EXAMPLES = 5
+
+
+def genotype_overlap(
+    con: duckdb.DuckDBPyConnection,
+    variants: Sequence[Path],
+    genotypes: Sequence[Path],
+    samples: Mapping[str, Sequence[str]],
+) -> dict:
+    """What the VCFs share, and which carrier rows the stores leave out (`GENOTYPE_RULE`).
+
+    `samples` maps each VCF name, in config order, to its samples. A VCF holds a (sample,
+    variant) when the sample is in its header and the variant among its records; the genotype
+    files list carriers only, so a holder without a row called no ALT copy (0/0, ./. ...),
+    shown as gt null. Leaves the rows of later VCFs that the rule sets aside in the temporary
+    table `later_genotypes (sample, variant_id, source)`; returns the counts and examples.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE later_genotypes (sample VARCHAR, variant_id VARCHAR, source VARCHAR)")
+    result = {"rule": GENOTYPE_RULE, "variants_in_several_files": 0, "duplicate_variant_rows": 0,
+              "duplicate_genotypes": 0, "conflicting_genotypes": 0, "conflict_examples": []}  # fmt: skip
+    if len(samples) < 2 or not variants:
+        return result
+    sources = list(samples)
+    con.register("file_rank_rows", pa.table({"source": sources, "rank": list(range(len(sources)))}))
+    members = [(rank, sample) for rank, source in enumerate(sources) for sample in samples[source]]
+    con.register("file_sample_rows", pa.table({"rank": [m[0] for m in members], "sample": [m[1] for m in members]}))
+    con.execute("CREATE OR REPLACE TEMP TABLE file_rank AS SELECT * FROM file_rank_rows")
+    con.execute("CREATE OR REPLACE TEMP TABLE file_sample AS SELECT * FROM file_sample_rows")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE shared_holders AS
+            WITH holders AS (
+              SELECT DISTINCT variant_id, rank
+              FROM read_parquet({sql_list(variants)}, union_by_name = true) JOIN file_rank USING (source)
+            )
+            SELECT * FROM holders
+            WHERE variant_id IN (SELECT variant_id FROM holders GROUP BY variant_id HAVING count(*) > 1)"""
+    )
+    shared, rows = con.execute("SELECT count(DISTINCT variant_id), count(*) FROM shared_holders").fetchone()
+    result["variants_in_several_files"], result["duplicate_variant_rows"] = shared, rows - shared
+    if not shared or not genotypes:
+        return result
+    # Every holder of each shared (sample, variant) that some VCF calls a carrier, beside the first holder.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE compared AS
+            WITH calls AS (
+              SELECT sample, variant_id, rank, gt
+              FROM read_parquet({sql_list(genotypes)}) JOIN file_rank USING (source)
+              WHERE variant_id IN (SELECT variant_id FROM shared_holders)
+            ), held AS (
+              SELECT p.sample, p.variant_id, h.rank
+              FROM (SELECT DISTINCT sample, variant_id FROM calls) AS p
+              JOIN shared_holders AS h USING (variant_id)
+              JOIN file_sample AS f ON f.rank = h.rank AND f.sample = p.sample
+            ), ordered AS (
+              SELECT held.*, c.gt,
+                     first_value(held.rank) OVER pair AS first_rank, first_value(c.gt) OVER pair AS first_gt
+              FROM held LEFT JOIN calls AS c USING (sample, variant_id, rank)
+              WINDOW pair AS (PARTITION BY held.sample, held.variant_id ORDER BY held.rank)
+            )
+            SELECT sample, variant_id, first_rank, first_gt, rank, gt FROM ordered
+            WHERE rank > first_rank AND (gt IS NOT NULL OR first_gt IS NOT NULL)"""
+    )
+    con.execute(
+        """INSERT INTO later_genotypes
+           SELECT sample, variant_id, source FROM compared JOIN file_rank USING (rank) WHERE gt IS NOT NULL"""
+    )
+    duplicates, conflicts = con.execute(
+        "SELECT count(*) FILTER (gt = first_gt), count(*) FILTER (gt IS DISTINCT FROM first_gt) FROM compared"
+    ).fetchone()
+    examples = con.execute(
+        f"""SELECT sample, variant_id, k.source, first_gt, o.source, gt FROM compared
+            JOIN file_rank AS k ON k.rank = first_rank JOIN file_rank AS o ON o.rank = compared.rank
+            WHERE gt IS DISTINCT FROM first_gt ORDER BY first_rank, compared.rank, variant_id, sample
+            LIMIT {CONFLICT_EXAMPLES}"""
+    ).fetchall()
+    result["duplicate_genotypes"], result["conflicting_genotypes"] = duplicates, conflicts
+    result["conflict_examples"] = [
+        {"sample": s, "variant_id": v, "kept": {"file": kf, "gt": kg}, "other": {"file": of, "gt": og}}
+        for s, v, kf, kg, of, og in examples
+    ]
+    return result
+
+
+def later_genotype_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Carrier rows that `genotype_overlap` set aside (a later VCF's call of a genotype)."""
+    return con.execute("SELECT count(*) FROM later_genotypes").fetchone()[0]
 
 
 # ---------------------------------------------------------------- atomic swap

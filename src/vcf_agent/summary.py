@@ -1,15 +1,37 @@
-"""The per-run summary: records in and out of every stage, samples and shards, checked for losses."""
+"""The per-run summary: records in and out of every stage, samples and shards, checked for losses.
+
+Each input's counts are its own; the totals count what the stores hold, each variant and each
+(sample, variant) genotype once however many VCFs hold it (`across_files`: stores.GENOTYPE_RULE).
+"""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from vcf_agent.errors import fail
 from vcf_agent.files import read_json
+from vcf_agent.header import read_header
+from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.stores import genotype_overlap, later_genotype_rows
 
 
-def summarize_run(normalize_stats: list[Path], shard_stats: list[Path], embedding_stats: list[Path] = ()) -> dict:
-    """Combine the stage statistics; raise when a stage lost or invented records."""
+def summarize_run(
+    normalize_stats: list[Path],
+    shard_stats: list[Path],
+    embedding_stats: list[Path] = (),
+    *,
+    variants: Sequence[Path] = (),
+    genotypes: Sequence[Path] = (),
+    bcfs: Sequence[Path] = (),
+    mem_mb: int = 400,
+) -> dict:
+    """Combine the stage statistics; raise when a stage lost or invented records.
+
+    With several VCFs, `variants` and `genotypes` (their shard files) and `bcfs` (the normalized
+    BCFs, for the samples of each) are compared across the VCFs, by DuckDB within `mem_mb`.
+    """
     shards_by_source: dict[str, list[dict]] = {}
     for path in shard_stats:
         stats = read_json(path)
@@ -24,13 +46,28 @@ def summarize_run(normalize_stats: list[Path], shard_stats: list[Path], embeddin
         sources[norm["source"]] = _source_summary(norm, shards_by_source.get(norm["source"], []))
         if embedding_stats:
             sources[norm["source"]]["embedding"] = _embedding_summary(norm, embedded_by_source.get(norm["source"], []))
-    return {
-        "sources": sources,
-        "totals": {
-            key: sum(s[key] for s in sources.values())
-            for key in ("records_in", "records_normalized", "variants", "genotypes", "annotations", "shards")
-        },
+    totals = {
+        key: sum(s[key] for s in sources.values())
+        for key in ("records_in", "records_normalized", "variants", "genotypes", "annotations", "shards")
     }
+    overlap, set_aside = _across_files(variants, genotypes, bcfs, mem_mb)
+    totals["variants"] -= overlap["duplicate_variant_rows"]
+    totals["genotypes"] -= set_aside
+    return {"sources": sources, "totals": totals, "across_files": overlap}
+
+
+def _across_files(
+    variants: Sequence[Path], genotypes: Sequence[Path], bcfs: Sequence[Path], mem_mb: int
+) -> tuple[dict, int]:
+    """What the VCFs share (stores.genotype_overlap), and how many carrier rows the stores leave out."""
+    samples = {Path(bcf).name.removesuffix(".bcf"): read_header(bcf).samples for bcf in bcfs}
+    with tempfile.TemporaryDirectory(prefix="vcf-agent-summary-") as scratch:
+        con = duckdb_connect(Path(scratch), 1, mem_mb - PROCESS_OVERHEAD_MB)
+        try:
+            overlap = genotype_overlap(con, [Path(p) for p in variants], [Path(p) for p in genotypes], samples)
+            return overlap, later_genotype_rows(con)
+        finally:
+            con.close()
 
 
 def _embedding_summary(norm: dict, jobs: list[dict]) -> dict:
@@ -65,6 +102,7 @@ def _source_summary(norm: dict, shards: list[dict]) -> dict:
         "excluded_by_ref_check": norm["skipped"],
         "ref_mismatches": norm["ref_mismatches"],
         "duplicate_records": norm["duplicate_records"],
+        "alleles_upper_cased": norm.get("alleles_upper_cased", 0),
         "header_lines_added": norm["header_lines_added"],
         "records_per_contig": norm["records_per_contig"],
         "shards": len(shards),

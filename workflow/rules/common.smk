@@ -98,6 +98,19 @@ def shard_stats_of_all(wildcards):
     return shard_outputs("results/shard_stats/{vcf}/{shard}.json")
 
 
+def compared_across_vcfs(pattern):
+    """Files of every VCF (every shard) that summarize_run compares; none with a single VCF."""
+
+    def inputs(wildcards):
+        if len(VCFS) < 2:
+            return []
+        if "{shard}" in pattern:
+            return shard_outputs(pattern)
+        return [pattern.format(vcf=vcf) for vcf in VCFS]
+
+    return inputs
+
+
 # ---------------------------------------------------------------- resources
 # mem_mb and runtime (minutes) follow the data and grow with each attempt, so a
 # job killed for memory or time is retried with more. Every job hands its own

@@ -6,7 +6,16 @@ from vcf_agent.summary import summarize_run
 
 
 def main(smk):
-    write_json(summarize_run(smk.input.stats, smk.input.shards, smk.input.embeddings), smk.output.summary)
+    summary = summarize_run(
+        smk.input.stats,
+        smk.input.shards,
+        smk.input.embeddings,
+        variants=smk.input.variants,
+        genotypes=smk.input.genotypes,
+        bcfs=smk.input.bcfs,
+        mem_mb=smk.resources.mem_mb,
+    )
+    write_json(summary, smk.output.summary)
 
 
 run_logged(snakemake.log[0], main, snakemake)
