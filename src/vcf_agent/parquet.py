@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from vcf_agent.errors import fail
+from vcf_agent.errors import TooLittleMemory, fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.logs import log
@@ -43,6 +43,10 @@ PROCESS_OVERHEAD_MB = 400
 MISSING = "."
 #: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
 MAX_LINE_BYTES = 16 << 20
+#: DuckDB's CSV reader takes a buffer of 16 such lines (256 MiB) for any shard: a memory_limit of
+#: 250 MB fails on a shard of 222 records, 280 MB passes (DuckDB 2.0, 1 to 8 threads).
+MIN_DUCKDB_MB = 300
+MIN_CONVERT_MEM_MB = PROCESS_OVERHEAD_MB + MIN_DUCKDB_MB
 
 _SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
 
@@ -156,6 +160,9 @@ def convert_shard(
     mem_mb: int = 1024,
 ) -> ShardStats:
     """Write the three Parquet files of one shard (each via a temporary name)."""
+    if mem_mb < MIN_CONVERT_MEM_MB:
+        why = f"DuckDB's CSV reader takes a 256 MiB buffer, beside {PROCESS_OVERHEAD_MB} MB for the process"
+        raise TooLittleMemory(mem_mb, MIN_CONVERT_MEM_MB, why)
     bcf = Path(bcf)
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)

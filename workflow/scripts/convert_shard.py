@@ -1,6 +1,6 @@
 """Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.parquet)."""
 
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 from vcf_agent.parquet import convert_shard, write_stats
 from vcf_agent.shards import find_shard, read_plan
 
@@ -22,4 +22,4 @@ def main(smk):
     log.info("%s", stats.to_dict())
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)
