@@ -11,6 +11,7 @@ the memory the rule declared.
 from __future__ import annotations
 
 import re
+import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -158,12 +159,17 @@ def convert_shard(
     info_fields: list[str] | None = None,
     threads: int = 1,
     mem_mb: int = 1024,
+    input_path: Path | str | None = None,
 ) -> ShardStats:
-    """Write the three Parquet files of one shard (each via a temporary name)."""
+    """Write the three Parquet files of one shard (each via a temporary name).
+
+    `input_path`: the user's VCF that `bcf` was normalised from, which errors name (default: `bcf`).
+    """
     if mem_mb < MIN_CONVERT_MEM_MB:
         why = f"DuckDB's CSV reader takes a 256 MiB buffer, beside {PROCESS_OVERHEAD_MB} MB for the process"
         raise TooLittleMemory(mem_mb, MIN_CONVERT_MEM_MB, why)
     bcf = Path(bcf)
+    subject = Path(input_path) if input_path else bcf
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)
     outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
@@ -175,11 +181,11 @@ def convert_shard(
         con = _connect(scratch, threads, mem_mb)
         try:
             original = ORIGINAL_ALT_TAG in header.info
-            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original)
+            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original, subject=subject)
             annotation = header.annotation
             _write_annotations(con, annotation, info, source, tmps[2])
             variants = _write_variants(con, annotation, info, source, tmps[0])
-            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1])
+            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1], subject=subject)
             annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
         except BaseException:
             for tmp in tmps:
@@ -187,7 +193,7 @@ def convert_shard(
             raise
         finally:
             con.close()
-    _check_count(bcf, shard, variants)
+    _check_count(subject, shard, variants)
     for tmp, final in zip(tmps, outputs, strict=True):
         tmp.replace(final)
     return ShardStats(source, shard.shard, variants, genotypes, annotations)
@@ -219,7 +225,9 @@ def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
         )
 
 
-def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool) -> None:
+def _stage_variants(
+    con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool, subject: Path
+) -> None:
     """The site columns of the shard, typed, in a scratch Parquet file.
 
     `original`: the BCF carries the alleles of split multiallelic records as written
@@ -237,18 +245,50 @@ def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], stage
     columns.update({c.raw: c.read_type() for c in info})
     query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject, bcf=bcf)
     absent = "" if original else ", NULL::VARCHAR AS original_ref, NULL::VARCHAR AS original_alt"
     con.execute(f"CREATE TEMP VIEW staged AS SELECT *{absent} FROM read_parquet('{staged}')")
 
 
-def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject) -> None:
+def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject, bcf: Path) -> None:
     """Run `command` and let DuckDB execute `sql_with_pipe`, which reads its stdout as {pipe}."""
     with pipeline([command], subject=subject) as pipe:
         try:
             con.execute(sql_with_pipe.replace("{pipe}", f"/dev/fd/{pipe.stdout.fileno()}"))
         except duckdb.ConversionException as error:
             raise fail(subject, _explain_conversion(str(error))) from error
+        except duckdb.InvalidInputException as error:
+            line = _BAD_LINE.search(str(error))
+            if "Invalid unicode" not in str(error) or line is None:
+                raise
+            raise fail(subject, _not_utf8(bcf, line["chrom"], int(line["pos"]))) from error
+
+
+def _not_utf8(bcf: Path, chrom: str, pos: int) -> str:
+    """'record chrom:pos: ID and INFO/x hold bytes that are not UTF-8; ...', the fields read back from the BCF."""
+    record = subprocess.run(bcftools("view", "-H", "-r", f"{chrom}:{pos}", bcf), capture_output=True, check=False)
+    fields = []
+    for line in record.stdout.splitlines():
+        columns = line.split(b"\t")
+        if len(columns) > 7 and columns[1] == str(pos).encode():
+            fields += ["ID"] if not _is_utf8(columns[2]) else []
+            items = [item for item in columns[7].split(b";") if not _is_utf8(item)]
+            fields += [f"INFO/{item.split(b'=')[0].decode(errors='replace')}" for item in items]
+    fields = list(dict.fromkeys(fields)) or ["a field"]
+    named = " and ".join(fields) + (" holds" if len(fields) == 1 else " hold")
+    workaround = " (or leave the INFO field out with the config key info_fields)" if "ID" not in fields else ""
+    return (
+        f"record {chrom}:{pos}: {named} bytes that are not UTF-8, which VCF text must be;"
+        f" convert the file, e.g. with iconv -f latin1 -t utf-8{workaround}"
+    )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _BAD_VALUE = re.compile(r'converting column "(?:raw_)?(?P<column>[^"]+)"\. Could not convert string "(?P<value>[^"]*)"')
@@ -386,7 +426,7 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
       WHERE matches OR (NOT any_match AND one_allele)"""
 
 
-def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path) -> int:
+def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path, *, subject: Path) -> int:
     """Carriers only: samples whose genotype holds the ALT (after the split, allele index 1)."""
     if not header.samples or "GT" not in header.formats:
         _write_empty(con, GENOTYPE_COLUMNS, out)
@@ -411,7 +451,7 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
       FROM {_read_tsv_sql(columns, ["chrom", "ref", "alt", "sample", "gt"])}
       WHERE contains(gt, '1')
     ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject, bcf=bcf)
     return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
 
 
