@@ -95,8 +95,8 @@ def explain_stderr(stderr: str) -> str:
 _REWORDED = (
     (
         re.compile(r"^Reference allele mismatch at (\S+) \.\. REF_SEQ:'(\w*)' vs VCF:'(\w*)'$"),
-        r"record \1: REF \3 does not match the reference FASTA, which has \2 there"
-        r" (is it the assembly the VCF was called on? ref_check: warn, exclude or set carry on past such records)",
+        r"record \1: REF \3 does not match the reference FASTA, which has \2 there (is the FASTA the"
+        r" assembly the VCF was called on? To carry on past such records, set ref_check to warn, exclude or set)",
     ),
     (re.compile(r"^Failed to read from .*: unknown file type$"), "not a VCF or BCF file (htslib: unknown file type)"),
     (
