@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import math
 import os
 import re
 import resource
@@ -69,7 +70,7 @@ import pyarrow.parquet as pq
 
 from vcf_agent.describe import Describer
 from vcf_agent.embedding_cache import EmbeddingCache, text_key
-from vcf_agent.errors import VcfAgentError, fail
+from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
 from vcf_agent.files import atomic_path
 from vcf_agent.schema import embedding_schema
 
@@ -115,11 +116,8 @@ def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB) -> in
     rows = int(spare // BYTES_PER_ROW)
     if rows < MIN_BATCH_ROWS:
         need = baseline_mb + HEADROOM_MB + MIN_BATCH_ROWS * BYTES_PER_ROW / (1 << 20)
-        raise fail(
-            "embed_shard",
-            f"mem_mb={mem_mb} is too little: the model takes {baseline_mb:.0f} MB and the"
-            f" smallest batch needs {need:.0f} MB in all; raise the job's mem_mb",
-        )
+        why = f"the model takes {baseline_mb:.0f} MB beside the smallest batch"
+        raise TooLittleMemory(mem_mb, math.ceil(need), why)
     return min(rows, MAX_BATCH_ROWS)
 
 

@@ -19,3 +19,14 @@ class VcfAgentError(Exception):
 def fail(subject: object, cause: str) -> VcfAgentError:
     """Build the standard 'subject: cause' error (use as `raise fail(path, "...")`)."""
     return VcfAgentError(f"{subject}: {cause}")
+
+
+class TooLittleMemory(VcfAgentError):
+    """A job's mem_mb is below what its tools need whatever the data.
+
+    The rule scripts' wrapper (vcf_agent.logs.run_job) adds which job it is and how to give it more.
+    """
+
+    def __init__(self, given_mb: int, needed_mb: int, why: str) -> None:
+        super().__init__(f"mem_mb={given_mb} is too little: {why}, so it needs at least {needed_mb} MB")
+        self.given_mb, self.needed_mb = given_mb, needed_mb

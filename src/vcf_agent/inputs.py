@@ -57,13 +57,25 @@ def check_vcf(path: Path | str, source: str | None = None) -> tuple[InputReport,
 
 def _check_readable(path: Path) -> None:
     if not path.exists():
-        raise fail(path, "no such file")
+        raise fail(path, _broken_link(path) or "no such file")
     if not path.is_file():
         raise fail(path, "not a regular file")
     if not os.access(path, os.R_OK):
         raise fail(path, "permission denied")
     if path.stat().st_size == 0:
         raise fail(path, "the file is empty")
+
+
+def _broken_link(path: Path | str) -> str | None:
+    """Why a symbolic link leads nowhere ('a loop of symbolic links: a -> b -> a'), or None."""
+    path, hops = Path(path), []
+    while path.is_symlink() and path not in hops and len(hops) < 40:
+        hops.append(path)
+        path = path.parent / os.readlink(path)
+    if not hops or path.exists():
+        return None
+    chain = " -> ".join(str(p) for p in [*hops, path])
+    return f"a loop of symbolic links: {chain}" if path in hops else f"a broken symbolic link: {chain} does not exist"
 
 
 def _container(path: Path) -> str:
@@ -75,11 +87,24 @@ def _container(path: Path) -> str:
     with gzip.open(path, "rb") as stream:
         try:
             magic = stream.read(5)
+            inner = _inner_magic(stream) if magic[:2] == b"\x1f\x8b" else b""
         except (OSError, EOFError) as error:
             raise fail(path, f"corrupt compressed data ({error})") from error
+    if magic[:2] == b"\x1f\x8b":
+        # htslib undoes one layer only (and then fails with "Exec format error").
+        what = {b"BCF": "a BCF", b"##f": "a VCF"}.get(inner, "a file")
+        raise fail(path, f"compressed twice: {what} inside another layer of gzip, which htslib cannot read; gunzip it")
     if magic[:3] == b"BCF":
+        if not is_bgzf:
+            raise fail(path, "a BCF compressed with plain gzip, which htslib cannot read; gunzip it")
         return "bcf"
     return "bgzf-vcf" if is_bgzf else "gzip-vcf"
+
+
+def _inner_magic(stream: gzip.GzipFile) -> bytes:
+    """The first bytes under a second layer of gzip."""
+    stream.seek(0)
+    return gzip.GzipFile(fileobj=stream, mode="rb").read(3)
 
 
 def _has_bgzf_eof(path: Path) -> bool:

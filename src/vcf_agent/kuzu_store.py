@@ -243,7 +243,8 @@ def load_kuzu(
     variants = [Path(p) for p in variants]
     genotypes = [s.other for s in paired_shards(variants, genotypes, "genotypes")]
     annotations = [s.other for s in paired_shards(variants, annotations, "annotations")]
-    sources = sources_in_order(variants) or list(samples)
+    # VCFs without records have no shards, but their samples and File node belong in the graph too.
+    sources = list(dict.fromkeys([*sources_in_order(variants), *samples]))
     missing = [s for s in sources if s not in samples]
     if missing:
         raise fail("samples", f"no sample list for {', '.join(missing)}")
@@ -362,8 +363,11 @@ class _Prepare:
             files = {name: self.scratch / f"{name}.parquet" for name in TABLE_ORDER}
             omit = {CARRIES_REL.name: self._carries_left_out(con)}
             self._small_tables(files)
-            self._variants(con, files)
-            self._annotations(con, files)
+            if self.variants:
+                self._variants(con, files)
+                self._annotations(con, files)
+            else:
+                self._no_variants(files)
             overlap = genotype_overlap(con, self.variants, self.genotypes, self.samples)
             self._carries(con, files[CARRIES_REL.name], omit[CARRIES_REL.name])
             rows = {t: pq.ParquetFile(f).metadata.num_rows for t, f in files.items()}
@@ -383,6 +387,14 @@ class _Prepare:
         paths = [self.paths.get(s) for s in self.sources]
         files_table = pa.table({"name": self.sources, "path": paths}, schema=_schema(FILE_NODE))
         pq.write_table(files_table, files[FILE_NODE.name])
+
+    def _no_variants(self, files: dict[str, Path]) -> None:
+        """VCFs without records (valid, and so is their empty graph): empty variant and gene tables."""
+        for node in (VARIANT_NODE, GENE_NODE):
+            pq.write_table(_schema(node).empty_table(), files[node.name])
+        for rel in (IN_GENE_REL, VARIANT_IN_FILE_REL):
+            ends = [pa.field("from", pa.string()), pa.field("to", pa.string())]
+            pq.write_table(pa.schema(ends + [c.field() for c in rel.columns]).empty_table(), files[rel.name])
 
     def _read_variants(self) -> str:
         return f"read_parquet({sql_list(self.variants)}, filename = true, file_row_number = true, union_by_name = true)"

@@ -564,7 +564,6 @@ def _summary_part(summary: Path | str | None, key: str):
 def _model_name(summary: Path | str | None) -> str | list[str] | None:
     if summary is None or not Path(summary).exists():
         return None
-    models = sorted(
-        {s["embedding"]["model"] for s in read_json(summary).get("sources", {}).values() if s.get("embedding")}
-    )
+    embeddings = [s.get("embedding") or {} for s in read_json(summary).get("sources", {}).values()]
+    models = sorted({e["model"] for e in embeddings if e.get("model")})  # a VCF without records has none
     return models[0] if len(models) == 1 else models or None

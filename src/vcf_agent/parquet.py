@@ -11,13 +11,14 @@ the memory the rule declared.
 from __future__ import annotations
 
 import re
+import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
 
-from vcf_agent.errors import fail
+from vcf_agent.errors import TooLittleMemory, fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.logs import log
@@ -43,6 +44,10 @@ PROCESS_OVERHEAD_MB = 400
 MISSING = "."
 #: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
 MAX_LINE_BYTES = 16 << 20
+#: DuckDB's CSV reader takes a buffer of 16 such lines (256 MiB) for any shard: a memory_limit of
+#: 250 MB fails on a shard of 222 records, 280 MB passes (DuckDB 2.0, 1 to 8 threads).
+MIN_DUCKDB_MB = 300
+MIN_CONVERT_MEM_MB = PROCESS_OVERHEAD_MB + MIN_DUCKDB_MB
 
 _SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
 
@@ -154,9 +159,17 @@ def convert_shard(
     info_fields: list[str] | None = None,
     threads: int = 1,
     mem_mb: int = 1024,
+    input_path: Path | str | None = None,
 ) -> ShardStats:
-    """Write the three Parquet files of one shard (each via a temporary name)."""
+    """Write the three Parquet files of one shard (each via a temporary name).
+
+    `input_path`: the user's VCF that `bcf` was normalised from, which errors name (default: `bcf`).
+    """
+    if mem_mb < MIN_CONVERT_MEM_MB:
+        why = f"DuckDB's CSV reader takes a 256 MiB buffer, beside {PROCESS_OVERHEAD_MB} MB for the process"
+        raise TooLittleMemory(mem_mb, MIN_CONVERT_MEM_MB, why)
     bcf = Path(bcf)
+    subject = Path(input_path) if input_path else bcf
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)
     outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
@@ -168,11 +181,11 @@ def convert_shard(
         con = _connect(scratch, threads, mem_mb)
         try:
             original = ORIGINAL_ALT_TAG in header.info
-            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original)
+            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original, subject=subject)
             annotation = header.annotation
             _write_annotations(con, annotation, info, source, tmps[2])
             variants = _write_variants(con, annotation, info, source, tmps[0])
-            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1])
+            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1], subject=subject)
             annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
         except BaseException:
             for tmp in tmps:
@@ -180,7 +193,7 @@ def convert_shard(
             raise
         finally:
             con.close()
-    _check_count(bcf, shard, variants)
+    _check_count(subject, shard, variants)
     for tmp, final in zip(tmps, outputs, strict=True):
         tmp.replace(final)
     return ShardStats(source, shard.shard, variants, genotypes, annotations)
@@ -212,7 +225,9 @@ def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
         )
 
 
-def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool) -> None:
+def _stage_variants(
+    con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool, subject: Path
+) -> None:
     """The site columns of the shard, typed, in a scratch Parquet file.
 
     `original`: the BCF carries the alleles of split multiallelic records as written
@@ -230,18 +245,50 @@ def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], stage
     columns.update({c.raw: c.read_type() for c in info})
     query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject, bcf=bcf)
     absent = "" if original else ", NULL::VARCHAR AS original_ref, NULL::VARCHAR AS original_alt"
     con.execute(f"CREATE TEMP VIEW staged AS SELECT *{absent} FROM read_parquet('{staged}')")
 
 
-def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject) -> None:
+def _copy_from_command(con, command: list[str], sql_with_pipe: str, *, subject, bcf: Path) -> None:
     """Run `command` and let DuckDB execute `sql_with_pipe`, which reads its stdout as {pipe}."""
     with pipeline([command], subject=subject) as pipe:
         try:
             con.execute(sql_with_pipe.replace("{pipe}", f"/dev/fd/{pipe.stdout.fileno()}"))
         except duckdb.ConversionException as error:
             raise fail(subject, _explain_conversion(str(error))) from error
+        except duckdb.InvalidInputException as error:
+            line = _BAD_LINE.search(str(error))
+            if "Invalid unicode" not in str(error) or line is None:
+                raise
+            raise fail(subject, _not_utf8(bcf, line["chrom"], int(line["pos"]))) from error
+
+
+def _not_utf8(bcf: Path, chrom: str, pos: int) -> str:
+    """'record chrom:pos: ID and INFO/x hold bytes that are not UTF-8; ...', the fields read back from the BCF."""
+    record = subprocess.run(bcftools("view", "-H", "-r", f"{chrom}:{pos}", bcf), capture_output=True, check=False)
+    fields = []
+    for line in record.stdout.splitlines():
+        columns = line.split(b"\t")
+        if len(columns) > 7 and columns[1] == str(pos).encode():
+            fields += ["ID"] if not _is_utf8(columns[2]) else []
+            items = [item for item in columns[7].split(b";") if not _is_utf8(item)]
+            fields += [f"INFO/{item.split(b'=')[0].decode(errors='replace')}" for item in items]
+    fields = list(dict.fromkeys(fields)) or ["a field"]
+    named = " and ".join(fields) + (" holds" if len(fields) == 1 else " hold")
+    workaround = " (or leave the INFO field out with the config key info_fields)" if "ID" not in fields else ""
+    return (
+        f"record {chrom}:{pos}: {named} bytes that are not UTF-8, which VCF text must be;"
+        f" convert the file, e.g. with iconv -f latin1 -t utf-8{workaround}"
+    )
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _BAD_VALUE = re.compile(r'converting column "(?:raw_)?(?P<column>[^"]+)"\. Could not convert string "(?P<value>[^"]*)"')
@@ -387,7 +434,7 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
       WHERE matches OR (NOT any_match AND one_allele)"""
 
 
-def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path) -> int:
+def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path, *, subject: Path) -> int:
     """Carriers only: samples whose genotype holds the ALT (after the split, allele index 1)."""
     if not header.samples or "GT" not in header.formats:
         _write_empty(con, GENOTYPE_COLUMNS, out)
@@ -412,7 +459,7 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
       FROM {_read_tsv_sql(columns, ["chrom", "ref", "alt", "sample", "gt"])}
       WHERE contains(gt, '1')
     ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject, bcf=bcf)
     return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
 
 

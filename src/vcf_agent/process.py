@@ -93,6 +93,11 @@ def explain_stderr(stderr: str) -> str:
 
 
 _REWORDED = (
+    (
+        re.compile(r"^Reference allele mismatch at (\S+) \.\. REF_SEQ:'(\w*)' vs VCF:'(\w*)'$"),
+        r"record \1: REF \3 does not match the reference FASTA, which has \2 there (is the FASTA the"
+        r" assembly the VCF was called on? To carry on past such records, set ref_check to warn, exclude or set)",
+    ),
     (re.compile(r"^Failed to read from .*: unknown file type$"), "not a VCF or BCF file (htslib: unknown file type)"),
     (
         re.compile(r"^Could not add dummy header for contig '(.*)'$"),
@@ -210,8 +215,13 @@ def pipeline(
         undeclared = Undeclared.from_stderr(pipe.all_stderr(header_fixed_after))
         if undeclared:
             raise UndeclaredError(subject, undeclared) from error
-        failed = [text for code, text in zip(pipe.returncodes, pipe.stderr_texts, strict=True) if code > 0]
-        errors = [text for text in pipe.stderr_texts if has_htslib_error(text)] + failed
+        # In pipeline order: a stage fails on what the stage before it wrote, so the first failed one
+        # holds the cause (bcftools norm's REF mismatch, not annotate's "Failed to read BCF header").
+        errors = [
+            text
+            for code, text in zip(pipe.returncodes, pipe.stderr_texts, strict=True)
+            if code > 0 or has_htslib_error(text)
+        ]
         if errors and not isinstance(error, VcfAgentError):
             # The reader of our stream failed because a tool upstream did: report the tool's cause.
             raise fail(subject, explain_stderr(errors[0])) from error
@@ -230,6 +240,7 @@ def _raise_on_failure(pipe: Pipeline, subject: object, header_fixed_after: int) 
         if code != 0 or has_htslib_error(text)
     ]
     if failed:
-        # A writer killed by SIGPIPE only tells us its reader died: report the reader's cause.
-        telling = [f for f in failed if has_htslib_error(f[1])] or [f for f in failed if f[0] != -signal.SIGPIPE]
+        # A writer killed by SIGPIPE only tells us its reader died: report the reader's cause. Otherwise
+        # the first failed stage in pipeline order: the later ones failed on what it wrote.
+        telling = [f for f in failed if f[0] != -signal.SIGPIPE]
         raise fail(subject, explain_stderr((telling or failed)[0][1]))

@@ -963,7 +963,7 @@ class Stores:
         """Validate the filters against what the stores hold (contigs, samples, AF column)."""
         filters = filters or NO_FILTERS
         if filters.region is not None and filters.region.chrom not in self._contigs:
-            raise NotFound(f"unknown contig {filters.region.chrom!r}; the stores hold {_listing(self._contigs)}")
+            _refuse_unknown_contig(filters.region.chrom, self._contigs)
         if filters.needs_af and self.af_column is None:
             raise BadQuery("af_min/af_max: the stores have no numeric info_AF column")
         if filters.carried_by is not None:
@@ -1497,8 +1497,22 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
+def _refuse_unknown_contig(chrom: str, contigs: dict[str, Contig]) -> None:
+    """A region whose contig the stores lack: a malformed range (chr1:abc) or a contig they do not hold."""
+    if ":" in chrom:
+        # Region.parse reads only a numeric tail as the range (contig names may hold ':').
+        contig, tail = chrom.rsplit(":", 1)
+        raise BadQuery(
+            f"region {chrom!r}: malformed: {tail!r} is not a position and the stores hold no contig {chrom!r};"
+            f" use chrom, chrom:pos or chrom:start-end, e.g. {contig}:10000-20000, {contig}:1.5M-2M or {contig}:20k"
+        )
+    raise NotFound(f"unknown contig {chrom!r}; the stores hold {_listing(contigs)}")
+
+
 def _listing(contigs: dict[str, Contig], most: int = 10) -> str:
     names = list(contigs)
+    if not names:
+        return "no variants"
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 

@@ -1,5 +1,7 @@
 import csv
+import errno
 import json
+import os
 import re
 from pathlib import Path
 
@@ -37,7 +39,24 @@ def configured_vcfs():
     return named
 
 
-VCFS = configured_vcfs()
+def refuse_link_loop(path, key):
+    """A loop of symbolic links: Snakemake alone would call it a missing input."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise WorkflowError(
+                f"config {key}: {path}: a loop of symbolic links ({error.strerror})"
+            )
+    return path
+
+
+VCFS = {
+    name: refuse_link_loop(path, f"vcfs: {name}")
+    for name, path in configured_vcfs().items()
+}
+if config.get("reference"):
+    refuse_link_loop(config["reference"], "reference")
 
 
 wildcard_constraints:

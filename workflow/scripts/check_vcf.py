@@ -2,7 +2,7 @@
 
 from vcf_agent.files import write_json
 from vcf_agent.inputs import check_vcf
-from vcf_agent.logs import run_logged
+from vcf_agent.logs import run_job
 
 
 def main(smk):
@@ -10,4 +10,4 @@ def main(smk):
     write_json(report.to_dict(), smk.output.report)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

@@ -1,11 +1,14 @@
 """Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.parquet)."""
 
-from vcf_agent.logs import log, run_logged
+from vcf_agent.files import read_json
+from vcf_agent.logs import log, run_job
 from vcf_agent.parquet import convert_shard, write_stats
 from vcf_agent.shards import find_shard, read_plan
 
 
 def main(smk):
+    # results/normalized/inputs.json: the user's file of each VCF, which errors name.
+    inputs = {entry["source"]: entry["input"] for entry in read_json(smk.input.inputs)}
     shard = find_shard(read_plan(smk.input.plan), smk.wildcards.shard)
     stats = convert_shard(
         smk.input.bcf,
@@ -17,9 +20,10 @@ def main(smk):
         info_fields=smk.params.info_fields,
         threads=smk.threads,
         mem_mb=smk.resources.mem_mb,
+        input_path=inputs.get(smk.wildcards.vcf),
     )
     write_stats(stats, smk.output.stats)
     log.info("%s", stats.to_dict())
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

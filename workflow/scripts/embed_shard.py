@@ -2,7 +2,7 @@
 
 from vcf_agent.embed import embed_shard
 from vcf_agent.files import write_json
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 
 
 def main(smk):
@@ -21,4 +21,4 @@ def main(smk):
     log.info("%s", stats.to_dict())
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

@@ -1,7 +1,7 @@
 """Rule load_kuzu: the Kuzu graph of samples, variants, genes and files (vcf_agent.kuzu_store)."""
 
 from vcf_agent.kuzu_store import input_paths, load_kuzu, samples_from_headers
-from vcf_agent.logs import run_logged
+from vcf_agent.logs import run_job
 
 
 def main(smk):
@@ -18,4 +18,4 @@ def main(smk):
     )
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

@@ -1,7 +1,7 @@
 """Rule load_lancedb: the LanceDB table of all variants with their embeddings (vcf_agent.lance_store)."""
 
 from vcf_agent.lance_store import load_lancedb
-from vcf_agent.logs import run_logged
+from vcf_agent.logs import run_job
 
 
 def main(smk):
@@ -16,4 +16,4 @@ def main(smk):
     )
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

@@ -1,6 +1,6 @@
 """Rule normalize_vcf: split, left-align and tag one input (vcf_agent.normalize)."""
 
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 from vcf_agent.normalize import normalize_vcf
 
 
@@ -17,4 +17,4 @@ def main(smk):
     log.info("%s: %d records in, %d after normalisation", stats.source, stats.records_in, stats.records_out)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

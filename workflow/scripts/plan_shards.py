@@ -1,7 +1,7 @@
 """Checkpoint plan_shards: cut one normalised BCF into regions (vcf_agent.shards)."""
 
 from vcf_agent.files import read_json
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 from vcf_agent.shards import ShardSize, plan_shards, write_plan
 
 
@@ -12,4 +12,4 @@ def main(smk):
     log.info("%s: %d shards", smk.wildcards.vcf, len(shards))
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vcf_agent.jobs import job_usage
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 from vcf_agent.resource_report import write_report_pages
 
 
@@ -14,4 +14,4 @@ def main(smk):
     write_report_pages(jobs, smk.input.summary, Path(out.memory), Path(out.runtime), Path(out.jobs), Path(out.summary))
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

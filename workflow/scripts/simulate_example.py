@@ -1,6 +1,6 @@
 """Rule simulate_example: the bundled example, made by our own simulation (vcf_agent.simulate)."""
 
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 from vcf_agent.simulate import simulate_example
 
 
@@ -9,4 +9,4 @@ def main(smk):
     log.info("simulated example: %s", summary)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

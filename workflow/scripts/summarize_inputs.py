@@ -1,11 +1,11 @@
 """Rule summarize_inputs: the barrier that every input passed normalisation."""
 
 from vcf_agent.files import read_json, write_json
-from vcf_agent.logs import run_logged
+from vcf_agent.logs import run_job
 
 
 def main(smk):
     write_json([read_json(path) for path in smk.input.stats], smk.output.summary)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)

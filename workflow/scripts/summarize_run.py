@@ -1,7 +1,7 @@
 """Rule summarize_run: records in and out of every stage, checked for losses (vcf_agent.summary)."""
 
 from vcf_agent.files import write_json
-from vcf_agent.logs import run_logged
+from vcf_agent.logs import run_job
 from vcf_agent.summary import summarize_run
 
 
@@ -18,4 +18,4 @@ def main(smk):
     write_json(summary, smk.output.summary)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)
