@@ -262,8 +262,9 @@ class LiveStores:
         signature = self._signature()
         if signature == self._seen:
             return False
-        self._seen = signature
         builds = complete_builds(self._current.results)
+        # incomplete (a load under way, a manifest not yet written): look again next time
+        self._seen = None if builds is None else signature
         if builds is None or builds == self._current.builds:
             return False
         new = self._reopen()
