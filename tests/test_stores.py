@@ -25,7 +25,7 @@ from vcf_agent.errors import VcfAgentError
 from vcf_agent.kuzu_store import open_graph
 from vcf_agent.lance_store import ann_parameters, common_type, convert, load_lancedb, open_table
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
-from vcf_agent.stores import StoreBuild, hold_build
+from vcf_agent.stores import StoreBuild, hold_build, load_in_progress
 
 from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
@@ -292,6 +292,15 @@ def test_a_build_a_reader_holds_is_kept_until_it_lets_go(tmp_path):
         fourth.commit()
     assert (third.path / "data").read_text() == "v3"
     mine.release()
+
+
+def test_a_load_under_way_is_seen_from_outside(tmp_path):
+    link = tmp_path / "store"
+    assert not load_in_progress(link)
+    with StoreBuild(link) as build:
+        assert load_in_progress(link)  # a server waits for it before it switches
+        build.commit()
+    assert not load_in_progress(link)
 
 
 # ---------------------------------------------------------------- a second VCF

@@ -1459,11 +1459,15 @@ def complete_builds(results: Path | str) -> tuple[str, str] | None:
     """The published builds once they make one complete release, else None.
 
     Complete: each manifest names the build its symlink points at (a load swaps the
-    link, then writes the manifest), and both were built from the same variant
-    shards (their `variants_digest`), so a server never pairs a new LanceDB table
-    with the graph of the previous variants while the second load still runs.
+    link, then writes the manifest), both were built from the same variant shards
+    (their `variants_digest`), so a server never pairs a new LanceDB table with the
+    graph of the previous variants, and no load of either store is under way.
     """
+    from vcf_agent.stores import load_in_progress  # not at the top: it imports DuckDB
+
     results = Path(results)
+    if any(load_in_progress(results / name) for name in (LANCE_DIR, KUZU_DIR)):
+        return None
     builds = published_builds(results)
     try:
         manifests = [read_json(results / name) for name in (LANCE_MANIFEST, KUZU_MANIFEST)]

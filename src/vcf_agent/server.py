@@ -262,8 +262,9 @@ class LiveStores:
         signature = self._signature()
         if signature == self._seen:
             return False
-        self._seen = signature
         builds = complete_builds(self._current.results)
+        # incomplete (a load under way, a manifest not yet written): look again next time
+        self._seen = None if builds is None else signature
         if builds is None or builds == self._current.builds:
             return False
         new = self._reopen()
@@ -597,7 +598,12 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._header_timer = None
 
     def _headers_too_slow(self) -> None:
+        # A busy event loop may not have read yet what the client sent in time: the callback
+        # scheduled twice runs after the loop's next poll has delivered the bytes waiting.
         self._header_timer = None
+        self.loop.call_soon(self.loop.call_soon, self._close_without_headers)
+
+    def _close_without_headers(self) -> None:
         if self._awaiting_headers and not self.transport.is_closing():
             _log.info("%s: closed, the request headers did not arrive within %g s", self.client, self.header_timeout)
             with contextlib.suppress(h11.LocalProtocolError):

@@ -328,6 +328,23 @@ def remove_unused_builds(link: Path | str, *, scratch: bool = True) -> None:
             os.close(lock)
 
 
+def load_in_progress(link: Path | str) -> bool:
+    """True while a load of `link` is building (it holds its new build's lock exclusively)."""
+    link = Path(link)
+    for path in link.parent.glob(f".{link.name}-*"):
+        try:
+            fd = os.open(path / READERS_LOCK, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
 def _siblings(link: Path) -> Iterator[Path]:
     yield from link.parent.glob(f".{link.name}-*")
     yield from link.parent.glob(f".{link.name}.link-*")
