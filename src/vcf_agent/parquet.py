@@ -154,9 +154,14 @@ def convert_shard(
     info_fields: list[str] | None = None,
     threads: int = 1,
     mem_mb: int = 1024,
+    input_name: Path | str | None = None,
 ) -> ShardStats:
-    """Write the three Parquet files of one shard (each via a temporary name)."""
+    """Write the three Parquet files of one shard (each via a temporary name).
+
+    `input_name`: the user's file the BCF was normalised from, named in errors about its values.
+    """
     bcf = Path(bcf)
+    subject = input_name or bcf
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)
     outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
@@ -168,11 +173,11 @@ def convert_shard(
         con = _connect(scratch, threads, mem_mb)
         try:
             original = ORIGINAL_ALT_TAG in header.info
-            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original)
+            _stage_variants(con, bcf, regions, info, scratch / "staged.parquet", original=original, subject=subject)
             annotation = header.annotation
             _write_annotations(con, annotation, info, source, tmps[2])
             variants = _write_variants(con, annotation, info, source, tmps[0])
-            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1])
+            genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1], subject=subject)
             annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
         except BaseException:
             for tmp in tmps:
@@ -212,7 +217,9 @@ def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
         )
 
 
-def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool) -> None:
+def _stage_variants(
+    con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool, subject
+) -> None:
     """The site columns of the shard, typed, in a scratch Parquet file.
 
     `original`: the BCF carries the alleles of split multiallelic records as written
@@ -230,7 +237,7 @@ def _stage_variants(con, bcf: Path, regions: Path, info: list[InfoColumn], stage
     columns.update({c.raw: c.read_type() for c in info})
     query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject)
     absent = "" if original else ", NULL::VARCHAR AS original_ref, NULL::VARCHAR AS original_alt"
     con.execute(f"CREATE TEMP VIEW staged AS SELECT *{absent} FROM read_parquet('{staged}')")
 
@@ -379,7 +386,7 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
       WHERE matches OR (NOT any_match AND one_allele)"""
 
 
-def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path) -> int:
+def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path, *, subject) -> int:
     """Carriers only: samples whose genotype holds the ALT (after the split, allele index 1)."""
     if not header.samples or "GT" not in header.formats:
         _write_empty(con, GENOTYPE_COLUMNS, out)
@@ -404,7 +411,7 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
       FROM {_read_tsv_sql(columns, ["chrom", "ref", "alt", "sample", "gt"])}
       WHERE contains(gt, '1')
     ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"""
-    _copy_from_command(con, query, sql, subject=bcf)
+    _copy_from_command(con, query, sql, subject=subject)
     return con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0]
 
 

@@ -59,6 +59,7 @@ def convert_vcf(
             shard,
             source=source,
             info_fields=info_fields,
+            input_name=vcf,
             **{f"{kind}_out": path for kind, path in paths.items()},
         )
         converted.shards.append(shard_stats)

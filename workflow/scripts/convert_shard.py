@@ -1,5 +1,8 @@
 """Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.parquet)."""
 
+from pathlib import Path
+
+from vcf_agent.files import read_json
 from vcf_agent.logs import log, run_logged
 from vcf_agent.parquet import convert_shard, write_stats
 from vcf_agent.shards import find_shard, read_plan
@@ -17,9 +20,16 @@ def main(smk):
         info_fields=smk.params.info_fields,
         threads=smk.threads,
         mem_mb=smk.resources.mem_mb,
+        input_name=_input_name(smk.input.bcf),
     )
     write_stats(stats, smk.output.stats)
     log.info("%s", stats.to_dict())
+
+
+def _input_name(bcf: str) -> str | None:
+    """The user's file this BCF came from, as normalize_vcf recorded it beside the BCF."""
+    stats = Path(bcf).with_suffix(".stats.json")
+    return read_json(stats)["input"] if stats.exists() else None
 
 
 run_logged(snakemake.log[0], main, snakemake)
