@@ -177,11 +177,12 @@ def _genotype_range_check(options: _Options, undeclared: Undeclared) -> list[str
 
     `norm -m -any` would turn such an allele (0/3 at a site with two ALTs) into 0 without
     a word. `--min-ac 0` keeps every record but counts the alleles of each genotype, and
-    htslib fails on one out of range. It counts from INFO/AC and AN instead where the
-    header declares both, so such files go unchecked.
+    htslib fails on one out of range (`--no-update`: without it, view would add INFO/AC
+    and AN). It counts from INFO/AC and AN instead where the header declares both, so
+    such files go unchecked.
     """
     counted_from_info = {"AC", "AN"} <= set(options.info) | set(undeclared.info)
-    return [] if not options.samples or counted_from_info else ["--min-ac", "0"]
+    return [] if not options.samples or counted_from_info else ["--min-ac", "0", "--no-update"]
 
 
 def _original_alleles(read: list[list[str]], scratch: Path, input_path: Path, fixed_after: int) -> list[list[str]]:
