@@ -1,4 +1,4 @@
-"""Values htslib would read as others without a word are refused, in compressed input too; late errors name the input."""
+"""Values htslib would misread without a word are refused, in bgzipped input too; late errors name the input."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ HAIL = "cohorts/hail_1kg_chr20_100samples_nocontigs.vcf.gz"
 
 def _edited_copy(tmp_path, record: int, column: int, value: str):
     """The Hail cohort, bgzipped again with one column of its `record`-th record replaced; (path, line, old fields)."""
-    lines = gzip.open(data_file(HAIL), "rt").read().split("\n")
+    with gzip.open(data_file(HAIL), "rt") as handle:
+        lines = handle.read().split("\n")
     number = [n for n, line in enumerate(lines) if line and not line.startswith("#")][record - 1]
     fields = lines[number].split("\t")
     original = list(fields)
@@ -48,7 +49,8 @@ def test_misread_value_in_bgzipped_input_is_refused_naming_the_line(tmp_path, co
 def test_real_bgzipped_cohort_passes_the_scan(tmp_path):
     # The same cohort unedited: the scan of its text finds nothing, every record comes through.
     stats = normalize_vcf(data_file(HAIL), tmp_path / "hail.bcf", source="hail")
-    records = sum(1 for line in gzip.open(data_file(HAIL), "rt") if not line.startswith("#"))
+    with gzip.open(data_file(HAIL), "rt") as handle:
+        records = sum(1 for line in handle if not line.startswith("#"))
     assert stats.records_in == records
 
 
