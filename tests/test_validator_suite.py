@@ -129,11 +129,14 @@ def _bcftools_split(vcf: Path, work: Path) -> Path:
 
 
 def _declared_text(vcf: Path) -> str:
-    """The file's text with a header line for each contig, FILTER, INFO and FORMAT its records use undeclared.
+    """The file's records under its header with a line for each contig, FILTER, INFO and FORMAT they use undeclared.
 
     Undeclared names are read as htslib assumes them (String; GT and END keep their meaning).
     """
-    text = vcf.read_text(errors="replace")
+    # The header as htslib reads it: it drops lines it cannot parse (##contig=<ID=1,A,...>).
+    header = subprocess.run(["bcftools", "view", "-h", "--no-version", vcf], capture_output=True, check=True)
+    text = header.stdout.decode(errors="replace")
+    text += "".join(line + "\n" for line in vcf.read_text(errors="replace").split("\n") if line and line[0] != "#")
     declared = set(re.findall(r"^##(contig|FILTER|INFO|FORMAT)=<ID=([^,>]+)", text, re.MULTILINE))
     used: dict[tuple[str, str], None] = {}
     for _, fields in _records(vcf):
