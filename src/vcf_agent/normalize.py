@@ -29,11 +29,12 @@ from typing import IO
 
 import pysam
 
-from vcf_agent.errors import fail
+from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.inputs import check_reference, check_vcf, fai_lengths
 from vcf_agent.logs import log
 from vcf_agent.process import Undeclared, UndeclaredError, bcftools, explain_stderr, has_htslib_error, pipeline, run
+from vcf_agent.raw_values import MisreadValueCheck
 from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
@@ -84,17 +85,43 @@ def normalize_vcf(
     if reference:
         check_reference(reference)
     stats = NormalizeStats(source=source, input=str(input_path), samples=report.samples)
-    # Without any ##contig line every record would fail: scan for what is missing at once.
-    undeclared = Undeclared() if header.contigs else _scan_undeclared(input_path)
-    options = _Options(reference, ref_check, threads, "END" in header.info, header.annotation is not None)
+    options = _Options(
+        reference,
+        ref_check,
+        threads,
+        "END" in header.info,
+        header.annotation is not None,
+        header.samples,
+        list(header.info),
+    )
+    misread = MisreadValueCheck(input_path, report.container)
     try:
-        _normalize_once(input_path, output_bcf, stats, options, undeclared)
+        _normalize_completing_header(input_path, output_bcf, stats, options, bool(header.contigs), misread)
+    except VcfAgentError:
+        misread.verify()  # a misread value explains a failure better than htslib does
+        raise
+    finally:
+        misread.stop()
+    return stats
+
+
+def _normalize_completing_header(
+    input_path: Path,
+    output_bcf: Path,
+    stats: NormalizeStats,
+    options: _Options,
+    declares_contigs: bool,
+    misread: MisreadValueCheck,
+) -> None:
+    # Without any ##contig line every record would fail: scan for what is missing at once.
+    undeclared = Undeclared() if declares_contigs else _scan_undeclared(input_path)
+    try:
+        _normalize_once(input_path, output_bcf, stats, options, undeclared, misread)
     except UndeclaredError as error:
         if undeclared:
             raise
         undeclared = _scan_undeclared(input_path).merge(error.undeclared)
-        _normalize_once(input_path, output_bcf, stats, options, undeclared)
-    return stats
+        _normalize_once(input_path, output_bcf, stats, options, undeclared, misread)
 
 
 @dataclass(frozen=True)
@@ -104,15 +131,22 @@ class _Options:
     threads: int
     declares_end: bool
     annotated: bool
+    samples: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
 
 
 def _normalize_once(
-    input_path: Path, output_bcf: Path, stats: NormalizeStats, options: _Options, undeclared: Undeclared
+    input_path: Path,
+    output_bcf: Path,
+    stats: NormalizeStats,
+    options: _Options,
+    undeclared: Undeclared,
+    misread: MisreadValueCheck,
 ) -> None:
     tmp_bcf = atomic_path(output_bcf)
     fixed_after = 1 if undeclared else 0
     with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
-        commands = _read_commands(input_path, undeclared, options.reference, Path(scratch), options.threads)
+        commands = _read_commands(input_path, undeclared, options, Path(scratch))
         if options.annotated:
             commands += _original_alleles(commands, Path(scratch), input_path, fixed_after)
         commands.append(_norm_command(options.reference, options.ref_check))
@@ -125,15 +159,36 @@ def _normalize_once(
             tmp_bcf.unlink(missing_ok=True)
             raise
     _fill_stats(stats, norm_stderr, walker, undeclared)
+    try:
+        misread.verify()
+    except BaseException:
+        tmp_bcf.unlink(missing_ok=True)
+        raise
     tmp_bcf.replace(output_bcf)
 
 
-def _read_commands(input_path: Path, undeclared: Undeclared, reference, scratch: Path, threads: int) -> list[list[str]]:
+def _read_commands(input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path) -> list[list[str]]:
+    check = _genotype_range_check(options, undeclared)
     if not undeclared:
-        return [bcftools("view", "--no-version", "--threads", threads, "-Ou", input_path)]
+        return [bcftools("view", "--no-version", "--threads", options.threads, *check, "-Ou", input_path)]
     header_file = scratch / "header.vcf"
-    header_file.write_text(_completed_header(input_path, undeclared, reference))
-    return [bcftools("view", "--no-version", "-H", input_path), ["cat", str(header_file), "-"]]
+    header_file.write_text(_completed_header(input_path, undeclared, options.reference))
+    read = [bcftools("view", "--no-version", "-H", input_path), ["cat", str(header_file), "-"]]
+    # GT is typed only once the header declares it: check the alleles after that.
+    return [*read, bcftools("view", "--no-version", *check, "-Ou", "-")] if check else read
+
+
+def _genotype_range_check(options: _Options, undeclared: Undeclared) -> list[str]:
+    """`bcftools view` options that make it fail on a genotype allele beyond the record's ALTs.
+
+    `norm -m -any` would turn such an allele (0/3 at a site with two ALTs) into 0 without
+    a word. `--min-ac 0` keeps every record but counts the alleles of each genotype, and
+    htslib fails on one out of range (`--no-update`: without it, view would add INFO/AC
+    and AN). It counts from INFO/AC and AN instead where the header declares both, so
+    such files go unchecked.
+    """
+    counted_from_info = {"AC", "AN"} <= set(options.info) | set(undeclared.info)
+    return [] if not options.samples or counted_from_info else ["--min-ac", "0", "--no-update"]
 
 
 def _original_alleles(read: list[list[str]], scratch: Path, input_path: Path, fixed_after: int) -> list[list[str]]:
@@ -210,8 +265,9 @@ def _scan_undeclared(input_path: Path) -> Undeclared:
 _ADDED = 'Description="Not declared in the input header; added by vcf-agent"'
 
 
-# What htslib accepts as a contig name and as an INFO/FORMAT/FILTER id (VCF 4.3, section 1.4).
-_VALID_CONTIG = re.compile(r"^[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*$")
+# Contig names a ##contig line can declare and htslib reads back, indexes and queries: VCF 4.1-4.4
+# allow names in angle brackets (<1>) and htslib handles '0'; whitespace, commas and quotes break the line.
+_VALID_CONTIG = re.compile(r'^(?:[^\s,"<>]+|<[^\s,"<>]+>)$')
 # htslib is laxer than the specification for FILTER/INFO/FORMAT ids; refuse only what breaks a header line.
 _VALID_ID = re.compile(r'^[^\s,;=<>"]+$')
 
@@ -225,7 +281,7 @@ def _check_declarable(input_path: Path, undeclared: Undeclared) -> None:
     ):
         for name in names:
             pattern = _VALID_CONTIG if kind == "contig" else _VALID_ID
-            if not pattern.match(name) or name in (".", "0"):
+            if not pattern.match(name) or name == "." or (kind != "contig" and name == "0"):
                 raise fail(input_path, f"invalid {kind} name {name!r} in the records (not declared and not declarable)")
 
 
@@ -249,7 +305,7 @@ def _completed_header(input_path: Path, undeclared: Undeclared, reference) -> st
         f"##contig=<ID={c},length={lengths[c]}>" if c in lengths else f"##contig=<ID={c}>" for c in undeclared.contigs
     ]
     added += [f"##FILTER=<ID={name},{_ADDED}>" for name in undeclared.filters]
-    added += [f"##INFO=<ID={name},Number=.,Type=String,{_ADDED}>" for name in undeclared.info]
+    added += [_undeclared_info_line(name) for name in undeclared.info]
     added += [
         f"##FORMAT=<ID=GT,Number=1,Type=String,{_ADDED}>"
         if name == "GT"
@@ -257,6 +313,13 @@ def _completed_header(input_path: Path, undeclared: Undeclared, reference) -> st
         for name in undeclared.formats
     ]
     return "\n".join(lines[:-1] + added + lines[-1:]) + "\n"
+
+
+def _undeclared_info_line(name: str) -> str:
+    # END is reserved (VCF 4.3, section 1.6.1): htslib reads it as the record's end and refuses a String END.
+    if name == "END":
+        return f"##INFO=<ID=END,Number=1,Type=Integer,{_ADDED}>"
+    return f"##INFO=<ID={name},Number=.,Type=String,{_ADDED}>"
 
 
 class _RecordWalker:

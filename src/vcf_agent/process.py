@@ -103,6 +103,10 @@ _REWORDED = (
         re.compile(r"^Could not add dummy header for contig '(.*)'$"),
         r"invalid contig name '\1' (htslib could not declare it)",
     ),
+    (
+        re.compile(r'^Incorrect allele \("(.*)"\) in (.*) at (\S+)$'),
+        r"record \3: the genotype of sample \2 names allele \1, which the record's ALT column does not have",
+    ),
 )
 
 
