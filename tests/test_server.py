@@ -199,8 +199,6 @@ def test_a_request_whose_headers_never_end_is_closed(served):
         assert slow.recv(1024) == b""  # closed by the server (a timeout here raises instead)
         waited = time.monotonic() - started
     assert HEADER_TIMEOUT - 0.5 <= waited <= HEADER_TIMEOUT + 5, waited
-    with socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT + 10) as quiet:
-        assert quiet.recv(1024) == b""  # a connection that sends nothing goes the same way
     assert httpx.get(f"{served}/health", timeout=10).status_code == 200  # complete requests still answered
 
 

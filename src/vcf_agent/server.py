@@ -12,7 +12,7 @@ A rebuild does not disturb it (`LiveStores`): it answers from the builds it
 opened until a load has published both new stores, then switches to them by
 itself; each answer comes from one snapshot, named in the X-VCF-Agent-Build
 header. A connection whose request line and headers do not arrive within
-HEADER_TIMEOUT seconds is closed (`HeaderTimeoutProtocol`).
+HEADER_TIMEOUT seconds of its first byte is closed (`HeaderTimeoutProtocol`).
 
 The OpenAPI schema is at /openapi.json (interactive docs at /docs).
 """
@@ -554,8 +554,9 @@ class HeaderTimeoutProtocol(H11Protocol):
     than the header timeout (uvicorn times out idle keep-alive connections only, so a client
     sending a request a byte at a time, or half of one, held a connection forever).
 
-    The clock starts when the connection opens and again with the first byte of each
-    following request; it stops when h11 has parsed the request's headers.
+    The clock starts with the first byte of each request and stops when h11 has parsed its
+    headers. A new connection that sends nothing is closed after the keep-alive timeout, as
+    an idle one is between two requests (a busy client may connect well before it writes).
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -563,14 +564,16 @@ class HeaderTimeoutProtocol(H11Protocol):
         self.header_timeout = float(os.environ.get(HEADER_TIMEOUT_VARIABLE, HEADER_TIMEOUT))
         self._header_timer: Any = None
         self._awaiting_headers = True
+        self._request_started = False
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_header_clock()
+        self._start_clock(max(self.header_timeout, self.timeout_keep_alive))
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_headers and self._header_timer is None:
-            self._start_header_clock()
+        if self._awaiting_headers and not self._request_started:
+            self._request_started = True
+            self._start_clock(self.header_timeout)
         super().data_received(data)
 
     def handle_events(self) -> None:
@@ -578,21 +581,22 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().handle_events()
         if self.cycle is not cycle:  # a request's headers are complete
             self._awaiting_headers = False
-            self._stop_header_clock()
+            self._stop_clock()
 
     def on_response_complete(self) -> None:
-        self._awaiting_headers = True  # the next request's clock starts with its first byte
+        # the next request's clock starts with its first byte (until then uvicorn's keep-alive timeout runs)
+        self._awaiting_headers, self._request_started = True, False
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
+        self._stop_clock()
         super().connection_lost(exc)
 
-    def _start_header_clock(self) -> None:
-        self._stop_header_clock()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+    def _start_clock(self, seconds: float) -> None:
+        self._stop_clock()
+        self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
 
-    def _stop_header_clock(self) -> None:
+    def _stop_clock(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
