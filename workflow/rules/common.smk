@@ -126,6 +126,19 @@ DEFAULT_RESOURCES = {
 }
 
 
+def check_resource_rules():
+    """A misspelled rule under `resources:` would be ignored: stop instead."""
+    unknown = sorted(set(config.get("resources", {})) - set(DEFAULT_RESOURCES))
+    if unknown:
+        raise WorkflowError(
+            f"config resources: unknown rule {unknown[0]!r};"
+            f" valid rules: {', '.join(sorted(DEFAULT_RESOURCES))}"
+        )
+
+
+check_resource_rules()
+
+
 def rule_resource(rule, key):
     configured = config.get("resources", {}).get(rule, {})
     return configured.get(key, DEFAULT_RESOURCES[rule][key])
