@@ -46,3 +46,4 @@ rule all:
         "results/report/memory.svg",
         "results/lancedb.json",
         "results/kuzu.json",
+        kept=kept_outputs,
