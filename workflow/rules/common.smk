@@ -163,7 +163,7 @@ DEFAULT_RESOURCES = {
 
 
 def check_resource_rules():
-    """A misspelled rule under `resources:` would be ignored: stop instead."""
+    """A misspelled name under `resources:` would be ignored: stop instead."""
     unknown = sorted(set(config.get("resources", {})) - set(DEFAULT_RESOURCES))
     if unknown:
         raise WorkflowError(
