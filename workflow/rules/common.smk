@@ -107,10 +107,46 @@ def shard_row(wildcards):
 
 
 def shard_outputs(pattern):
-    """Expand a per-shard path pattern over every shard of every configured VCF."""
+    """Expand a per-shard path pattern over every shard of every configured VCF.
+
+    Waits for checkpoint summarize_inputs first: no shard job exists before every
+    input has passed normalisation.
+    """
+    checkpoints.summarize_inputs.get()
     return [
         pattern.format(vcf=vcf, shard=shard) for vcf in VCFS for shard in shard_ids(vcf)
     ]
+
+
+def kept_outputs(wildcards):
+    """Every file the rules keep on disk: targets of rule all, so that one missing (a
+    killed forced re-run deletes a job's outputs before it runs) is made again along
+    with all that depends on it. Snakemake remakes a missing intermediate file only
+    for a job that runs anyway.
+    """
+    per_vcf = expand(
+        [
+            "results/checks/{vcf}.json",
+            "results/normalized/{vcf}.bcf",
+            "results/normalized/{vcf}.bcf.csi",
+            "results/normalized/{vcf}.stats.json",
+            "results/shards/{vcf}.tsv",
+        ],
+        vcf=VCFS,
+    )
+    per_shard = [
+        path
+        for pattern in (
+            "results/parquet/variants/{vcf}/{shard}.parquet",
+            "results/parquet/genotypes/{vcf}/{shard}.parquet",
+            "results/parquet/annotations/{vcf}/{shard}.parquet",
+            "results/shard_stats/{vcf}/{shard}.json",
+            "results/embeddings/{vcf}/{shard}.parquet",
+            "results/embedding_stats/{vcf}/{shard}.json",
+        )
+        for path in shard_outputs(pattern)
+    ]
+    return ["results/normalized/inputs.json", *per_vcf, *per_shard]
 
 
 def shard_stats_of_all(wildcards):
@@ -156,6 +192,19 @@ DEFAULT_RESOURCES = {
     # SLURM job (killed there when it declared 460)
     "load_kuzu": {"mem_mb": 640, "runtime": 10, "threads": 2},
 }
+
+
+def check_resource_rules():
+    """A misspelled name under `resources:` would be ignored: stop instead."""
+    unknown = sorted(set(config.get("resources", {})) - set(DEFAULT_RESOURCES))
+    if unknown:
+        raise WorkflowError(
+            f"config resources: unknown rule {unknown[0]!r};"
+            f" valid rules: {', '.join(sorted(DEFAULT_RESOURCES))}"
+        )
+
+
+check_resource_rules()
 
 
 def rule_resource(rule, key):
@@ -271,7 +320,7 @@ def stored_counts(stats_files):
     # Snakemake hands a one-file input as a str.
     paths = [stats_files] if isinstance(stats_files, str) else stats_files
     if not all(str(path).startswith("results/shard_stats/") for path in paths):
-        # Until the plan_shards checkpoint has run (a dry run), its plan stands in
+        # Until the checkpoints have run (a dry run), inputs.json or a plan stands in
         # for the shards: count nothing yet; the job is re-planned before it runs.
         return totals
     for path in paths:

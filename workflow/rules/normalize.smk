@@ -61,9 +61,12 @@ rule index_bcf:
         "bcftools index --csi --threads {threads} --force --output {output.csi} {input.bcf} 2> {log}"
 
 
-rule summarize_inputs:
+checkpoint summarize_inputs:
     # Every input must pass normalisation before any shard is converted, so a bad
-    # file stops the run before anything is written under results/parquet.
+    # file stops the run before anything is written under results/parquet. A
+    # checkpoint rather than an input of convert_shard: the shard jobs enter the DAG
+    # only once it is done (shard_outputs waits for it), and adding a VCF, which
+    # rewrites inputs.json, leaves the existing shards alone.
     input:
         stats=expand("results/normalized/{vcf}.stats.json", vcf=VCFS),
     output:

@@ -26,8 +26,6 @@ rule convert_shard:
         bcf="results/normalized/{vcf}.bcf",
         csi="results/normalized/{vcf}.bcf.csi",
         plan="results/shards/{vcf}.tsv",
-        # ancient: adding a VCF rewrites the barrier but must not redo existing shards.
-        inputs=ancient("results/normalized/inputs.json"),
     output:
         variants="results/parquet/variants/{vcf}/{shard}.parquet",
         genotypes="results/parquet/genotypes/{vcf}/{shard}.parquet",
