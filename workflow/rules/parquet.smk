@@ -26,6 +26,8 @@ rule convert_shard:
         bcf="results/normalized/{vcf}.bcf",
         csi="results/normalized/{vcf}.bcf.csi",
         plan="results/shards/{vcf}.tsv",
+        # the user's file this BCF came from, which errors about its values name
+        normalized="results/normalized/{vcf}.stats.json",
     output:
         variants="results/parquet/variants/{vcf}/{shard}.parquet",
         genotypes="results/parquet/genotypes/{vcf}/{shard}.parquet",

@@ -7,8 +7,6 @@ from vcf_agent.shards import find_shard, read_plan
 
 
 def main(smk):
-    # results/normalized/inputs.json: the user's file of each VCF, which errors name.
-    inputs = {entry["source"]: entry["input"] for entry in read_json(smk.input.inputs)}
     shard = find_shard(read_plan(smk.input.plan), smk.wildcards.shard)
     stats = convert_shard(
         smk.input.bcf,
@@ -20,7 +18,7 @@ def main(smk):
         info_fields=smk.params.info_fields,
         threads=smk.threads,
         mem_mb=smk.resources.mem_mb,
-        input_path=inputs.get(smk.wildcards.vcf),
+        input_path=read_json(smk.input.normalized)["input"],
     )
     write_stats(stats, smk.output.stats)
     log.info("%s", stats.to_dict())
