@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.listing import LISTINGS, RSID, SPELLED_ID
+from vcf_agent.listing import RSID, SPELLED_ID
 
 if TYPE_CHECKING:
     from vcf_agent.query import Stores
@@ -142,7 +142,10 @@ FUZZY_CONSEQUENCES = {
     "downstream": "downstream",
 }
 CLASS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?", ("snv",)),
+    (
+        r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?",
+        ("snv",),
+    ),
     (r"mnps?|mnvs?|multi[- ]nucleotide \w+", ("mnp",)),
     (r"indels?", ("insertion", "deletion", "indel")),
     (r"deletions?|deleted", ("deletion",)),
@@ -188,20 +191,11 @@ INTENT_WORDS = {
 }
 #: Words that say nothing about which variants: left over, they do not make a question a search.
 FILLER = set(
-    """a an the of in on at to for from by with and or is are was were be been do does did has have had
-    me my our we you i it its this that these those there here which what who whom whose how many much
-    show list give find get tell all any some each every variant variants mutation mutations site sites
-    call calls record records store stores data dataset please can could would should will let see
-    number count total there's what's where when than then also only just carried carry carries carriers carrier
-    sample samples genotype genotypes region regions chromosome chromosome contig between from to about
-    per most more less top first many does doesn't not no yes one two three both either other another
-    are they them their his her within inside across over under along near around have has having
-    rows results result hits hit kb mb bp k m position positions thisvariant""".split()
+    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "me", "my", "our", "we", "you", "i", "it", "its", "this", "that", "these", "those", "there", "here", "which", "what", "who", "whom", "whose", "how", "many", "much", "show", "list", "give", "find", "get", "tell", "all", "any", "some", "each", "every", "variant", "variants", "mutation", "mutations", "site", "sites", "call", "calls", "record", "records", "store", "stores", "data", "dataset", "please", "can", "could", "would", "should", "will", "let", "see", "number", "count", "total", "there's", "what's", "where", "when", "than", "then", "also", "only", "just", "carried", "carry", "carries", "carriers", "carrier", "sample", "samples", "genotype", "genotypes", "region", "regions", "chromosome", "chromosome", "contig", "between", "from", "to", "about", "per", "most", "more", "less", "top", "first", "many", "does", "doesn't", "not", "no", "yes", "one", "two", "three", "both", "either", "other", "another", "are", "they", "them", "their", "his", "her", "within", "inside", "across", "over", "under", "along", "near", "around", "have", "has", "having", "rows", "results", "result", "hits", "hit", "kb", "mb", "bp", "k", "m", "position", "positions", "thisvariant"]
 )
 
 STOP_GENE_WORDS = set(
-    "A AN THE OF IN ON AT TO FOR BY AND OR IS ARE WHO HAS HAVE ALL ANY SET MAX REST CAT CAR SHE HE IT CAN CALL "
-    "NOT NO YES TOP HIT HITS MOST RARE COMMON PASS LIST SHOW GENE GENES TOTAL IMPACT HIGH LOW WAS ONE TWO".split()
+    ["A", "AN", "THE", "OF", "IN", "ON", "AT", "TO", "FOR", "BY", "AND", "OR", "IS", "ARE", "WHO", "HAS", "HAVE", "ALL", "ANY", "SET", "MAX", "REST", "CAT", "CAR", "SHE", "HE", "IT", "CAN", "CALL", "NOT", "NO", "YES", "TOP", "HIT", "HITS", "MOST", "RARE", "COMMON", "PASS", "LIST", "SHOW", "GENE", "GENES", "TOTAL", "IMPACT", "HIGH", "LOW", "WAS", "ONE", "TWO"]
 )
 
 
@@ -239,7 +233,9 @@ class Vocabulary:
         self.samples = {name.casefold(): name for name in stores.sample_names()}
         self.genes = {entry.gene.casefold(): entry for entry in stores.list_genes()}
         self.gene_names = [entry.gene for entry in stores.list_genes()]
-        rows = stores.graph.query("MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c")
+        rows = stores.graph.query(
+            "MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c"
+        )
         self.consequences = {term for row in rows for term in row["c"].split("&")}
         rows = stores.graph.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
         self.filters = {name for row in rows for name in row["f"].split(";")} - {"PASS"}
@@ -262,6 +258,9 @@ _REGION_TEXT = re.compile(
 _CHROMOSOME = re.compile(
     r"\b(?:chromosome|chrom|contig)\s+(?P<name>[A-Za-z0-9_.]+)\b|(?<![\w:])(?P<chr>chr[A-Za-z0-9_.]+)(?![\w:])",
     re.IGNORECASE,
+)
+_BARE_CONTIG = re.compile(
+    r"\b(?:on|in)\s+(?P<name>X|Y|M|MT|\d{1,2})\s+(?=(?:from|between)\s+\d)", re.IGNORECASE
 )
 _RANGE_WORDS = re.compile(
     r"\b(?:from|between)\s+(?P<start>\d[\d,]*(?:\.\d+)?)\s*(?P<su>[kKmM][bB]?)?\s*(?:-|to|and)\s*"
@@ -332,15 +331,13 @@ def _find_region(words: Vocabulary, parsed: Parsed, text: str) -> str:
         contigs = words.contig_spellings(match["chrom"])
         if not contigs:
             continue
-        start_unit, end_unit = match["su"], match["eu"]
-        if match["end"] and end_unit and not start_unit:
-            start_unit = end_unit  # chr20:1-2Mb: both ends in Mb
+        start_unit, end_unit = _shared_unit(match), match["eu"]
         start = _coordinate(match["start"], start_unit)
         region = f"{contigs[0]}:{start}" + (f"-{_coordinate(match['end'], end_unit)}" if match["end"] else "")
         parsed.region = _checked_region(parsed, region)
         return text.replace(match.group(0), " ")
-    for match in _CHROMOSOME.finditer(text):
-        name = match["name"] or match["chr"]
+    for match in [*_CHROMOSOME.finditer(text), *_BARE_CONTIG.finditer(text)]:
+        name = match.groupdict().get("chr") or match["name"]
         contigs = words.contig_spellings(name)
         if not contigs:
             continue
@@ -348,12 +345,21 @@ def _find_region(words: Vocabulary, parsed: Parsed, text: str) -> str:
         span = _RANGE_WORDS.search(text)
         region = contigs[0]
         if span:
-            start_unit, end_unit = span["su"] or span["eu"], span["eu"]
+            start_unit, end_unit = span["su"] or _shared_unit(span), span["eu"]
             region += f":{_coordinate(span['start'], start_unit)}-{_coordinate(span['end'], end_unit)}"
             text = text.replace(span.group(0), " ")
         parsed.region = _checked_region(parsed, region)
         return text
     return text
+
+
+def _shared_unit(match: re.Match) -> str | None:
+    """The end's unit for a start written without one when the start is below the end as written:
+    chr20:1-2Mb is 1-2 Mb, while chr1:1-1Mb is 1 bp to 1 Mb."""
+    if not match["end"] or not match["eu"] or match["su"]:
+        return match["su"]
+    as_written = [float(match[name].replace(",", "").replace("_", "")) for name in ("start", "end")]
+    return match["eu"] if as_written[0] < as_written[1] else None
 
 
 def _checked_region(parsed: Parsed, text: str) -> str | None:
@@ -425,7 +431,9 @@ def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> N
             used.add(folded)
             continue
         gene = words.genes.get(folded)
-        if gene is not None and (token.upper() == token or token.upper() not in STOP_GENE_WORDS and token.lower() not in FILLER):
+        if gene is not None and (
+            token.upper() == token or (token.upper() not in STOP_GENE_WORDS and token.lower() not in FILLER)
+        ):
             if token.upper() not in STOP_GENE_WORDS or token == gene.gene:
                 if gene.gene not in parsed.genes:
                     parsed.genes.append(gene.gene)
@@ -496,7 +504,9 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
     if "stats" in intents and not narrowed:
         return [Call("stats", {})], parsed
     if _is_search(stores, parsed):
-        return [Call("search", {"text": _search_text(question), **region, **filters, **limit_args})], parsed
+        one_class = {"variant_class": parsed.classes[0]} if len(parsed.classes) == 1 else {}
+        text = _search_text(question)
+        return [Call("search", {"text": text, **region, **filters, **one_class, **limit_args})], parsed
     if parsed.region:
         return _per_class(Call("region", {"region": parsed.region, **filters, **whole}), parsed), parsed
     if filters or parsed.classes:
@@ -522,8 +532,12 @@ def _per_class(call: Call, parsed: Parsed) -> list[Call]:
 
 
 def _listing(parsed: Parsed) -> str | None:
+    """samples/genes/contigs/files when the question asks for a list, a count or a ranking of one of them,
+    or names nothing else ("input files")."""
     intents = parsed.intents
-    if not ({"list", "count"} & intents) or "carriers" in intents:
+    ranking = re.search(r"\b(?:most|fewest|least|rank\w*)\b", parsed.question, re.IGNORECASE)
+    bare = len(re.findall(r"\w+", parsed.question)) <= 3
+    if not ({"list", "count"} & intents or ranking or bare) or ("carriers" in intents and not ranking):
         return None
     for what in ("samples", "genes", "contigs", "files"):
         if what in intents:
@@ -599,7 +613,9 @@ def run_call(stores: Stores, call: Call) -> Any:
     raise AskError(f"unknown operation {op!r}")
 
 
-def ask(stores: Stores, question: str, *, llm: str | None = None, limit: int | None = None) -> Answer:
+def ask(
+    stores: Stores, question: str, *, llm: str | None = None, llm_model: str = "local", limit: int | None = None
+) -> Answer:
     """Plan (offline, or through the model at `llm` with an offline fallback), run, answer."""
     from vcf_agent.query import BadQuery, NotFound, _plain_text
 
@@ -612,7 +628,7 @@ def ask(stores: Stores, question: str, *, llm: str | None = None, limit: int | N
         from vcf_agent.ask_llm import LlmRejected, plan_with_llm
 
         try:
-            calls = plan_with_llm(stores, question, llm)
+            calls = plan_with_llm(stores, question, llm, model=llm_model)
             planner = "llm"
         except LlmRejected as error:
             notes.append(f"the language model's plan was not used ({error}); planned offline")
@@ -641,9 +657,13 @@ def ask(stores: Stores, question: str, *, llm: str | None = None, limit: int | N
 def cannot_map(parsed: Parsed) -> str:
     lines = ["I could not map this question to the query operations. I can run:"]
     for name, description in DESCRIPTIONS.items():
-        arguments = [*OPERATIONS[name]] + (["region, gene, consequence, filter, af_min, af_max, variant_class, carried_by"] if name in FILTERED else [])
+        arguments = [*OPERATIONS[name]] + (
+            ["region, gene, consequence, filter, af_min, af_max, variant_class, carried_by"] if name in FILTERED else []
+        )
         lines.append(f"{name} ({', '.join(arguments) or 'no arguments'}): {description}.")
-    lines.append('For instance: "variants of HG00096 shared with HG00097", "who carries rs587697622", "rare missense variants in chr22:16-17Mb".')
+    lines.append(
+        'For instance: "variants of HG00096 shared with HG00097", "who carries rs587697622", "rare missense variants in chr22:16-17Mb".'
+    )
     return " ".join(lines)
 
 
@@ -662,7 +682,7 @@ def compose(parsed: Parsed, calls: list[Call], results: list[Any], errors: dict[
     for rsid, ids in parsed.several.items():
         sentences.append(f"{rsid} names {figure('records', len(ids), 0)} split records: {', '.join(ids)}.")
     counted_ops = {c.operation for c in calls}
-    if len(calls) > 1 and counted_ops == {"region"} or (len(calls) > 1 and counted_ops <= {"sample", "shared"}):
+    if (len(calls) > 1 and counted_ops == {"region"}) or (len(calls) > 1 and counted_ops <= {"sample", "shared"}):
         sentences.extend(_summed(calls, results, errors, figure, parsed))
     else:
         for i, (call, result) in enumerate(zip(calls, results, strict=True)):
@@ -682,7 +702,13 @@ def _conditions(arguments: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     for name in ("consequence", "variant_class", "gene", "filter", "af_min", "af_max", "region", "carried_by"):
         if name in arguments and name not in skip:
             value = arguments[name]
-            label = {"af_min": "AF >=", "af_max": "AF <=", "variant_class": "class", "filter": "FILTER", "carried_by": "carried by"}.get(name, name)
+            label = {
+                "af_min": "AF >=",
+                "af_max": "AF <=",
+                "variant_class": "class",
+                "filter": "FILTER",
+                "carried_by": "carried by",
+            }.get(name, name)
             parts.append(f"{label} {value}")
     return f" ({', '.join(parts)})" if parts else ""
 
@@ -696,13 +722,29 @@ def _summed(calls, results, errors, figure, parsed) -> list[str]:
             continue
         n = result.total if hasattr(result, "total") else result.counts.carriers
         total += n
-        label = call.arguments.get("variant_class") if len({c.arguments.get("region") for c in calls}) == 1 else call.arguments.get("region")
-        if len(calls) > 1 and len({c.arguments.get("variant_class") for c in calls}) > 1 and len({c.arguments.get("region") for c in calls}) > 1:
+        label = (
+            call.arguments.get("variant_class")
+            if len({c.arguments.get("region") for c in calls}) == 1
+            else call.arguments.get("region")
+        )
+        if (
+            len(calls) > 1
+            and len({c.arguments.get("variant_class") for c in calls}) > 1
+            and len({c.arguments.get("region") for c in calls}) > 1
+        ):
             label = f"{call.arguments.get('region')} {call.arguments.get('variant_class')}"
         parts.append(f"{label}: {figure('variants', n, i)}")
     first = calls[0].arguments
-    what = {"region": "variants", "sample": f"variants carried by {first.get('sample')}", "shared": f"variants carried by all of {', '.join(first.get('samples', []))}"}[calls[0].operation]
-    where = _conditions(first, skip=("variant_class", "region")) if len({c.arguments.get("region") for c in calls}) > 1 else _conditions(first, skip=("variant_class",))
+    what = {
+        "region": "variants",
+        "sample": f"variants carried by {first.get('sample')}",
+        "shared": f"variants carried by all of {', '.join(first.get('samples', []))}",
+    }[calls[0].operation]
+    where = (
+        _conditions(first, skip=("variant_class", "region"))
+        if len({c.arguments.get("region") for c in calls}) > 1
+        else _conditions(first, skip=("variant_class",))
+    )
     classes = sorted({c.arguments["variant_class"] for c in calls if "variant_class" in c.arguments})
     kinds = f" of class {' or '.join(classes)}" if classes else ""
     return [f"{figure('total', total, -1)} {what}{kinds}{where} in all: {'; '.join(parts)}."]
@@ -754,7 +796,11 @@ def _answer_sample(parsed: Parsed, call: Call, result, figure) -> list[str]:
     c = result.counts
     where = _conditions(call.arguments)
     text = f"{result.sample} carries {figure('variants', c.carriers)} variants{where}: {figure('het', c.het)} het, {figure('hom_alt', c.hom_alt)} hom-alt"
-    text += (f", {figure('hemizygous', c.hemizygous)} hemizygous" if c.hemizygous else "") + (f", {figure('partial', c.partial)} partial (./1)" if c.partial else "") + "."
+    text += (
+        (f", {figure('hemizygous', c.hemizygous)} hemizygous" if c.hemizygous else "")
+        + (f", {figure('partial', c.partial)} partial (./1)" if c.partial else "")
+        + "."
+    )
     sentences = [text]
     if parsed.zygosity and not parsed.samples[1:]:
         sentences.append(f"Of these, {figure(parsed.zygosity, getattr(c, parsed.zygosity))} are {parsed.zygosity}.")
@@ -769,11 +815,15 @@ def _genes_of(parsed: Parsed, table, truncated: bool, figure) -> list[str]:
     if not genes:
         return ["None of them has a gene annotation."]
     shown = ", ".join(genes[:30]) + (" and more" if len(genes) > 30 else "")
-    return [f"They fall in {figure('genes', len(genes))} genes{' (of the rows returned)' if truncated else ''}: {shown}."]
+    return [
+        f"They fall in {figure('genes', len(genes))} genes{' (of the rows returned)' if truncated else ''}: {shown}."
+    ]
 
 
 def _answer_shared(parsed: Parsed, call: Call, result, figure) -> list[str]:
-    text = [f"{figure('variants', result.total)} variants{_conditions(call.arguments)} are carried by all of {', '.join(result.samples)}."]
+    text = [
+        f"{figure('variants', result.total)} variants{_conditions(call.arguments)} are carried by all of {', '.join(result.samples)}."
+    ]
     ids = result.variants.column("variant_id").to_pylist()
     if ids:
         text.append(f"The first: {', '.join(ids[:5])}.")
@@ -781,10 +831,14 @@ def _answer_shared(parsed: Parsed, call: Call, result, figure) -> list[str]:
 
 
 def _answer_region(parsed: Parsed, call: Call, result, figure) -> list[str]:
-    text = [f"{figure('variants', result.total)} variants{_conditions(call.arguments, skip=('region',))} overlap {result.region}."]
+    text = [
+        f"{figure('variants', result.total)} variants{_conditions(call.arguments, skip=('region',))} overlap {result.region}."
+    ]
     rows = result.variants.to_pylist()
     if rows and "genes" not in parsed.intents:
-        shown = ", ".join(f"{r['variant_id']} ({figure('carriers', r['carriers'])} carrier{_s(r['carriers'])})" for r in rows[:5])
+        shown = ", ".join(
+            f"{r['variant_id']} ({figure('carriers', r['carriers'])} carrier{_s(r['carriers'])})" for r in rows[:5]
+        )
         text.append(f"The first by position: {shown}.")
     return text + _genes_of(parsed, result.variants, result.truncated, figure)
 
@@ -809,8 +863,19 @@ def _answer_list(parsed: Parsed, call: Call, entries, figure) -> list[str]:
         names = ", ".join(e.gene for e in entries[:20]) + (" ..." if len(entries) > 20 else "")
         return [f"The stores hold {n} genes: {names}."]
     if what == "contigs":
-        return [f"The stores hold {n} contigs: " + "; ".join(f"{c.name} ({figure('variants', c.variants)} variants)" for c in entries[:25]) + "."]
-    return [f"The stores hold {n} input files: " + "; ".join(f"{e.name} ({figure('samples', e.samples)} samples, {figure('variants', e.variants)} variants)" for e in entries) + "."]
+        return [
+            f"The stores hold {n} contigs: "
+            + "; ".join(f"{c.name} ({figure('variants', c.variants)} variants)" for c in entries[:25])
+            + "."
+        ]
+    return [
+        f"The stores hold {n} input files: "
+        + "; ".join(
+            f"{e.name} ({figure('samples', e.samples)} samples, {figure('variants', e.variants)} variants)"
+            for e in entries
+        )
+        + "."
+    ]
 
 
 ANSWERS = {

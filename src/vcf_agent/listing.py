@@ -58,9 +58,7 @@ _SAMPLES = (
     " RETURN offset(id(s)) AS o, s.id AS sample, count(c) AS variants ORDER BY o"
 )
 _SAMPLE_FILES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN s.id AS sample, f.name AS name ORDER BY name"
-_MOST_SEVERE = (
-    "MATCH (v:Variant) WHERE v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
-)
+_MOST_SEVERE = "MATCH (v:Variant) WHERE v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
 _ANNOTATED = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN g.symbol AS gene, count(DISTINCT v.variant_id) AS n"
 _FILES = "MATCH (f:File) RETURN f.name AS name, f.path AS path ORDER BY name"
 _FILE_SAMPLES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name, count(*) AS n"

@@ -1429,11 +1429,11 @@ class Stores:
             cache[what] = getattr(listing, f"list_{what}")(self)
         return cache[what]
 
-    def ask(self, question: str, *, llm: str | None = None, limit: int | None = None):
-        """Answer a question in plain words with calls of these operations (vcf_agent.ask)."""
+    def ask(self, question: str, *, llm: str | None = None, llm_model: str = "local", limit: int | None = None):
+        """Answer a question in plain words with calls of these operations (vcf_agent.ask.Answer)."""
         from vcf_agent.ask import ask
 
-        return ask(self, question, llm=llm, limit=limit)
+        return ask(self, question, llm=llm, llm_model=llm_model, limit=limit)
 
 
 def _graph_row_columns(extra: str = "") -> str:

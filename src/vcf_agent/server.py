@@ -177,6 +177,7 @@ def create_app(
         opened.warm(threads)  # the model, the indexes and the threads' memory, before the first request
     else:
         opened.stats()
+    _warm_ask(opened)
     app = _build_app(threads, close=opened.close if stores is None else None)
     app.state.stores = opened
     return app
@@ -208,6 +209,7 @@ def _build_app(threads: int, close) -> FastAPI:
     )
     _add_error_handlers(app)
     _add_routes(app)
+    _add_ask_routes(app)
     return app
 
 
@@ -309,6 +311,55 @@ def _add_routes(app: FastAPI) -> None:
         limit: Limit = 100,
     ) -> dict:
         return to_jsonable(stores.region(region, filters, limit=limit))
+
+
+class AskCall(BaseModel):
+    operation: str
+    arguments: dict[str, Any]
+
+
+class AskFigure(BaseModel):
+    name: str
+    value: int | float
+    call: int
+
+
+class AskResponse(BaseModel):
+    question: str
+    #: the calls of the operations that answered it, with the arguments of this API
+    calls: list[AskCall]
+    #: a few sentences; every number in them is one of `figures`
+    answer: str
+    #: each call's result (as its endpoint returns it), or {"error": "..."}
+    results: list[Any]
+    figures: list[AskFigure]
+    planner: str
+    notes: list[str]
+    seconds: float
+
+
+Listing = Literal["samples", "genes", "contigs", "files"]
+
+
+def _warm_ask(stores: Stores) -> None:
+    """The names /ask checks questions against (samples, genes, contigs, filters), read before the first question."""
+    from vcf_agent.ask import vocabulary
+
+    vocabulary(stores)
+
+
+def _add_ask_routes(app: FastAPI) -> None:
+    @app.get("/ask", response_model=AskResponse, summary="a question in plain words, answered with calls of the operations")
+    def ask(
+        stores: StoresParam,
+        q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
+        limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="rows per call")] = None,
+    ) -> dict:
+        return to_jsonable(stores.ask(q, limit=limit))
+
+    @app.get("/list/{what}", response_model=list[dict[str, Any]], summary="samples, genes, contigs or files the stores hold")
+    def listing(stores: StoresParam, what: Listing) -> list:
+        return to_jsonable(stores.listing(what))
 
 
 def _filters_without_region(
