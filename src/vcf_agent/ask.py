@@ -88,7 +88,10 @@ class Figure:
 
     name: str
     value: int | float
+    #: index of the call in `calls` (-1: a sum over all of them)
     call: int
+    #: the variant (or sample) the figure is about, when it is about one
+    about: str | None = None
 
 
 @dataclass
@@ -159,13 +162,13 @@ AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
     (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": 0.001}),
     (r"low[- ]frequency", {"af_min": 0.01, "af_max": 0.05}),
     (r"rare", {"af_max": 0.01}),
-    (r"(?<!in )common(?! to)|frequent", {"af_min": 0.05}),
+    (r"(?<!in )(?<!most )common(?! to)|frequent", {"af_min": 0.05}),
 )
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)\s*(%)?"
 AF_BOUND = re.compile(
     r"\b(?:af|maf|allele[- ]frequency|frequency|freq)\s*(?:of\s*|is\s*)?"
-    r"(<=|>=|<|>|=<|=>|below|under|less than|lower than|at most|above|over|greater than|higher than|at least|more than)\s*"
-    + _NUMBER,
+    r"(<=|>=|<|>|=<|=>|below|under|less than|lower than|at most"
+    r"|above|over|greater than|higher than|at least|more than)\s*" + _NUMBER,
     re.IGNORECASE,
 )
 _UPPER = ("<", "<=", "=<", "below", "under", "less than", "lower than", "at most")
@@ -175,12 +178,13 @@ ZYGOSITY_WORDS = {
     "hemizygous": r"hemizygous|hemi",
 }
 INTENT_WORDS = {
-    "carriers": r"who carries|who has|who have|which (?:samples|individuals|people|subjects)|carriers?|carried|carry|carrying|have it|has it|present in",
+    "carriers": r"who carries|who has|who have|which (?:samples|individuals|people|subjects)|carriers?|carried"
+    r"|carry|carrying|have it|has it|present in",
     "similar": r"similar|(?:most|variants?|ones|those|something|anything|thisvariant) like|like thisvariant|resembl\w*"
     r"|neighbou?rs?|nearest|closest|look[- ]?alikes?|related to|close to",
     "shared": r"share[ds]?|sharing|in common|both|also|overlap\w* between|common to|jointly",
     "count": r"how many|number of|count|total",
-    "genes": r"genes?",
+    "genes": r"genes|(?:which|what) genes?|gene (?:names?|symbols?)",
     "samples": r"samples?|individuals?|people|subjects|persons?",
     "contigs": r"contigs?|chromosomes?|chroms?|sequences",
     "files": r"files?|inputs?|vcfs?|call ?sets?|cohorts?",
@@ -191,11 +195,223 @@ INTENT_WORDS = {
 }
 #: Words that say nothing about which variants: left over, they do not make a question a search.
 FILLER = set(
-    ["a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or", "is", "are", "was", "were", "be", "been", "do", "does", "did", "has", "have", "had", "me", "my", "our", "we", "you", "i", "it", "its", "this", "that", "these", "those", "there", "here", "which", "what", "who", "whom", "whose", "how", "many", "much", "show", "list", "give", "find", "get", "tell", "all", "any", "some", "each", "every", "variant", "variants", "mutation", "mutations", "site", "sites", "call", "calls", "record", "records", "store", "stores", "data", "dataset", "please", "can", "could", "would", "should", "will", "let", "see", "number", "count", "total", "there's", "what's", "where", "when", "than", "then", "also", "only", "just", "carried", "carry", "carries", "carriers", "carrier", "sample", "samples", "genotype", "genotypes", "region", "regions", "chromosome", "chromosome", "contig", "between", "from", "to", "about", "per", "most", "more", "less", "top", "first", "many", "does", "doesn't", "not", "no", "yes", "one", "two", "three", "both", "either", "other", "another", "are", "they", "them", "their", "his", "her", "within", "inside", "across", "over", "under", "along", "near", "around", "have", "has", "having", "rows", "results", "result", "hits", "hit", "kb", "mb", "bp", "k", "m", "position", "positions", "thisvariant"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "me",
+        "my",
+        "our",
+        "we",
+        "you",
+        "i",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "which",
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "many",
+        "much",
+        "show",
+        "list",
+        "give",
+        "find",
+        "get",
+        "tell",
+        "all",
+        "any",
+        "some",
+        "each",
+        "every",
+        "variant",
+        "variants",
+        "mutation",
+        "mutations",
+        "site",
+        "sites",
+        "call",
+        "calls",
+        "record",
+        "records",
+        "store",
+        "stores",
+        "data",
+        "dataset",
+        "please",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "let",
+        "see",
+        "number",
+        "count",
+        "total",
+        "there's",
+        "what's",
+        "where",
+        "when",
+        "than",
+        "then",
+        "also",
+        "only",
+        "just",
+        "carried",
+        "carry",
+        "carries",
+        "carriers",
+        "carrier",
+        "sample",
+        "samples",
+        "genotype",
+        "genotypes",
+        "region",
+        "regions",
+        "chromosome",
+        "chromosome",
+        "contig",
+        "between",
+        "from",
+        "to",
+        "about",
+        "per",
+        "most",
+        "more",
+        "less",
+        "top",
+        "first",
+        "many",
+        "does",
+        "doesn't",
+        "not",
+        "no",
+        "yes",
+        "one",
+        "two",
+        "three",
+        "both",
+        "either",
+        "other",
+        "another",
+        "are",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "within",
+        "inside",
+        "across",
+        "over",
+        "under",
+        "along",
+        "near",
+        "around",
+        "have",
+        "has",
+        "having",
+        "rows",
+        "results",
+        "result",
+        "hits",
+        "hit",
+        "kb",
+        "mb",
+        "bp",
+        "k",
+        "m",
+        "position",
+        "positions",
+        "thisvariant",
+    ]
 )
 
 STOP_GENE_WORDS = set(
-    ["A", "AN", "THE", "OF", "IN", "ON", "AT", "TO", "FOR", "BY", "AND", "OR", "IS", "ARE", "WHO", "HAS", "HAVE", "ALL", "ANY", "SET", "MAX", "REST", "CAT", "CAR", "SHE", "HE", "IT", "CAN", "CALL", "NOT", "NO", "YES", "TOP", "HIT", "HITS", "MOST", "RARE", "COMMON", "PASS", "LIST", "SHOW", "GENE", "GENES", "TOTAL", "IMPACT", "HIGH", "LOW", "WAS", "ONE", "TWO"]
+    [
+        "A",
+        "AN",
+        "THE",
+        "OF",
+        "IN",
+        "ON",
+        "AT",
+        "TO",
+        "FOR",
+        "BY",
+        "AND",
+        "OR",
+        "IS",
+        "ARE",
+        "WHO",
+        "HAS",
+        "HAVE",
+        "ALL",
+        "ANY",
+        "SET",
+        "MAX",
+        "REST",
+        "CAT",
+        "CAR",
+        "SHE",
+        "HE",
+        "IT",
+        "CAN",
+        "CALL",
+        "NOT",
+        "NO",
+        "YES",
+        "TOP",
+        "HIT",
+        "HITS",
+        "MOST",
+        "RARE",
+        "COMMON",
+        "PASS",
+        "LIST",
+        "SHOW",
+        "GENE",
+        "GENES",
+        "TOTAL",
+        "IMPACT",
+        "HIGH",
+        "LOW",
+        "WAS",
+        "ONE",
+        "TWO",
+    ]
 )
 
 
@@ -220,6 +436,8 @@ class Parsed:
     limit: int | None = None
     leftover: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: words that look like sample names or gene symbols the stores do not hold
+    unknown_names: list[str] = field(default_factory=list)
 
 
 class Vocabulary:
@@ -256,12 +474,10 @@ _REGION_TEXT = re.compile(
     r"(?:\s*(?:-|\.\.|to)\s*(?P<end>\d[\d,_]*(?:\.\d+)?)\s*(?P<eu>[kKmM][bB]?|bp)?)?(?![\w:])"
 )
 _CHROMOSOME = re.compile(
-    r"\b(?:chromosome|chrom|contig)\s+(?P<name>[A-Za-z0-9_.]+)\b|(?<![\w:])(?P<chr>chr[A-Za-z0-9_.]+)(?![\w:])",
+    r"\b(?:chromosome|chrom|contig)\s+(?P<name>[A-Za-z0-9_.]+)\b|(?<![\w:])(?P<chr>chr(?:[XYMxym]|MT|mt|\d[A-Za-z0-9_.]*|Un[A-Za-z0-9_.]*))(?![\w:])",
     re.IGNORECASE,
 )
-_BARE_CONTIG = re.compile(
-    r"\b(?:on|in)\s+(?P<name>X|Y|M|MT|\d{1,2})\s+(?=(?:from|between)\s+\d)", re.IGNORECASE
-)
+_BARE_CONTIG = re.compile(r"\b(?:on|in)\s+(?P<name>X|Y|M|MT|\d{1,2})\s+(?=(?:from|between)\s+\d)", re.IGNORECASE)
 _RANGE_WORDS = re.compile(
     r"\b(?:from|between)\s+(?P<start>\d[\d,]*(?:\.\d+)?)\s*(?P<su>[kKmM][bB]?)?\s*(?:-|to|and)\s*"
     r"(?P<end>\d[\d,]*(?:\.\d+)?)\s*(?P<eu>[kKmM][bB]?)?",
@@ -340,6 +556,8 @@ def _find_region(words: Vocabulary, parsed: Parsed, text: str) -> str:
         name = match.groupdict().get("chr") or match["name"]
         contigs = words.contig_spellings(name)
         if not contigs:
+            if re.fullmatch(r"(?:chr)?(?:\d{1,2}|[XYM]|MT)", name, re.IGNORECASE):
+                parsed.region = parsed.region or name  # an unknown contig: the operation names the stored ones
             continue
         text = text.replace(match.group(0), " ")
         span = _RANGE_WORDS.search(text)
@@ -431,26 +649,50 @@ def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> N
             used.add(folded)
             continue
         gene = words.genes.get(folded)
-        if gene is not None and (
-            token.upper() == token or (token.upper() not in STOP_GENE_WORDS and token.lower() not in FILLER)
-        ):
-            if token.upper() not in STOP_GENE_WORDS or token == gene.gene:
-                if gene.gene not in parsed.genes:
-                    parsed.genes.append(gene.gene)
-                used.add(folded)
-                continue
-        if _looks_like_gene(token) and words.gene_names and token.upper() not in STOP_GENE_WORDS:
-            close = difflib.get_close_matches(token.upper(), [g.upper() for g in words.gene_names], n=2, cutoff=0.8)
-            if close and (len(close) == 1 or close[0] != close[1]):
-                name = words.genes[close[0].casefold()].gene
-                if name not in parsed.genes:
-                    parsed.genes.append(name)
-                    parsed.notes.append(f"read {token!r} as gene {name}")
-                used.add(folded)
-                continue
+        # a gene symbol that is also a word (SET, MAX, REST) counts only when written as the symbol
+        plain_word = token.upper() in STOP_GENE_WORDS or token.lower() in FILLER
+        if gene is not None and (token == gene.gene or not plain_word):
+            if gene.gene not in parsed.genes:
+                parsed.genes.append(gene.gene)
+            used.add(folded)
+            continue
+        name = _close_gene(words, token) if _looks_like_gene(token) else None
+        if name is not None:
+            if name not in parsed.genes:
+                parsed.genes.append(name)
+                parsed.notes.append(f"read {token!r} as gene {name}")
+            used.add(folded)
+            continue
+        if _looks_like_name(token):
+            parsed.unknown_names.append(token)
     remaining = [t for t in re.findall(r"[a-z][a-z'\-]+", lowered) if t not in FILLER and t.casefold() not in used]
     intent_words = "|".join(INTENT_WORDS.values())
     parsed.leftover = [t for t in remaining if not re.fullmatch(rf"(?:{intent_words})", t)]
+
+
+def _close_gene(words: Vocabulary, token: str) -> str | None:
+    """The one gene symbol a misspelt `token` stands for: similar (difflib ratio >= 0.8) with the same
+    digits (SIMG19 is not SIMG9, ABCD2 not ABCD1: those are other genes)."""
+    if not words.gene_names or token.upper() in STOP_GENE_WORDS:
+        return None
+    digits = re.sub(r"\D", "", token)
+    candidates = [g for g in words.gene_names if re.sub(r"\D", "", g) == digits]
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, token.upper(), g.upper()).ratio(), g) for g in candidates), reverse=True
+    )
+    if not scored or scored[0][0] < 0.8 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+        return None
+    return scored[0][1]
+
+
+def _looks_like_name(token: str) -> bool:
+    """Letters and digits, as sample names and gene symbols are (not 16M, 5kb, 30x or 0.5)."""
+    return (
+        len(token) >= 4
+        and any(c.isalpha() for c in token)
+        and any(c.isdigit() for c in token)
+        and not re.fullmatch(r"[\d.,]+(?:[kKmMgG][bB]?|bp|x|X|%)?", token)
+    )
 
 
 def _looks_like_gene(token: str) -> bool:
@@ -554,11 +796,11 @@ SEARCH_WORDS = re.compile(
 DESCRIPTIVE = re.compile(
     r"\b(?:pathogenic|benign|damaging|deleterious|loss[- ]of[- ]function|lof|truncating|protein[- ]\w+"
     r"|(?:high|moderate|low|modifier)[- ]impact|impactful|coding|regulatory|clinvar|disease|cancer|tumou?r\w*"
-    r"|harmful|severe|disruptive|homopolymer|repeats?|transitions?|transversions?|[ACGT]>[ACGT])\b",
+    r"|harmful|severe|disruptive|clinical\w*|significan\w*|homopolymer|repeats?|transitions?|transversions?|[ACGT]>[ACGT])\b",
     re.IGNORECASE,
 )
 DOMAIN = re.compile(
-    r"\b(?:variants?|variations?|mutations?|alleles?|snps?|snvs?|indels?|polymorphisms?|loci|sites?|calls?)\b",
+    r"\b(?:variants?|variations?|mutations?|alleles?|snps?|snvs?|indels?|polymorphisms?|loci|sites?|calls?|genotypes?)\b",
     re.IGNORECASE,
 )
 
@@ -572,7 +814,7 @@ def _is_search(stores: Stores, parsed: Parsed) -> bool:
 def _search_text(question: str) -> str:
     """The question without its request words and the names the filters already hold."""
     text = re.sub(
-        r"^\s*(?:please\s+)?(?:search(?: for)?|semantic search(?: for)?|find(?: me)?|show(?: me)?|look for|list|give me)\s+",
+        r"^\s*(?:please\s+)?(?:(?:semantic )?search(?: for)?|find(?: me)?|show(?: me)?|look for|list|give me)\s+",
         "",
         question,
         flags=re.IGNORECASE,
@@ -655,14 +897,18 @@ def ask(
 
 
 def cannot_map(parsed: Parsed) -> str:
-    lines = ["I could not map this question to the query operations. I can run:"]
+    lines = ["I could not map this question to the query operations."]
+    if parsed.unknown_names:
+        lines.append(f"The stores hold no sample or gene named {', '.join(parsed.unknown_names)}.")
+    lines.append("I can run:")
     for name, description in DESCRIPTIONS.items():
         arguments = [*OPERATIONS[name]] + (
             ["region, gene, consequence, filter, af_min, af_max, variant_class, carried_by"] if name in FILTERED else []
         )
         lines.append(f"{name} ({', '.join(arguments) or 'no arguments'}): {description}.")
     lines.append(
-        'For instance: "variants of HG00096 shared with HG00097", "who carries rs587697622", "rare missense variants in chr22:16-17Mb".'
+        'For instance: "variants of HG00096 shared with HG00097", "who carries rs587697622",'
+        ' "rare missense variants in chr22:16-17Mb".'
     )
     return " ".join(lines)
 
@@ -675,8 +921,8 @@ def compose(parsed: Parsed, calls: list[Call], results: list[Any], errors: dict[
     sentences: list[str] = []
     figures: list[Figure] = []
 
-    def figure(name: str, value: int | float, call: int) -> str:
-        figures.append(Figure(name, value, call))
+    def figure(name: str, value: int | float, call: int, about: str | None = None) -> str:
+        figures.append(Figure(name, value, call, about))
         return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
 
     for rsid, ids in parsed.several.items():
@@ -689,7 +935,9 @@ def compose(parsed: Parsed, calls: list[Call], results: list[Any], errors: dict[
             if i in errors:
                 sentences.append(errors[i][0].upper() + errors[i][1:] + ".")
                 continue
-            sentences.extend(ANSWERS[call.operation](parsed, call, result, lambda n, v, i=i: figure(n, v, i)))
+            sentences.extend(
+                ANSWERS[call.operation](parsed, call, result, lambda n, v, about=None, i=i: figure(n, v, i, about))
+            )
     return " ".join(sentences), figures
 
 
@@ -714,25 +962,18 @@ def _conditions(arguments: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
 
 
 def _summed(calls, results, errors, figure, parsed) -> list[str]:
-    """Several region (or per-class) calls: each one's total, and their sum."""
+    """Several calls of one operation (one per contig, or per class): each one's total, and their sum."""
+    varies = [name for name in ("region", "variant_class") if len({c.arguments.get(name) for c in calls}) > 1]
     parts, total = [], 0
     for i, (call, result) in enumerate(zip(calls, results, strict=True)):
+        label = " ".join(
+            f"{'class' if name == 'variant_class' else name} {call.arguments.get(name)}" for name in varies
+        )
         if i in errors:
-            parts.append(f"{call.arguments.get('region') or call.arguments.get('variant_class')}: {errors[i]}")
+            parts.append(f"{label}: {errors[i]}")
             continue
         n = result.total if hasattr(result, "total") else result.counts.carriers
         total += n
-        label = (
-            call.arguments.get("variant_class")
-            if len({c.arguments.get("region") for c in calls}) == 1
-            else call.arguments.get("region")
-        )
-        if (
-            len(calls) > 1
-            and len({c.arguments.get("variant_class") for c in calls}) > 1
-            and len({c.arguments.get("region") for c in calls}) > 1
-        ):
-            label = f"{call.arguments.get('region')} {call.arguments.get('variant_class')}"
         parts.append(f"{label}: {figure('variants', n, i)}")
     first = calls[0].arguments
     what = {
@@ -740,40 +981,41 @@ def _summed(calls, results, errors, figure, parsed) -> list[str]:
         "sample": f"variants carried by {first.get('sample')}",
         "shared": f"variants carried by all of {', '.join(first.get('samples', []))}",
     }[calls[0].operation]
-    where = (
-        _conditions(first, skip=("variant_class", "region"))
-        if len({c.arguments.get("region") for c in calls}) > 1
-        else _conditions(first, skip=("variant_class",))
-    )
     classes = sorted({c.arguments["variant_class"] for c in calls if "variant_class" in c.arguments})
     kinds = f" of class {' or '.join(classes)}" if classes else ""
-    return [f"{figure('total', total, -1)} {what}{kinds}{where} in all: {'; '.join(parts)}."]
+    where = _conditions(first, skip=("variant_class", *varies))
+    return [f"{figure('total', total, -1)} {what}{kinds}{where} in all ({'; '.join(parts)})."]
 
 
 def _answer_variant(parsed: Parsed, call: Call, record, figure) -> list[str]:
-    c = record.counts
+    c, vid = record.counts, record.variant_id
+
+    def count(name: str) -> str:
+        return figure(name, getattr(c, name), vid)
+
     where = ", ".join(x for x in (record.gene, record.consequence, record.variant_class) if x)
     af = record.info.get("info_AF")
-    rs = f" ({record.id})" if record.id else ""
-    text = [f"{record.variant_id}{rs}" + (f" [{where}]" if where else "") + (f", AF {figure('af', af)}" if isinstance(af, float) else "")
-            + f" is carried by {figure('carriers', c.carriers)} sample{_s(c.carriers)}: {figure('het', c.het)} het, {figure('hom_alt', c.hom_alt)} hom-alt"
-            + (f", {figure('hemizygous', c.hemizygous)} hemizygous" if c.hemizygous else "")
-            + (f", {figure('partial', c.partial)} partial (./1)" if c.partial else "") + "."]  # fmt: skip
+    head = f"{vid}" + (f" ({record.id})" if record.id else "") + (f" [{where}]" if where else "")
+    if isinstance(af, float):
+        head += f", AF {figure('af', af, vid)},"
+    zygosities = [f"{count('het')} het", f"{count('hom_alt')} hom-alt"]
+    zygosities += [f"{count('hemizygous')} hemizygous"] if c.hemizygous else []
+    zygosities += [f"{count('partial')} partial (./1)"] if c.partial else []
+    text = [f"{head} is carried by {count('carriers')} sample{_s(c.carriers)}: {', '.join(zygosities)}."]
     carriers = {carrier.sample: carrier for carrier in record.carriers}
     for sample in parsed.samples:
-        if sample in carriers:
-            text.append(f"{sample} carries it ({carriers[sample].gt}, {carriers[sample].zygosity}).")
-        else:
-            text.append(f"{sample} does not carry it.")
+        found = carriers.get(sample)
+        text.append(
+            f"{sample} carries it (GT {found.gt}, {found.zygosity})." if found else f"{sample} does not carry it."
+        )
     if not parsed.samples and record.carriers and ("carriers" in parsed.intents or parsed.zygosity):
         chosen = [x for x in record.carriers if parsed.zygosity in (None, x.zygosity)]
+        kind = f"{parsed.zygosity} " if parsed.zygosity else ""
+        more = ", ..." if len(chosen) > 20 else ""
         shown = ", ".join(x.sample for x in chosen[:20])
-        more = f" and {figure('more', len(chosen) - 20)} more" if len(chosen) > 20 else ""
-        kind = f" ({parsed.zygosity})" if parsed.zygosity else ""
-        text.append(f"Carriers{kind}: {shown}{more}." if chosen else f"None of them is {parsed.zygosity}.")
+        text.append(f"The first {kind}carriers: {shown}{more}." if chosen else f"None of them is {parsed.zygosity}.")
     if record.annotations and "describe" in parsed.intents:
-        genes = sorted({a.gene for a in record.annotations})
-        text.append(f"Annotations in {', '.join(genes)}.")
+        text.append(f"Annotated in {', '.join(sorted({a.gene for a in record.annotations}))}.")
     return text
 
 
@@ -785,7 +1027,7 @@ def _answer_hits(parsed: Parsed, call: Call, hits, figure) -> list[str]:
     items = []
     for h in hits[:10]:
         where = ", ".join(x for x in (h.gene, h.consequence) if x)
-        carriers = f"{figure('carriers', h.carriers)} carrier{_s(h.carriers)}"
+        carriers = f"{figure('carriers', h.carriers, h.variant_id)} carrier{_s(h.carriers)}"
         if "carriers" in parsed.intents and h.carrier_samples:
             carriers += f" ({', '.join(h.carrier_samples[:5])}{', ...' if h.carriers > 5 else ''})"
         items.append(f"{h.variant_id}" + (f" [{where}]" if where else "") + f", {carriers}")
@@ -795,7 +1037,8 @@ def _answer_hits(parsed: Parsed, call: Call, hits, figure) -> list[str]:
 def _answer_sample(parsed: Parsed, call: Call, result, figure) -> list[str]:
     c = result.counts
     where = _conditions(call.arguments)
-    text = f"{result.sample} carries {figure('variants', c.carriers)} variants{where}: {figure('het', c.het)} het, {figure('hom_alt', c.hom_alt)} hom-alt"
+    kinds = f"{figure('het', c.het)} het, {figure('hom_alt', c.hom_alt)} hom-alt"
+    text = f"{result.sample} carries {figure('variants', c.carriers)} variants{where}: {kinds}"
     text += (
         (f", {figure('hemizygous', c.hemizygous)} hemizygous" if c.hemizygous else "")
         + (f", {figure('partial', c.partial)} partial (./1)" if c.partial else "")
@@ -822,7 +1065,8 @@ def _genes_of(parsed: Parsed, table, truncated: bool, figure) -> list[str]:
 
 def _answer_shared(parsed: Parsed, call: Call, result, figure) -> list[str]:
     text = [
-        f"{figure('variants', result.total)} variants{_conditions(call.arguments)} are carried by all of {', '.join(result.samples)}."
+        f"{figure('variants', result.total)} variants{_conditions(call.arguments)}"
+        f" are carried by all of {', '.join(result.samples)}."
     ]
     ids = result.variants.column("variant_id").to_pylist()
     if ids:
@@ -832,12 +1076,14 @@ def _answer_shared(parsed: Parsed, call: Call, result, figure) -> list[str]:
 
 def _answer_region(parsed: Parsed, call: Call, result, figure) -> list[str]:
     text = [
-        f"{figure('variants', result.total)} variants{_conditions(call.arguments, skip=('region',))} overlap {result.region}."
+        f"{figure('variants', result.total)} variants{_conditions(call.arguments, skip=('region',))}"
+        f" overlap {result.region}."
     ]
     rows = result.variants.to_pylist()
     if rows and "genes" not in parsed.intents:
         shown = ", ".join(
-            f"{r['variant_id']} ({figure('carriers', r['carriers'])} carrier{_s(r['carriers'])})" for r in rows[:5]
+            f"{r['variant_id']} ({figure('carriers', r['carriers'], r['variant_id'])} carrier{_s(r['carriers'])})"
+            for r in rows[:5]
         )
         text.append(f"The first by position: {shown}.")
     return text + _genes_of(parsed, result.variants, result.truncated, figure)
@@ -846,8 +1092,9 @@ def _answer_region(parsed: Parsed, call: Call, result, figure) -> list[str]:
 def _answer_stats(parsed: Parsed, call: Call, stats, figure) -> list[str]:
     return [
         f"The stores hold {figure('variants', stats.variants)} variants of {figure('samples', stats.samples)} samples"
-        f" in {figure('files', len(stats.files))} files ({', '.join(stats.files)}), {figure('genotypes', stats.genotypes)}"
-        f" non-reference genotypes, {figure('genes', stats.genes)} genes and {figure('contigs', len(stats.contigs))} contigs."
+        f" in {figure('files', len(stats.files))} files ({', '.join(stats.files)}),"
+        f" {figure('genotypes', stats.genotypes)} non-reference genotypes, {figure('genes', stats.genes)} genes"
+        f" and {figure('contigs', len(stats.contigs))} contigs."
     ]
 
 
@@ -857,7 +1104,7 @@ def _answer_list(parsed: Parsed, call: Call, entries, figure) -> list[str]:
     if what == "samples":
         top = sorted(entries, key=lambda e: -e.variants)[:3]
         names = ", ".join(e.sample for e in entries[:10]) + (" ..." if len(entries) > 10 else "")
-        most = "; ".join(f"{e.sample} {figure('variants', e.variants)}" for e in top)
+        most = "; ".join(f"sample {e.sample}: {figure('variants', e.variants, e.sample)}" for e in top)
         return [f"The stores hold {n} samples: {names}. Most variants carried: {most}."]
     if what == "genes":
         names = ", ".join(e.gene for e in entries[:20]) + (" ..." if len(entries) > 20 else "")
@@ -865,13 +1112,14 @@ def _answer_list(parsed: Parsed, call: Call, entries, figure) -> list[str]:
     if what == "contigs":
         return [
             f"The stores hold {n} contigs: "
-            + "; ".join(f"{c.name} ({figure('variants', c.variants)} variants)" for c in entries[:25])
+            + "; ".join(f"contig {c.name}: {figure('variants', c.variants, c.name)} variants" for c in entries[:25])
             + "."
         ]
     return [
         f"The stores hold {n} input files: "
         + "; ".join(
-            f"{e.name} ({figure('samples', e.samples)} samples, {figure('variants', e.variants)} variants)"
+            f"{e.name} ({figure('samples', e.samples, e.name)} samples,"
+            f" {figure('variants', e.variants, e.name)} variants)"
             for e in entries
         )
         + "."

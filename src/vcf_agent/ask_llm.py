@@ -169,7 +169,8 @@ def check_names(stores: Stores, call: Call) -> None:
 
 
 def endpoint(url: str) -> str:
-    """The chat-completions URL: as given when it ends so, else URL/chat/completions (URL ending in /v1) or URL/v1/..."""
+    """The chat-completions URL: as given when it ends so, else URL/chat/completions (for a URL ending in /v1)
+    or URL/v1/chat/completions."""
     url = url.rstrip("/")
     if url.endswith("/chat/completions"):
         return url

@@ -23,7 +23,8 @@ LISTINGS = ("samples", "genes", "contigs", "files")
 RSID = re.compile(r"[rR][sS]\d{1,12}")
 #: chrom:pos:ref:alt spelled with ':' '-' '_' or '/' between the parts, or `chrom:pos ref>alt`.
 SPELLED_ID = re.compile(
-    r"(?P<chrom>[A-Za-z0-9_.]+?)[:\-_/ ](?P<pos>\d[\d,]*)[:\-_/ ](?P<ref>[ACGTNacgtn*]+)[:\-_/ >](?P<alt>[ACGTNacgtn*]+|<[^<>]+>)"
+    r"(?P<chrom>[A-Za-z0-9_.]+?)[:\-_/ ](?P<pos>\d[\d,]*)[:\-_/ ](?P<ref>[ACGTNacgtn*]+)"
+    r"[:\-_/ >](?P<alt>[ACGTNacgtn*]+|<[^<>]+>)"
 )
 
 

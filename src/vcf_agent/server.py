@@ -322,6 +322,7 @@ class AskFigure(BaseModel):
     name: str
     value: int | float
     call: int
+    about: str | None = None
 
 
 class AskResponse(BaseModel):
@@ -349,7 +350,7 @@ def _warm_ask(stores: Stores) -> None:
 
 
 def _add_ask_routes(app: FastAPI) -> None:
-    @app.get("/ask", response_model=AskResponse, summary="a question in plain words, answered with calls of the operations")
+    @app.get("/ask", response_model=AskResponse, summary="a question in plain words, answered by the operations")
     def ask(
         stores: StoresParam,
         q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
@@ -357,7 +358,7 @@ def _add_ask_routes(app: FastAPI) -> None:
     ) -> dict:
         return to_jsonable(stores.ask(q, limit=limit))
 
-    @app.get("/list/{what}", response_model=list[dict[str, Any]], summary="samples, genes, contigs or files the stores hold")
+    @app.get("/list/{what}", response_model=list[dict[str, Any]], summary="the samples, genes, contigs or files held")
     def listing(stores: StoresParam, what: Listing) -> list:
         return to_jsonable(stores.listing(what))
 
