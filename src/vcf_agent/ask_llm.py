@@ -70,7 +70,7 @@ def parameters_schema(operation: str) -> dict[str, Any]:
 
     properties: dict[str, Any] = {}
     for name, kind in OPERATIONS[operation].items():
-        schema: dict[str, Any] = {"type": kind, "description": ARGUMENT_DOCS[name]}
+        schema: dict[str, Any] = {"type": kind, "description": ARGUMENT_DOCS.get(name) or FILTER_DOCS[name]}
         if kind == "array":
             schema.update(items={"type": "string"}, minItems=2, maxItems=100)
         if kind == "integer":
