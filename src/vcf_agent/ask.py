@@ -484,7 +484,8 @@ _RANGE_WORDS = re.compile(
     re.IGNORECASE,
 )
 _LIMIT = re.compile(
-    r"\b(?:top|first|best|nearest|closest)\s+(\d{1,5})\b|\b(\d{1,5})\s+(?:most|nearest|closest|best|similar)\b",
+    r"\b(?:top|first|best|nearest|closest)\s+(\d{1,5})\b"
+    r"|\b(\d{1,5})\s+(?:(?:variants?|hits?|results?|neighbou?rs?)\s+)?(?:most|nearest|closest|best|similar|like)\b",
     re.IGNORECASE,
 )
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -726,6 +727,8 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
         if "similar" in intents:
             if parsed.genes:
                 filters["gene"] = parsed.genes[0]
+            if len(parsed.samples) == 1:
+                filters["carried_by"] = parsed.samples[0]
             return [Call("similar", {"variant_id": vid, **region, **filters, **limit_args}) for vid in ids[:3]], parsed
         return [Call("variant", {"variant_id": vid}) for vid in ids[:10]], parsed
     if parsed.genes:
@@ -778,8 +781,7 @@ def _listing(parsed: Parsed) -> str | None:
     or names nothing else ("input files")."""
     intents = parsed.intents
     ranking = re.search(r"\b(?:most|fewest|least|rank\w*)\b", parsed.question, re.IGNORECASE)
-    bare = len(re.findall(r"\w+", parsed.question)) <= 3
-    if not ({"list", "count"} & intents or ranking or bare) or ("carriers" in intents and not ranking):
+    if "carriers" in intents and not ranking:
         return None
     for what in ("samples", "genes", "contigs", "files"):
         if what in intents:
