@@ -222,3 +222,14 @@ def test_a_language_models_tool_calls_are_validated_and_a_bad_one_falls_back(sto
         assert any(wrong in note for note in fallback.notes), fallback.notes
     unreachable = stores.ask(question, llm="http://127.0.0.1:9/v1")
     assert unreachable.planner == "offline" and planned(unreachable.calls) == offline
+
+
+@pytest.mark.parametrize("command", ["ask", "list"])
+def test_ask_and_list_have_help_with_examples(capsys, command):
+    from vcf_agent.cli import EXAMPLES
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"vcf-agent {command}" in text and EXAMPLES[command] in text
