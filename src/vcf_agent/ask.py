@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
@@ -434,7 +434,6 @@ class Parsed:
     zygosity: str | None = None
     intents: set[str] = field(default_factory=set)
     limit: int | None = None
-    leftover: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: words that look like sample names or gene symbols the stores do not hold
     unknown_names: list[str] = field(default_factory=list)
@@ -641,13 +640,11 @@ def _fuzzy_words(lowered: str, known: dict[str, str]) -> str:
 
 def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> None:
     """Samples and genes among the words (samples exactly, any case; genes also with one typo)."""
-    used = set()
     for token in _TOKEN.findall(text):
         folded = token.casefold()
         sample = words.samples.get(folded)
         if sample is not None and sample not in parsed.samples:
             parsed.samples.append(sample)
-            used.add(folded)
             continue
         gene = words.genes.get(folded)
         # a gene symbol that is also a word (SET, MAX, REST) counts only when written as the symbol
@@ -655,20 +652,15 @@ def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> N
         if gene is not None and (token == gene.gene or not plain_word):
             if gene.gene not in parsed.genes:
                 parsed.genes.append(gene.gene)
-            used.add(folded)
             continue
         name = _close_gene(words, token) if _looks_like_gene(token) else None
         if name is not None:
             if name not in parsed.genes:
                 parsed.genes.append(name)
                 parsed.notes.append(f"read {token!r} as gene {name}")
-            used.add(folded)
             continue
         if _looks_like_name(token):
             parsed.unknown_names.append(token)
-    remaining = [t for t in re.findall(r"[a-z][a-z'\-]+", lowered) if t not in FILLER and t.casefold() not in used]
-    intent_words = "|".join(INTENT_WORDS.values())
-    parsed.leftover = [t for t in remaining if not re.fullmatch(rf"(?:{intent_words})", t)]
 
 
 def _close_gene(words: Vocabulary, token: str) -> str | None:
@@ -1153,7 +1145,3 @@ def answer_jsonable(answer: Answer) -> dict[str, Any]:
         "notes": answer.notes,
         "seconds": answer.seconds,
     }
-
-
-def replace_call(call: Call, **arguments: Any) -> Call:
-    return replace(call, arguments={**call.arguments, **arguments})
