@@ -27,6 +27,8 @@ WORKER_GROUPS = {
     "test_query": "query_stores",
     "test_cli": "query_stores",
     "test_server": "query_stores",
+    "test_ask": "query_stores",
+    "test_ask_example": "example_run",
 }
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 

@@ -36,6 +36,7 @@ from helpers import bcftools_lines, split_records
 
 VCF_AGENT = Path(sys.executable).with_name("vcf-agent")
 PATHS = {"/health", "/stats", "/search", "/similar", "/variant", "/sample", "/shared", "/region"}
+PATHS |= {"/ask", "/list/{what}"}  # vcf-agent ask and the listings
 #: Examples per operation in the fuzz run (8 operations; keeps the run to a few seconds).
 FUZZ_EXAMPLES = 30
 #: Seconds the served API gives a request to send its headers (`--header-timeout`).

@@ -62,6 +62,18 @@ examples:
 examples:
   vcf-agent stats
   vcf-agent stats --results /data/run1/results --json""",
+    "ask": """\
+examples:
+  vcf-agent ask "who carries rs587697622?"
+  vcf-agent ask "which rare variants of HG00096 are also carried by HG00097?" --json
+  vcf-agent ask "how many missense variants in chr22:16-17Mb?"
+  vcf-agent ask "variants most like 22-16050075-A-G" --llm http://127.0.0.1:8080/v1""",
+    "list": """\
+examples:
+  vcf-agent list samples          # with the variants each carries
+  vcf-agent list genes --json
+  vcf-agent list contigs
+  vcf-agent list files""",
     "serve": """\
 examples:
   vcf-agent serve                                  # http://127.0.0.1:8000/docs
@@ -112,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     region = command("region", "variants in a region with their carrier counts", filters)
     region.add_argument("region_arg", metavar="REGION", help="chrom, chrom:pos or chrom:start-end")
     command("stats", "what the stores hold: files, samples, variants, genotypes, genes, contigs, model")
+    ask = command("ask", "a question in plain words, answered with calls of the operations above")
+    ask.add_argument("question", metavar="QUESTION", help="the question, in quotes")
+    ask.add_argument("--llm", metavar="URL", help="plan with an OpenAI-compatible chat-completions endpoint")
+    ask.add_argument("--llm-model", default="local", help="model name sent to the --llm endpoint (local)")
+    listing = command("list", "what the stores hold, by name: samples, genes, contigs or files")
+    listing.add_argument("what", metavar="WHAT", choices=("samples", "genes", "contigs", "files"))
     serve = command("serve", "the read-only HTTP API (JSON, OpenAPI at /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (8000)")
@@ -190,6 +208,10 @@ def run_command(args: argparse.Namespace, stores) -> Any:
         return stores.region(args.region_arg, _filters(args).without("region"), limit=_limit(args))
     if args.command == "stats":
         return stores.stats()
+    if args.command == "ask":
+        return stores.ask(args.question, llm=args.llm, llm_model=args.llm_model, limit=args.limit)
+    if args.command == "list":
+        return stores.listing(args.what)
     raise AssertionError(args.command)
 
 
@@ -373,6 +395,32 @@ def render_stats(stats) -> None:
     console.print(_table("contigs", ("contig", "variants", "first", "last"), contigs))
 
 
+def render_list(entries) -> None:
+    from vcf_agent.query import to_jsonable
+
+    rows = to_jsonable(entries)
+    console = _console()
+    if not rows:
+        console.print("nothing listed")
+        return
+    columns = list(rows[0])
+    console.print(_table(None, columns, [[row[name] for name in columns] for row in rows]))
+
+
+def render_answer(answer) -> None:
+    console = _console()
+    console.print(answer.answer)
+    for call, result in zip(answer.calls, answer.results, strict=True):
+        arguments = " ".join(f"{name}={value}" for name, value in call.arguments.items())
+        console.print(f"\n[bold]{call.operation}[/bold] {arguments}")
+        if isinstance(result, dict) and "error" in result:
+            console.print(result["error"])
+        else:
+            RENDERERS["list" if call.operation == "list" else call.operation](result)
+    for note in answer.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
 RENDERERS: dict[str, Callable[[Any], None]] = {
     "search": render_hits,
     "similar": render_hits,
@@ -381,6 +429,8 @@ RENDERERS: dict[str, Callable[[Any], None]] = {
     "shared": render_shared,
     "region": render_region,
     "stats": render_stats,
+    "ask": render_answer,
+    "list": render_list,
 }
 
 

@@ -1051,7 +1051,8 @@ class Stores:
         filters, limit = self.check(filters), _limit(limit)
         row = self._rows_by_id([variant_id], ["variant_id", "vector"])
         if row.num_rows == 0:
-            raise NotFound(f"unknown variant {variant_id!r}")
+            variant_id = self._resolve_one(variant_id)
+            row = self._rows_by_id([variant_id], ["variant_id", "vector"])
         vector = np.asarray(row.column("vector")[0].values.to_numpy(zero_copy_only=False), dtype=np.float32)
         return self._nearest(vector, filters, limit, prefilter, carriers, exclude=variant_id)
 
@@ -1174,7 +1175,8 @@ class Stores:
         columns = [name for name in self.schema.names if name != "vector"]
         table = self._rows_by_id([variant_id], columns)
         if table.num_rows == 0:
-            raise NotFound(f"unknown variant {variant_id!r}")
+            variant_id = self._resolve_one(variant_id)
+            table = self._rows_by_id([variant_id], columns)
         row = table.slice(0, 1).to_pylist()[0]
         counts, found = self._carriers_of(variant_id, carriers)
         info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
@@ -1405,6 +1407,60 @@ class Stores:
             "zygosity": pa.string(),
             "genotypes": pa.list_(pa.string()),
         }[name]
+
+    # ------------------------------------------------------------ finding your way (vcf_agent.listing)
+
+    def resolve_variant(self, text: str) -> list[str]:
+        """The stored variant ids `text` names: an id, an rsID (all its split records), 20-1000341-C-A, ..."""
+        from vcf_agent.listing import resolve_variant
+
+        return resolve_variant(self, _plain_text(text, "variant id", _ID_MAX))
+
+    def _resolve_one(self, text: str) -> str:
+        """The one stored id `text` names (NotFound when none; BadQuery naming them when several)."""
+        found = self.resolve_variant(text)
+        if not found:
+            raise NotFound(f"unknown variant {text!r}")
+        if len(found) > 1:
+            raise BadQuery(f"{text} names {len(found)} split records: {', '.join(found)}; give one of them")
+        return found[0]
+
+    def list_samples(self):
+        """Every sample (header order) with the variants it carries and its files."""
+        return self._listed("samples")
+
+    def list_genes(self):
+        """Every gene symbol with its variants (most severe annotation, as the gene filter) and contigs."""
+        return self._listed("genes")
+
+    def list_contigs(self) -> list[Contig]:
+        return self._listed("contigs")
+
+    def list_files(self):
+        """Every input VCF with its path, samples and variants."""
+        return self._listed("files")
+
+    def listing(self, what: str) -> list:
+        """list_samples/genes/contigs/files by name (`vcf-agent list WHAT`, GET /list/WHAT)."""
+        from vcf_agent.listing import LISTINGS
+
+        if what not in LISTINGS:
+            raise BadQuery(f"list {what!r}: use one of {', '.join(LISTINGS)}")
+        return self._listed(what)
+
+    def _listed(self, what: str) -> list:
+        from vcf_agent import listing
+
+        cache = self.__dict__.setdefault("_listings", {})
+        if what not in cache:
+            cache[what] = getattr(listing, f"list_{what}")(self)
+        return cache[what]
+
+    def ask(self, question: str, *, llm: str | None = None, llm_model: str = "local", limit: int | None = None):
+        """Answer a question in plain words with calls of these operations (vcf_agent.ask.Answer)."""
+        from vcf_agent.ask import ask
+
+        return ask(self, question, llm=llm, llm_model=llm_model, limit=limit)
 
 
 def _graph_row_columns(extra: str = "") -> str:

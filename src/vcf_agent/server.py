@@ -317,11 +317,14 @@ def create_app(
     which it neither replaces nor closes)."""
     if stores is not None:
         stores.stats()
+        _warm_ask(stores)
         app = _build_app(threads, LiveStores(stores), owned=False)
         return app
 
     def reopen() -> Stores:
-        return Stores.open(results, model=model, graph_handles=graph_handles)
+        reopened = Stores.open(results, model=model, graph_handles=graph_handles)
+        _warm_ask(reopened)  # the names /ask checks questions against, read before the switch
+        return reopened
 
     opened = reopen()
     opened.warm(threads)  # the model, the indexes and the threads' memory, before the first request
@@ -356,6 +359,7 @@ def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI
     )
     _add_error_handlers(app)
     _add_routes(app)
+    _add_ask_routes(app)
     app.state.live = live
     return app
 
@@ -461,6 +465,56 @@ def _add_routes(app: FastAPI) -> None:
         limit: Limit = 100,
     ) -> dict:
         return to_jsonable(stores.region(region, filters, limit=limit))
+
+
+class AskCall(BaseModel):
+    operation: str
+    arguments: dict[str, Any]
+
+
+class AskFigure(BaseModel):
+    name: str
+    value: int | float
+    call: int
+    about: str | None = None
+
+
+class AskResponse(BaseModel):
+    question: str
+    #: the calls of the operations that answered it, with the arguments of this API
+    calls: list[AskCall]
+    #: a few sentences; every number in them is one of `figures`
+    answer: str
+    #: each call's result (as its endpoint returns it), or {"error": "..."}
+    results: list[Any]
+    figures: list[AskFigure]
+    planner: str
+    notes: list[str]
+    seconds: float
+
+
+Listing = Literal["samples", "genes", "contigs", "files"]
+
+
+def _warm_ask(stores: Stores) -> None:
+    """The names /ask checks questions against (samples, genes, contigs, filters), read before the first question."""
+    from vcf_agent.ask import vocabulary
+
+    vocabulary(stores)
+
+
+def _add_ask_routes(app: FastAPI) -> None:
+    @app.get("/ask", response_model=AskResponse, summary="a question in plain words, answered by the operations")
+    def ask(
+        stores: StoresParam,
+        q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
+        limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="rows per call")] = None,
+    ) -> dict:
+        return to_jsonable(stores.ask(q, limit=limit))
+
+    @app.get("/list/{what}", response_model=list[dict[str, Any]], summary="the samples, genes, contigs or files held")
+    def listing(stores: StoresParam, what: Listing) -> list:
+        return to_jsonable(stores.listing(what))
 
 
 def _filters_without_region(
