@@ -317,10 +317,12 @@ def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
     if "alt" not in not_null:
         return read
     # force_not_null reads the ALT '.' of a reference-only record as '' (which the class and the
-    # description would take for a deletion); no ALT is ever empty, so '' can only be that '.'.
+    # description would take for a deletion), and a REF '.' alike; no allele is ever empty, so
+    # '' can only be that '.'.
     # REF in upper case: normalisation upper-cases every record's bases but cannot rewrite a
     # record without ALT (normalize._RecordWalker.upper_case_alleles).
-    alleles = f"upper(ref) AS ref, CASE WHEN alt = '' THEN '{MISSING}' ELSE alt END AS alt"
+    ref = f"CASE WHEN ref = '' THEN '{MISSING}' ELSE upper(ref) END AS ref"
+    alleles = f"{ref}, CASE WHEN alt = '' THEN '{MISSING}' ELSE alt END AS alt"
     return f"(SELECT * REPLACE ({alleles}) FROM {read})"
 
 
