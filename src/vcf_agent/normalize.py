@@ -382,9 +382,6 @@ class _RecordWalker:
 
     def duplicate_ordinal(self, record) -> int:
         """1 for the first record with its CHROM:POS:REF:ALT, 2 for the next one, ..."""
-        if record.pos < 1:
-            # htslib cannot fetch such records by region, so no shard could ever hold them.
-            raise fail(self.input_path, f"record {record.chrom}:{record.pos}: POS must be 1 or more")
         self._check_order(record)
         self.last_record = f"{record.chrom}:{record.pos}"
         self.counts[record.chrom] += 1
