@@ -73,11 +73,14 @@ def _limit(vcf: Path) -> str | None:
     """Why a valid file may be refused, from bcftools and the file's text alone."""
     if _bcftools_fails(vcf):
         return "bcftools cannot read it"
-    records = _records(vcf)
-    order = [fields[0] for _, fields in records]
-    runs = [chrom for i, chrom in enumerate(order) if i == 0 or order[i - 1] != chrom]
-    if len(runs) != len(set(runs)):
-        return "a contig in two runs of records (unsorted, as htslib names contigs)"
+    with tempfile.TemporaryDirectory() as work:
+        declared = Path(work) / "declared.vcf"
+        declared.write_text(_declared_text(vcf))
+        norm = subprocess.run(
+            ["bcftools", "norm", "-m", "-any", "-Ov", "-o", "/dev/null", declared], capture_output=True
+        )
+    if norm.returncode != 0:
+        return "bcftools norm 1.16 cannot split its records"
     return None
 
 

@@ -47,6 +47,13 @@ from vcf_agent.raw_values import BlankLineFound, MisreadValueCheck, without_blan
 from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
+#: What `bcftools sort` holds in memory before it spills to disk (the rule declares 800 MB).
+SORT_MEMORY = "400M"
+
+
+class UnsortedRecords(VcfAgentError):
+    """The records are out of order: normalize_vcf reads the input again through bcftools sort."""
+
 
 #: Alleles made of bases (and '*'): the ones spelled in either case; symbolic alleles and
 #: breakends name contigs, whose case matters.
@@ -104,13 +111,20 @@ def normalize_vcf(
         list(header.info),
         report.container,
     )
-    try:
-        _normalize_checked(input_path, output_bcf, stats, options, bool(header.contigs))
-    except BlankLineFound:  # a valid file may end in a blank line: read it without them
+    while True:
+        try:
+            _normalize_checked(input_path, output_bcf, stats, options, bool(header.contigs))
+            return stats
+        except BlankLineFound:  # a valid file may end in a blank line: read it without them
+            if options.reader:
+                raise
+            options = replace(options, reader=without_blank_lines(input_path, report.container))
+        except UnsortedRecords:  # valid, though unindexable as it is: sort it on the way
+            if options.sort:
+                raise
+            log.warning("%s: records are not sorted; sorting them with bcftools sort", input_path)
+            options = replace(options, sort=True)
         stats = NormalizeStats(source=source, input=str(input_path), samples=report.samples)
-        options = replace(options, reader=without_blank_lines(input_path, report.container))
-        _normalize_checked(input_path, output_bcf, stats, options, bool(header.contigs))
-    return stats
 
 
 def _normalize_checked(
@@ -157,6 +171,8 @@ class _Options:
     container: str = "vcf"
     #: Commands printing the input's text for htslib to read from '-' (none: it reads the file).
     reader: list[list[str]] = field(default_factory=list)
+    #: Sort the records after reading them (the input was found unsorted).
+    sort: bool = False
 
     def source(self, input_path: Path) -> Path | str:
         return "-" if self.reader else input_path
@@ -195,6 +211,15 @@ def _normalize_once(
 
 
 def _read_commands(input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path) -> list[list[str]]:
+    read = _unsorted_read_commands(input_path, undeclared, options, scratch)
+    if not options.sort:
+        return read
+    return [*read, bcftools("sort", "-m", SORT_MEMORY, "-T", scratch / "sort", "-Ou", "-")]
+
+
+def _unsorted_read_commands(
+    input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path
+) -> list[list[str]]:
     check = _genotype_range_check(options, undeclared)
     source = options.source(input_path)
     if not undeclared:
@@ -238,7 +263,7 @@ def _original_alleles(read: list[list[str]], scratch: Path, input_path: Path, fi
     try:
         indexed = pysam.tabix_index(str(table), seq_col=0, start_col=1, end_col=1, force=True)
     except (OSError, ValueError) as error:  # tabix wants each contig's records together, in order
-        raise fail(input_path, f"records are not sorted ({error}); sort with bcftools sort") from error
+        raise UnsortedRecords(f"{input_path}: records are not sorted ({error})") from error
     header_lines = scratch / "original_alleles.hdr"
     header_lines.write_text(
         f'##INFO=<ID={ORIGINAL_REF_TAG},Number=1,Type=String,Description="vcf-agent: REF of the'
@@ -407,7 +432,7 @@ class _RecordWalker:
             self._alleles_here.clear()
 
     def _unsorted(self, where: str) -> None:
-        raise fail(self.input_path, f"records are not sorted: {where} (sort with bcftools sort)")
+        raise UnsortedRecords(f"{self.input_path}: records are not sorted: {where}")
 
 
 def _tag_and_write(stream: IO[bytes], tmp_bcf: Path, threads: int, input_path: Path) -> _RecordWalker:
