@@ -1,8 +1,9 @@
 """Every file of EBI's vcf-validator suite through the whole chain (check -> normalise -> Parquet).
 
 `passed/` files are valid: each is accepted with the records and carriers bcftools
-counts, unless bcftools cannot read it or it holds what htslib cannot serve (LIMITS,
-found from the file's text). `failed/` files are invalid: each is refused with one
+counts, unless bcftools 1.16 itself cannot read it or cannot split its records
+(`_limit`, found by running bcftools on the file; blank lines, records at POS 0 and
+unsorted records are no excuse). `failed/` files are invalid: each is refused with one
 line naming the file, or accepted with every stored value as bcftools reads it and
 no value that htslib would have misread (found from the file's text, not from us).
 The files run on a pool of two processes, bcftools' view of each included.
@@ -70,7 +71,7 @@ def _check_file(vcf: Path) -> list[str]:
 
 
 def _limit(vcf: Path) -> str | None:
-    """Why a valid file may be refused, from bcftools and the file's text alone."""
+    """Why a valid file may be refused, from bcftools alone."""
     if _bcftools_fails(vcf):
         return "bcftools cannot read it"
     with tempfile.TemporaryDirectory() as work:
