@@ -23,7 +23,7 @@ import re
 import subprocess
 import tempfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -33,11 +33,27 @@ from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import atomic_path, write_json
 from vcf_agent.inputs import check_reference, check_vcf, fai_lengths
 from vcf_agent.logs import log
-from vcf_agent.process import Undeclared, UndeclaredError, bcftools, explain_stderr, has_htslib_error, pipeline, run
-from vcf_agent.raw_values import MisreadValueCheck
+from vcf_agent.process import (
+    Pipeline,
+    Undeclared,
+    UndeclaredError,
+    bcftools,
+    explain_stderr,
+    has_htslib_error,
+    pipeline,
+    run,
+)
+from vcf_agent.raw_values import BlankLineFound, MisreadValueCheck, without_blank_lines
 from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}
+#: What `bcftools sort` holds in memory before it spills to disk (the rule declares 800 MB).
+SORT_MEMORY = "400M"
+
+
+class UnsortedRecords(VcfAgentError):
+    """The records are out of order: normalize_vcf reads the input again through bcftools sort."""
+
 
 #: Alleles made of bases (and '*'): the ones spelled in either case; symbolic alleles and
 #: breakends name contigs, whose case matters.
@@ -93,16 +109,35 @@ def normalize_vcf(
         header.annotation is not None,
         header.samples,
         list(header.info),
+        report.container,
     )
-    misread = MisreadValueCheck(input_path, report.container)
+    while True:
+        try:
+            _normalize_checked(input_path, output_bcf, stats, options, bool(header.contigs))
+            return stats
+        except BlankLineFound:  # a valid file may end in a blank line: read it without them
+            if options.reader:
+                raise
+            options = replace(options, reader=without_blank_lines(input_path, report.container))
+        except UnsortedRecords:  # valid, though unindexable as it is: sort it on the way
+            if options.sort:
+                raise
+            log.warning("%s: records are not sorted; sorting them with bcftools sort", input_path)
+            options = replace(options, sort=True)
+        stats = NormalizeStats(source=source, input=str(input_path), samples=report.samples)
+
+
+def _normalize_checked(
+    input_path: Path, output_bcf: Path, stats: NormalizeStats, options: _Options, declares_contigs: bool
+) -> None:
+    misread = MisreadValueCheck(input_path, options.container, blank_lines=not options.reader)
     try:
-        _normalize_completing_header(input_path, output_bcf, stats, options, bool(header.contigs), misread)
+        _normalize_completing_header(input_path, output_bcf, stats, options, declares_contigs, misread)
     except VcfAgentError:
         misread.verify()  # a misread value explains a failure better than htslib does
         raise
     finally:
         misread.stop()
-    return stats
 
 
 def _normalize_completing_header(
@@ -114,13 +149,13 @@ def _normalize_completing_header(
     misread: MisreadValueCheck,
 ) -> None:
     # Without any ##contig line every record would fail: scan for what is missing at once.
-    undeclared = Undeclared() if declares_contigs else _scan_undeclared(input_path)
+    undeclared = Undeclared() if declares_contigs else _scan_undeclared(input_path, options)
     try:
         _normalize_once(input_path, output_bcf, stats, options, undeclared, misread)
     except UndeclaredError as error:
         if undeclared:
             raise
-        undeclared = _scan_undeclared(input_path).merge(error.undeclared)
+        undeclared = _scan_undeclared(input_path, options).merge(error.undeclared)
         _normalize_once(input_path, output_bcf, stats, options, undeclared, misread)
 
 
@@ -133,6 +168,14 @@ class _Options:
     annotated: bool
     samples: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
+    container: str = "vcf"
+    #: Commands printing the input's text for htslib to read from '-' (none: it reads the file).
+    reader: list[list[str]] = field(default_factory=list)
+    #: Sort the records after reading them (the input was found unsorted).
+    sort: bool = False
+
+    def source(self, input_path: Path) -> Path | str:
+        return "-" if self.reader else input_path
 
 
 def _normalize_once(
@@ -144,7 +187,7 @@ def _normalize_once(
     misread: MisreadValueCheck,
 ) -> None:
     tmp_bcf = atomic_path(output_bcf)
-    fixed_after = 1 if undeclared else 0
+    fixed_after = len(options.reader) + 1 if undeclared else 0
     with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
         commands = _read_commands(input_path, undeclared, options, Path(scratch))
         if options.annotated:
@@ -168,12 +211,22 @@ def _normalize_once(
 
 
 def _read_commands(input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path) -> list[list[str]]:
+    read = _unsorted_read_commands(input_path, undeclared, options, scratch)
+    if not options.sort:
+        return read
+    return [*read, bcftools("sort", "-m", SORT_MEMORY, "-T", scratch / "sort", "-Ou", "-")]
+
+
+def _unsorted_read_commands(
+    input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path
+) -> list[list[str]]:
     check = _genotype_range_check(options, undeclared)
+    source = options.source(input_path)
     if not undeclared:
-        return [bcftools("view", "--no-version", "--threads", options.threads, *check, "-Ou", input_path)]
+        return [*options.reader, bcftools("view", "--no-version", "--threads", options.threads, *check, "-Ou", source)]
     header_file = scratch / "header.vcf"
     header_file.write_text(_completed_header(input_path, undeclared, options.reference))
-    read = [bcftools("view", "--no-version", "-H", input_path), ["cat", str(header_file), "-"]]
+    read = [*options.reader, bcftools("view", "--no-version", "-H", source), ["cat", str(header_file), "-"]]
     # GT is typed only once the header declares it: check the alleles after that.
     return [*read, bcftools("view", "--no-version", *check, "-Ou", "-")] if check else read
 
@@ -210,7 +263,7 @@ def _original_alleles(read: list[list[str]], scratch: Path, input_path: Path, fi
     try:
         indexed = pysam.tabix_index(str(table), seq_col=0, start_col=1, end_col=1, force=True)
     except (OSError, ValueError) as error:  # tabix wants each contig's records together, in order
-        raise fail(input_path, f"records are not sorted ({error}); sort with bcftools sort") from error
+        raise UnsortedRecords(f"{input_path}: records are not sorted ({error})") from error
     header_lines = scratch / "original_alleles.hdr"
     header_lines.write_text(
         f'##INFO=<ID={ORIGINAL_REF_TAG},Number=1,Type=String,Description="vcf-agent: REF of the'
@@ -249,17 +302,17 @@ def _declare_tags(scratch: Path, declares_end: bool) -> list[str]:
     return bcftools("annotate", "--no-version", "--header-lines", header_lines, "-Ou", "-")
 
 
-def _scan_undeclared(input_path: Path) -> Undeclared:
+def _scan_undeclared(input_path: Path, options: _Options) -> Undeclared:
     """Read the whole input as text once; htslib warns about every undeclared name on the way."""
-    result = subprocess.run(
-        bcftools("view", "--no-version", "-Ov", "-o", "/dev/null", input_path),
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
+    scan = Pipeline(
+        [*options.reader, bcftools("view", "--no-version", "-Ov", "-o", "/dev/null", options.source(input_path))]
     )
-    if result.returncode != 0 or has_htslib_error(result.stderr):
-        raise fail(input_path, explain_stderr(result.stderr))
-    return Undeclared.from_stderr(result.stderr)
+    scan.start(subprocess.DEVNULL)
+    scan.finish()
+    stderr = scan.stderr_texts[-1]
+    if any(scan.returncodes) or has_htslib_error(stderr):
+        raise fail(input_path, explain_stderr(stderr))
+    return Undeclared.from_stderr(stderr)
 
 
 _ADDED = 'Description="Not declared in the input header; added by vcf-agent"'
@@ -354,9 +407,6 @@ class _RecordWalker:
 
     def duplicate_ordinal(self, record) -> int:
         """1 for the first record with its CHROM:POS:REF:ALT, 2 for the next one, ..."""
-        if record.pos < 1:
-            # htslib cannot fetch such records by region, so no shard could ever hold them.
-            raise fail(self.input_path, f"record {record.chrom}:{record.pos}: POS must be 1 or more")
         self._check_order(record)
         self.last_record = f"{record.chrom}:{record.pos}"
         self.counts[record.chrom] += 1
@@ -382,7 +432,7 @@ class _RecordWalker:
             self._alleles_here.clear()
 
     def _unsorted(self, where: str) -> None:
-        raise fail(self.input_path, f"records are not sorted: {where} (sort with bcftools sort)")
+        raise UnsortedRecords(f"{self.input_path}: records are not sorted: {where}")
 
 
 def _tag_and_write(stream: IO[bytes], tmp_bcf: Path, threads: int, input_path: Path) -> _RecordWalker:

@@ -176,8 +176,9 @@ def convert_shard(
     tmps = [atomic_path(p) for p in outputs]
     with tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch:
         scratch = Path(scratch)
-        regions = scratch / "regions.tsv"
-        regions.write_text(shard.regions_line())
+        regions_file = scratch / "regions.tsv"
+        regions_file.write_text(shard.regions_line())
+        regions = shard.region_options(regions_file)
         con = _connect(scratch, threads, mem_mb)
         try:
             original = ORIGINAL_ALT_TAG in header.info
@@ -226,7 +227,7 @@ def _check_count(bcf: Path, shard: Shard, variants: int) -> None:
 
 
 def _stage_variants(
-    con, bcf: Path, regions: Path, info: list[InfoColumn], staged: Path, *, original: bool, subject: Path
+    con, bcf: Path, regions: list[str], info: list[InfoColumn], staged: Path, *, original: bool, subject: Path
 ) -> None:
     """The site columns of the shard, typed, in a scratch Parquet file.
 
@@ -243,7 +244,7 @@ def _stage_variants(
     }  # fmt: skip
     columns.update(dict.fromkeys(originals, "VARCHAR"))
     columns.update({c.raw: c.read_type() for c in info})
-    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-f", fmt, bcf)
+    query = bcftools("query", *regions, "-f", fmt, bcf)
     sql = f"COPY (SELECT * FROM {_read_tsv_sql(columns, ['chrom', 'ref', 'alt'])}) TO '{staged}' (FORMAT parquet)"
     _copy_from_command(con, query, sql, subject=subject, bcf=bcf)
     absent = "" if original else ", NULL::VARCHAR AS original_ref, NULL::VARCHAR AS original_alt"
@@ -317,10 +318,12 @@ def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
     if "alt" not in not_null:
         return read
     # force_not_null reads the ALT '.' of a reference-only record as '' (which the class and the
-    # description would take for a deletion); no ALT is ever empty, so '' can only be that '.'.
+    # description would take for a deletion), and a REF '.' alike; no allele is ever empty, so
+    # '' can only be that '.'.
     # REF in upper case: normalisation upper-cases every record's bases but cannot rewrite a
     # record without ALT (normalize._RecordWalker.upper_case_alleles).
-    alleles = f"upper(ref) AS ref, CASE WHEN alt = '' THEN '{MISSING}' ELSE alt END AS alt"
+    ref = f"CASE WHEN ref = '' THEN '{MISSING}' ELSE upper(ref) END AS ref"
+    alleles = f"{ref}, CASE WHEN alt = '' THEN '{MISSING}' ELSE alt END AS alt"
     return f"(SELECT * REPLACE ({alleles}) FROM {read})"
 
 
@@ -434,7 +437,9 @@ def _annotation_entries_sql(layout: AnnotationLayout, raw: str) -> str:
       WHERE matches OR (NOT any_match AND one_allele)"""
 
 
-def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: str, out: Path, *, subject: Path) -> int:
+def _write_genotypes(
+    con, bcf: Path, regions: list[str], header: VcfHeader, source: str, out: Path, *, subject: Path
+) -> int:
     """Carriers only: samples whose genotype holds the ALT (after the split, allele index 1)."""
     if not header.samples or "GT" not in header.formats:
         _write_empty(con, GENOTYPE_COLUMNS, out)
@@ -445,7 +450,7 @@ def _write_genotypes(con, bcf: Path, regions: Path, header: VcfHeader, source: s
     # bcftools 1.16 does not count half-missing calls (./1) as "alt" (and GT~"1" can trip an
     # assertion in it), so missing calls come along and DuckDB keeps those holding allele 1.
     carriers = 'GT="alt" | GT="mis"'
-    query = bcftools("query", "-R", regions, "--regions-overlap", "pos", "-i", carriers, "-f", fmt, bcf)
+    query = bcftools("query", *regions, "-i", carriers, "-f", fmt, bcf)
     columns = {
         "chrom": "VARCHAR", "pos": "BIGINT", "ref": "VARCHAR", "alt": "VARCHAR", "dup": "INTEGER",
         "sample": "VARCHAR", "gt": "VARCHAR", "dp": "INTEGER", "gq": "INTEGER",

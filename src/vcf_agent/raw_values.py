@@ -5,8 +5,10 @@ that is not a number (the record then ends at POS), and reads a blank line as a
 record on a contig named ''. The text is never seen again after htslib parsed
 it, so one `grep` pass over the decompressed input, beside the normalisation
 pipeline, looks for the first such line; the input is then refused with a line
-naming the file, the line and the record. BCF input holds typed values and is
-not checked.
+naming the file, the line and the record. A blank line (a valid file may end
+in one) is not refused: `BlankLineFound` tells the caller to read the input again
+with blank lines left out (`without_blank_lines`). BCF input holds typed values
+and is not checked.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from vcf_agent.errors import fail
+from vcf_agent.errors import VcfAgentError, fail
 
 _QUAL = r"(?:\.|[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?i:inf|infinity|nan))"
 _END_OF_FIELD = r"(?:\t|\r?$)"
-#: A data line whose POS, QUAL or INFO/END htslib would misread, or a blank line.
-_MISREAD_LINE = "|".join(
+_BLANK_LINE = r"^\r?$"
+#: A data line whose POS, QUAL or INFO/END htslib would misread.
+_MISREAD_VALUE = "|".join(
     (
-        r"^\r?$",
         rf"^[^#\t][^\t]*\t(?![0-9]+{_END_OF_FIELD})",
         rf"^[^#\t][^\t]*(?:\t[^\t]*){{4}}\t(?!{_QUAL}{_END_OF_FIELD})",
         rf"^[^#\t][^\t]*(?:\t[^\t]*){{6}}\t(?:[^\t]*;)?END=(?!(?:-?[0-9]+|\.)(?:;|{_END_OF_FIELD}))",
@@ -36,16 +38,30 @@ _FULL_QUAL = re.compile(_QUAL + "$")
 _INTEGER_END = re.compile(r"(?:-?[0-9]+|\.)$")
 
 
+class BlankLineFound(VcfAgentError):
+    """The input has a blank line: read it again through `without_blank_lines`."""
+
+
+def without_blank_lines(path: Path, container: str) -> list[list[str]]:
+    """Commands that print the text of `path` without its blank lines (htslib then reads '-')."""
+    keep = ["grep", "-a", "-v", "-x", "-E", "\r?"]  # a real CR: -E needs no locale for it
+    if container == "vcf":
+        return [[*keep, str(path)]]
+    return [["bgzip", "-dc", str(path)], keep]
+
+
 class MisreadValueCheck:
     """`grep` for the first misread line of a text VCF, running while the caller does other work."""
 
-    def __init__(self, path: Path, container: str) -> None:
+    def __init__(self, path: Path, container: str, *, blank_lines: bool = True) -> None:
+        """`blank_lines`: also look for blank lines (False once the reader leaves them out)."""
         self.path = path
         self._process: subprocess.Popen | None = None
         if container == "bcf":
             return
         self._found = tempfile.TemporaryFile()  # noqa: SIM115 - closed in verify()
-        grep = ["grep", "-n", "-m", "1", "-P", _MISREAD_LINE]
+        pattern = f"{_BLANK_LINE}|{_MISREAD_VALUE}" if blank_lines else _MISREAD_VALUE
+        grep = ["grep", "-n", "-m", "1", "-P", pattern]
         if container == "vcf":
             self._process = subprocess.Popen([*grep, str(path)], stdout=self._found, env=_C_LOCALE)
             return
@@ -67,6 +83,8 @@ class MisreadValueCheck:
         self._found.close()
         if found:
             number, _, line = found.rstrip("\n").partition(":")
+            if not line.rstrip("\r"):
+                raise BlankLineFound(f"{self.path}: line {number} is blank")
             raise fail(self.path, f"line {number}: {explain_misread(line)}")
 
     def stop(self) -> None:
@@ -83,8 +101,6 @@ class MisreadValueCheck:
 def explain_misread(line: str) -> str:
     """Which value of `line` htslib would misread, in words."""
     line = line.rstrip("\r")
-    if not line:
-        return "blank line inside the records (htslib reads it as a broken record); remove it"
     columns = line.split("\t")
     chrom, pos = columns[0], columns[1]
     record = f"record {chrom}:{pos}"

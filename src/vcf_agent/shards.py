@@ -30,6 +30,16 @@ class Shard:
         """The shard as a line of a bcftools regions file (1-based, inclusive)."""
         return f"{self.chrom}\t{self.start}\t{self.end}\n"
 
+    def region_options(self, regions_file: Path | str) -> list[str]:
+        """bcftools options selecting the records whose POS lies in the shard (`regions_line` in the file).
+
+        htslib's index cannot reach a record at POS 0 (a telomere, VCF 4.1-4.4): a shard
+        holding one (start 0) streams the whole BCF through a targets filter instead.
+        """
+        if self.start < 1:
+            return ["-T", str(regions_file), "--targets-overlap", "pos"]
+        return ["-R", str(regions_file), "--regions-overlap", "pos"]
+
 
 @dataclass(frozen=True)
 class ShardSize:
@@ -91,20 +101,21 @@ class _WindowCutter:
         self.bp = bp
 
     def cut(self, positions: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int, int, int]]:
-        current, count = None, 0
+        current, count, telomere = None, 0, False
         for contig, pos in positions:
-            window = (contig, (pos - 1) // self.bp)
+            window = (contig, max(pos - 1, 0) // self.bp)  # POS 0 (a telomere) joins the first window
             if window != current:
                 if current is not None:
-                    yield self._region(current, count)
-                current, count = window, 0
+                    yield self._region(current, count, telomere)
+                current, count, telomere = window, 0, False
             count += 1
+            telomere = telomere or pos == 0
         if current is not None:
-            yield self._region(current, count)
+            yield self._region(current, count, telomere)
 
-    def _region(self, window: tuple[str, int], count: int) -> tuple[str, int, int, int]:
+    def _region(self, window: tuple[str, int], count: int, telomere: bool) -> tuple[str, int, int, int]:
         contig, index = window
-        return contig, index * self.bp + 1, (index + 1) * self.bp, count
+        return contig, 0 if telomere else index * self.bp + 1, (index + 1) * self.bp, count
 
 
 _COLUMNS = [f.name for f in fields(Shard)]
