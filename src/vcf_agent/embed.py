@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import re
 import resource
@@ -71,6 +72,9 @@ from vcf_agent.describe import Describer
 from vcf_agent.embedding_cache import EmbeddingCache, text_key
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import atomic_path
+from vcf_agent.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
+from vcf_agent.onnx_model import INFO_FILE as EXPORT_INFO
+from vcf_agent.onnx_model import OnnxEncoder, check_pipeline, default_models_dir, ensure_exported
 from vcf_agent.schema import embedding_schema
 
 if TYPE_CHECKING:
@@ -142,6 +146,41 @@ def resolve_model_path(model: str | Path | None = None) -> Path:
     return path.resolve()
 
 
+RUNTIMES = ("auto", "onnx", "sentence-transformers")
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA GPU may be usable, without importing torch (the light path must not).
+
+    The driver lists its GPUs under /proc/driver/nvidia/gpus; CUDA_VISIBLE_DEVICES="" or -1 hides them.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def resolve_runtime(runtime: str = "auto", model: str | Path | None = None, device: str = "auto") -> str:
+    """'onnx' (ONNX Runtime, no torch) or 'sentence-transformers'.
+
+    auto: ONNX for the bundled model on CPU (device cpu, or auto without a GPU); sentence-transformers
+    for any other model folder and for CUDA. A forced onnx needs a CPU device and the model's pipeline
+    to be one the light path reproduces (onnx_model.check_pipeline).
+    """
+    if runtime not in RUNTIMES:
+        raise fail("embedding.runtime", f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_present())
+    if runtime == "auto":
+        return "onnx" if model is None and on_cpu else "sentence-transformers"
+    if runtime == "onnx":
+        if not on_cpu:
+            raise fail(
+                "embedding.runtime", f"onnx runs on the CPU only; device is {device} (use sentence-transformers)"
+            )
+        check_pipeline(resolve_model_path(model))
+    return runtime
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' -> cuda when torch sees a GPU, else cpu; a forced device is checked."""
     import torch
@@ -157,9 +196,39 @@ def resolve_device(device: str = "auto") -> str:
     raise fail("embedding.device", f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
-def load_model(model: str | Path | None = None, device: str = "auto") -> SentenceTransformer:
-    """The sentence-transformers model, loaded once per process and device."""
+def load_model(
+    model: str | Path | None = None,
+    device: str = "auto",
+    *,
+    runtime: str = "auto",
+    models_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> SentenceTransformer | OnnxEncoder:
+    """The encoder, loaded once per process: ONNX Runtime or sentence-transformers (resolve_runtime).
+
+    The ONNX export is read from `models_dir` (default: onnx_model.default_models_dir()) and made
+    there first if missing (once, announced on stderr). `threads`: ONNX Runtime's intra-op threads
+    (None: its default, every core); sentence-transformers uses torch's setting.
+    """
+    if resolve_runtime(runtime, model, device) == "onnx":
+        path = resolve_model_path(model)
+        folder = ensure_exported(path, models_dir or default_models_dir(), model_id=model_id(model))
+        return _load_onnx(str(path), str(folder), threads or 0)
     return _load(str(resolve_model_path(model)), resolve_device(device))
+
+
+def export_onnx(model: str | Path | None = None, models_dir: str | Path | None = None, **options) -> dict:
+    """Make the light runtime's ONNX export of `model` if it is missing; returns its export.json
+    with the folder (rule export_onnx_model). `options`: onnx_model.export_model's."""
+    path = resolve_model_path(model)
+    check_pipeline(path)
+    folder = ensure_exported(path, models_dir or default_models_dir(), model_id=model_id(model), **options)
+    return {**json.loads((folder / EXPORT_INFO).read_text()), "folder": str(folder)}
+
+
+@lru_cache(maxsize=4)
+def _load_onnx(path: str, folder: str, threads: int) -> OnnxEncoder:
+    return OnnxEncoder(path, folder, threads=threads)
 
 
 @lru_cache(maxsize=4)
@@ -193,8 +262,21 @@ def model_id(model: str | Path | None = None) -> str:
     return f"{name}-{digest.hexdigest()[:16]}"
 
 
-def encode_batch_size(model: SentenceTransformer) -> int:
+def encode_batch_size(model: SentenceTransformer | OnnxEncoder) -> int:
+    if isinstance(model, OnnxEncoder):
+        return ENCODE_BATCH_ONNX
     return ENCODE_BATCH_GPU if str(model.device).startswith("cuda") else ENCODE_BATCH_CPU
+
+
+def cache_id(model: str | Path | None, runtime: str) -> str:
+    """The embedding cache's folder for this model and runtime.
+
+    Each runtime has its own: ONNX vectors equal sentence-transformers' only to float precision
+    (cosine >= 0.9999, tests/test_onnx_model.py), and a cache must never mix what it cannot vouch
+    for. stats.model (what the stores record and the query side checks) stays model_id: the same
+    weights, whichever runtime ran them.
+    """
+    return model_id(model) if runtime == "sentence-transformers" else f"{model_id(model)}.onnx"
 
 
 def embed_texts(
@@ -202,7 +284,7 @@ def embed_texts(
     *,
     model: str | Path | None = None,
     device: str = "auto",
-    loaded: SentenceTransformer | None = None,
+    loaded: SentenceTransformer | OnnxEncoder | None = None,
 ) -> np.ndarray:
     """Normalised float32 vectors, one row per text (the query side uses this too)."""
     encoder = loaded if loaded is not None else load_model(model, device)
@@ -231,6 +313,8 @@ class EmbedStats:
     model: str
     device: str
     batch_rows: int
+    #: onnx (ONNX Runtime, no torch) or sentence-transformers
+    runtime: str = "sentence-transformers"
     records: int = 0
     distinct_texts: int = 0
     #: descriptions not found in the in-process memo, looked up in the persistent cache
@@ -238,7 +322,7 @@ class EmbedStats:
     cache_hits: int = 0
     #: descriptions the model encoded in this job
     embedded: int = 0
-    #: of `seconds`: importing torch/sentence-transformers and loading the model (~10 s on CPU)
+    #: of `seconds`: importing the runtime and loading the model (onnx ~1 s; torch ~10 s on CPU)
     model_seconds: float = 0.0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
@@ -364,30 +448,36 @@ def embed_shard(
     threads: int,
     model: str | Path | None = None,
     device: str = "auto",
+    runtime: str = "auto",
+    models_dir: Path | str | None = None,
     template: str | None = None,
     progress: bool = False,
     batch_rows: int | None = None,
 ) -> EmbedStats:
     """Embed every variant of a Parquet shard into `output_parquet` (schema.embedding_schema).
 
-    `batch_rows` overrides the batch size derived from `mem_mb` (for measurements).
+    `runtime` and `models_dir`: see load_model. `batch_rows` overrides the batch size derived from
+    `mem_mb` (for measurements).
     """
     started = time.perf_counter()
     variants_parquet, output_parquet = Path(variants_parquet), Path(output_parquet)
-    _limit_threads(threads)
+    runtime = resolve_runtime(runtime, model, device)
+    if runtime == "sentence-transformers":
+        _limit_threads(threads)
     describer = Describer(template)
     shard = _open_shard(variants_parquet)
     columns = ["variant_id", *describer.columns_needed(shard.schema_arrow, variants_parquet)]
-    encoder = load_model(model, device)
+    encoder = load_model(model, device, runtime=runtime, models_dir=models_dir, threads=max(1, int(threads)))
     embed_texts(["warm-up"], loaded=encoder)  # the first call allocates the model's work buffers
     dim = encoder.get_embedding_dimension()
     baseline_mb = current_rss_mb() + job_launcher_rss_mb()
     batch_rows = batch_rows or batch_size_for(mem_mb, baseline_mb=baseline_mb)
     batch_rows = max(1, min(batch_rows, shard.metadata.num_rows))  # a small shard needs no big buffers
-    stats = EmbedStats(str(variants_parquet), model_id(model), str(encoder.device), batch_rows)
+    stats = EmbedStats(str(variants_parquet), model_id(model), str(encoder.device), batch_rows, runtime)
     stats.model_seconds = round(time.perf_counter() - started, 3)
-    cache = EmbeddingCache(cache_dir, stats.model, dim, flush_rows=batch_rows)
-    cache.describe_model({"model": str(resolve_model_path(model)), "dim": dim, "normalized": True})
+    cache = EmbeddingCache(cache_dir, cache_id(model, runtime), dim, flush_rows=batch_rows)
+    info = {"model": str(resolve_model_path(model)), "runtime": runtime, "dim": dim, "normalized": True}
+    cache.describe_model(info)
     embedder = _ShardEmbedder(encoder, VectorMemo(MEMO_BATCHES * batch_rows, dim), cache, stats)
     tmp = atomic_path(output_parquet)
     try:

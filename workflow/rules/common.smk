@@ -115,6 +115,8 @@ DEFAULT_RESOURCES = {
     "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
     "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
     "plot_resources": {"mem_mb": 400, "runtime": 5, "threads": 1},
+    # torch, sentence-transformers and ONNX once, to make the light runtime's model file
+    "export_onnx_model": {"mem_mb": 2000, "runtime": 15, "threads": 2},
     # the model takes ~690 MB on CPU (a job peaks at 740-930 MB); the batch size is derived
     # from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
     "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
@@ -190,6 +192,7 @@ def embed_runtime(wildcards, attempt):
 EMBEDDING_DEFAULTS = {
     "model": None,
     "device": "auto",
+    "runtime": "auto",
     "template": None,
     "cache": "resources/embedding_cache",
 }
@@ -197,6 +200,21 @@ EMBEDDING_DEFAULTS = {
 
 def embedding_setting(key):
     return config.get("embedding", {}).get(key, EMBEDDING_DEFAULTS[key])
+
+
+# The light runtime's exported model (vcf_agent.onnx_model), one folder per model identity.
+MODELS_DIR = "resources/models"
+
+
+def onnx_export_if_used(wildcards):
+    """The ONNX export when embed jobs may use it (vcf_agent.embed.resolve_runtime): runtime onnx,
+    or auto with the bundled model and no CUDA device asked for."""
+    runtime = embedding_setting("runtime")
+    on_cpu = not str(embedding_setting("device")).startswith("cuda")
+    bundled = embedding_setting("model") is None
+    if runtime == "onnx" or (runtime == "auto" and bundled and on_cpu):
+        return rules.export_onnx_model.output.export
+    return []
 
 
 def embed_gpus():
