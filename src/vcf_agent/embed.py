@@ -174,9 +174,7 @@ def resolve_runtime(runtime: str = "auto", model: str | Path | None = None, devi
         return "onnx" if model is None and on_cpu else "sentence-transformers"
     if runtime == "onnx":
         if not on_cpu:
-            raise fail(
-                "embedding.runtime", f"onnx runs on the CPU only; device is {device} (use sentence-transformers)"
-            )
+            raise fail("embedding.runtime", f"onnx runs on the CPU only, not {device}; use sentence-transformers")
         check_pipeline(resolve_model_path(model))
     return runtime
 
