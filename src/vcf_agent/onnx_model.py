@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import uuid
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,7 +117,9 @@ def export_model(model_path: Path | str, folder: Path | str, *, model_id: str, t
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
     tmp.mkdir()
     try:
-        _export_graph(model_path, tmp / "raw.onnx")
+        with warnings.catch_warnings():  # the tracer's notes on shapes: the check below is what counts
+            warnings.simplefilter("ignore")
+            _export_graph(model_path, tmp / "raw.onnx")
         _optimise(tmp / "raw.onnx", tmp / MODEL_FILE)
         (tmp / "raw.onnx").unlink()
         info = _export_info(model_path, model_id, worst_cosine=_check_against_reference(model_path, tmp))
@@ -158,6 +161,9 @@ def ensure_exported(
 def _export_graph(model_path: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     # Eager attention traces to plain MatMul/Softmax ops; the mask stays an input of the graph.
     model = AutoModel.from_pretrained(model_path, local_files_only=True, attn_implementation="eager").eval()
