@@ -152,6 +152,8 @@ def ensure_exported(
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_exported(folder):
+            for left in folder.parent.glob(f".{folder.name}.*.tmp"):  # an exporter killed midway (we hold the lock)
+                shutil.rmtree(left, ignore_errors=True)
             if announce:
                 print(f"vcf-agent: exporting {model_id} to ONNX once, into {folder} (~15 s)", file=sys.stderr)
             export_model(model_path, folder, model_id=model_id, threads=threads)
