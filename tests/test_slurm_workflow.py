@@ -8,9 +8,9 @@ the first attempt, which the Snakemake running inside the job (~160 MB) exceeds 
 the job's script even starts, so that SLURM, not the job, stops it whatever the embedding runtime
 (the onnx one loads in a second, too quickly to be caught over its memory before it measures itself
 and stops); each retry asks for 150 MB more, until one is enough (600-750 MB: the model on the onnx
-runtime, ~170 MB, that Snakemake, and HEADROOM_MB), hence the run's --retries 4. The run cuts the example into two shards, not the
-default four, so that fewer jobs wait on the cluster; its results must equal those of the local run
-of the same example (the session's `example_run`) row for row.
+runtime, ~170 MB, that Snakemake, and HEADROOM_MB), hence the run's --retries 4. The run cuts the
+example into two shards, not the default four, so that fewer jobs wait on the cluster; its results
+must equal those of the local run of the same example (the session's `example_run`) row for row.
 """
 
 from __future__ import annotations

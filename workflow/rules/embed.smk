@@ -13,7 +13,8 @@ rule export_onnx_model:
         runtime=rule_resource("export_onnx_model", "runtime"),
     params:
         model=embedding_setting("model"),
-        models_dir=MODELS_DIR,
+        # the export's folder sits beside its manifest
+        models_dir=lambda wildcards, output: str(Path(output.export).parent),
     script:
         "../scripts/export_onnx_model.py"
 
