@@ -78,20 +78,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from vcf_agent.describe import Describer
-from vcf_agent.embedding_cache import EmbeddingCache, text_key
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import atomic_path
 from vcf_agent.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
 from vcf_agent.onnx_model import INFO_FILE as EXPORT_INFO
 from vcf_agent.onnx_model import OnnxEncoder, check_pipeline, default_models_dir, ensure_exported
-from vcf_agent.schema import embedding_schema
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from sentence_transformers import SentenceTransformer
+
+    from vcf_agent.describe import Describer
+    from vcf_agent.embedding_cache import EmbeddingCache
+
+# pyarrow, the describer and the cache are imported where a shard is embedded: a process that only
+# loads the model (the query side) is ready sooner without them.
 
 # Set before sentence-transformers / huggingface_hub are imported (they read it once).
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -441,6 +444,8 @@ class _ShardEmbedder:
         return self.memo.vectors[rows]
 
     def _fill(self, texts: list[str]) -> dict[str, int]:
+        from vcf_agent.embedding_cache import text_key
+
         keys = [text_key(text) for text in texts]
         cached = self.cache.lookup(keys)
         self.stats.cache_lookups += len(texts)
@@ -475,6 +480,9 @@ def embed_shard(
     `runtime` and `models_dir`: see load_model. `batch_rows` overrides the batch size derived from
     `mem_mb` (for measurements).
     """
+    from vcf_agent.describe import Describer
+    from vcf_agent.embedding_cache import EmbeddingCache
+
     started = time.perf_counter()
     variants_parquet, output_parquet = Path(variants_parquet), Path(output_parquet)
     runtime = resolve_runtime(runtime, model, device)
@@ -527,7 +535,10 @@ def _write_vectors(
     progress: bool,
     threads: int,
 ) -> None:
+    import pyarrow as pa
     from tqdm import tqdm
+
+    from vcf_agent.schema import embedding_schema
 
     dim = embedder.memo.vectors.shape[1]
     schema = embedding_schema(dim)
@@ -559,6 +570,8 @@ class _VectorWriter:
     """
 
     def __init__(self, path: Path, schema: pa.Schema, *, background: bool) -> None:
+        import pyarrow.parquet as pq
+
         self._writer = pq.ParquetWriter(
             path, schema, compression="zstd", use_dictionary=["text"], write_statistics=["variant_id"]
         )
@@ -590,6 +603,8 @@ class _VectorWriter:
 
 
 def _variant_ids(batch: pa.RecordBatch, subject, first_row: int) -> pa.Array:
+    import pyarrow as pa
+
     ids = batch.column("variant_id")
     if ids.null_count:
         row = ids.to_pylist().index(None)
@@ -598,6 +613,9 @@ def _variant_ids(batch: pa.RecordBatch, subject, first_row: int) -> pa.Array:
 
 
 def _open_shard(path: Path) -> pq.ParquetFile:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         shard = pq.ParquetFile(path)
     except FileNotFoundError:
@@ -626,6 +644,8 @@ def _count_distinct_texts(parquet: Path, threads: int) -> int:
 
 
 def _flush_quietly(cache: EmbeddingCache) -> None:
+    import pyarrow as pa
+
     with contextlib.suppress(OSError, VcfAgentError, pa.ArrowException):
         cache.flush()  # on a failure path: the original error is the one to report
 
