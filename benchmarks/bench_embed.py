@@ -8,10 +8,14 @@ bigger cohort of the same kind would look.
 
     python benchmarks/bench_embed.py                     # 1,000,000 variants, cold then warm cache
     python benchmarks/bench_embed.py --shard S.parquet --records 0   # that shard as it is
-    python benchmarks/bench_embed.py --overhead          # ours vs bare model.encode, same texts
+    python benchmarks/bench_embed.py --overhead          # ours vs bare SentenceTransformer.encode, same texts
     python benchmarks/bench_embed.py --memory-model      # baseline RSS and per-row batch cost
+    python benchmarks/bench_embed.py --startup           # a fresh process until the model is ready
+    python benchmarks/bench_embed.py --cold-cli RESULTS  # `vcf-agent search` and the server on those stores
 
-Every run of embed_shard happens in a fresh process, so peak RSS is that job's.
+Every run of embed_shard happens in a fresh process, so peak RSS is that job's. --runtime picks
+the embedding runtime of embed_shard (auto: onnx for the bundled model on CPU). The machine's load
+average is printed with each figure: other processes on the same cores slow every one of them.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -138,13 +145,19 @@ def _sql(query: str) -> list[tuple]:
 # ---------------------------------------------------------------- runs
 
 
-def run_job(shard: Path, cache: Path, *, mem_mb: int, threads: int, batch_rows: int | None = None) -> dict:
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run_job(
+    shard: Path, cache: Path, *, mem_mb: int, threads: int, batch_rows: int | None = None, runtime: str = "auto"
+) -> dict:
     """embed_shard in a fresh process (its peak RSS is the job's); returns its stats."""
     out = shard.with_name(f"{shard.stem}.vectors.parquet")
     code = (
         "import json, sys; from vcf_agent.embed import embed_shard; "
         f"s = embed_shard({str(shard)!r}, {str(out)!r}, cache_dir={str(cache)!r}, mem_mb={mem_mb},"
-        f" threads={threads}, batch_rows={batch_rows!r}); print(json.dumps(s.to_dict()))"
+        f" threads={threads}, batch_rows={batch_rows!r}, runtime={runtime!r}); print(json.dumps(s.to_dict()))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if result.returncode:
@@ -162,7 +175,7 @@ def report(label: str, stats: dict) -> None:
         f" distinct descriptions {stats['distinct_texts']:,}, newly embedded {stats['embedded']:,},"
         f" cache hits {stats['cache_hits']:,}/{stats['cache_lookups']:,}"
         f" ({stats['cache_hit_share']:.1%}), peak RSS {stats['peak_rss_mb']:.0f} MB,"
-        f" batch {stats['batch_rows']:,} rows"
+        f" batch {stats['batch_rows']:,} rows, runtime {stats['runtime']} ({load()})"
     )
 
 
@@ -172,14 +185,15 @@ def throughput(args, workdir: Path) -> None:
         shard = repeat_shard(shard, args.records, workdir / f"repeated-{args.records}.parquet")
     cache = workdir / "cache"
     for label in ("cold cache", "warm cache"):
-        report(label, run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads))
+        report(label, run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads, runtime=args.runtime))
 
 
 def overhead(args, workdir: Path) -> None:
-    """Our time (model load excluded) vs bare model.encode on the same distinct texts.
+    """Our time (model load excluded) vs bare SentenceTransformer.encode on the same distinct texts.
 
-    Both run in fresh processes, alternately, `--repeats` times; the best of each is compared
-    (the machine is shared, so the minimum is the least disturbed measurement).
+    Each of `--repeats` pairs runs both in fresh processes, back to back, in alternating order; a
+    pair's ratio (bare seconds / ours: our throughput relative to bare encode) sees the same load
+    on both sides, and the median of the pairs' ratios is the figure (the machine is shared).
     """
     import pyarrow.parquet as pq
 
@@ -191,19 +205,33 @@ def overhead(args, workdir: Path) -> None:
     bare_code = (
         "import json, sys, time, torch; from vcf_agent.embed import embed_texts, load_model; "
         f"torch.set_num_threads({args.threads}); texts = json.load(open({str(texts_file)!r})); "
-        "m = load_model(); embed_texts(['warm-up'], loaded=m); t = time.perf_counter(); "
+        "m = load_model(runtime='sentence-transformers', device='cpu'); embed_texts(['warm-up'], loaded=m); "
+        "t = time.perf_counter(); "
         "m.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True); "
         "print(time.perf_counter() - t)"
     )
-    bare, ours = [], []
-    for repeat in range(args.repeats):
+
+    def bare() -> float:
         result = subprocess.run([sys.executable, "-c", bare_code], capture_output=True, text=True, check=True)
-        bare.append(float(result.stdout.strip().splitlines()[-1]))
+        return float(result.stdout.strip().splitlines()[-1])
+
+    def ours(repeat: int) -> dict:
         cache = workdir / f"overhead-cache-{repeat}"
         shutil.rmtree(cache, ignore_errors=True)  # every run embeds every text
-        stats = run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads)
-        ours.append(stats["seconds"] - stats["model_seconds"])
-        print(f"run {repeat + 1}: bare model.encode {bare[-1]:.2f} s, embed_shard {ours[-1]:.2f} s after model load")
+        return run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads, runtime=args.runtime)
+
+    ratios = []
+    for repeat in range(args.repeats):
+        if repeat % 2 == 0:
+            bare_s, stats = bare(), ours(repeat)
+        else:
+            stats, bare_s = ours(repeat), bare()
+        ours_s = stats["seconds"] - stats["model_seconds"]
+        ratios.append(bare_s / ours_s)
+        print(
+            f"pair {repeat + 1}: bare SentenceTransformer.encode {bare_s:.2f} s, embed_shard ({stats['runtime']})"
+            f" {ours_s:.2f} s after model load -> ours/bare throughput {ratios[-1]:.2f} ({load()})"
+        )
     count = stats["embedded"]
     shutil.rmtree(workdir / "overhead-cache-timed", ignore_errors=True)
     inside = _time_inside_encode(shard, workdir / "overhead-cache-timed", args)
@@ -213,8 +241,9 @@ def overhead(args, workdir: Path) -> None:
         f" {inside['rest'] / inside['encode']:+.1%}"
     )
     print(
-        f"{count:,} distinct texts: bare model.encode {min(bare):.2f} s ({count / min(bare):,.0f} texts/s),"
-        f" embed_shard {min(ours):.2f} s after model load -> overhead {min(ours) / min(bare) - 1:+.1%}"
+        f"{count:,} distinct texts, {args.threads} threads: embed_shard ({stats['runtime']}) / bare"
+        f" SentenceTransformer.encode throughput, median of {len(ratios)} paired interleaved runs:"
+        f" {statistics.median(ratios):.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     report("embed_shard (last run)", stats)
 
@@ -222,7 +251,7 @@ def overhead(args, workdir: Path) -> None:
 _TIMED_ENCODE = """
 import json, sys, time
 from vcf_agent.embed import embed_shard, load_model
-model = load_model()
+model = load_model(runtime=sys.argv[6], threads=int(sys.argv[5]))
 encode, spent = model.encode, []
 def timed(*args, **kwargs):
     started = time.perf_counter()
@@ -231,7 +260,8 @@ def timed(*args, **kwargs):
     finally:
         spent.append(time.perf_counter() - started)
 model.encode = timed
-stats = embed_shard(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], mem_mb=int(sys.argv[4]), threads=int(sys.argv[5]))
+shard, out, cache, mem_mb, threads, runtime = sys.argv[1:7]
+stats = embed_shard(shard, out, cache_dir=cache, mem_mb=int(mem_mb), threads=int(threads), runtime=runtime)
 inside = sum(spent[1:])  # the first call is embed_shard's warm-up, counted in model_seconds
 print(json.dumps({"encode": inside, "rest": stats.seconds - stats.model_seconds - inside}))
 """
@@ -249,6 +279,7 @@ def _time_inside_encode(shard: Path, cache: Path, args) -> dict:
         str(cache),
         str(args.mem_mb),
         str(args.threads),
+        args.runtime,
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     out.unlink()
@@ -259,22 +290,96 @@ def memory_model(args, workdir: Path) -> None:
     """Baseline RSS (model loaded, one encode) and the slope of peak RSS over batch sizes."""
     code = (
         "import json; from vcf_agent.embed import embed_texts, load_model, peak_rss_mb; "
-        "m = load_model(); embed_texts(['warm-up'], loaded=m); print(json.dumps(peak_rss_mb()))"
+        f"m = load_model(runtime={args.runtime!r}); embed_texts(['warm-up'], loaded=m); "
+        "print(json.dumps(peak_rss_mb()))"
     )
     baseline = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
-    print(f"baseline (imports + model + one encode): peak RSS {baseline:.0f} MB")
+    print(f"baseline (imports + model + one encode, runtime {args.runtime}): peak RSS {baseline:.0f} MB")
     shard = args.shard or convert_vcf(DATA / args.cohort, workdir)
     shard = repeat_shard(shard, 4 * 16_384, workdir / "memory-model.parquet")
     cache = workdir / "memory-cache"
-    run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads)  # warm the cache
+    run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads, runtime=args.runtime)  # warm the cache
     points = []
     for rows in (1_024, 4_096, 8_192, 16_384):
-        stats = run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads, batch_rows=rows)
+        stats = run_job(shard, cache, mem_mb=args.mem_mb, threads=args.threads, batch_rows=rows, runtime=args.runtime)
         points.append((rows, stats["peak_rss_mb"]))
         print(f"batch {rows:>6,} rows: peak RSS {stats['peak_rss_mb']:.0f} MB")
     (x0, y0), (x1, y1) = points[0], points[-1]
     slope = (y1 - y0) / (x1 - x0)
     print(f"per-row cost: {slope * (1 << 20):,.0f} bytes/row; at 0 rows: {y0 - x0 * slope:.0f} MB")
+
+
+_READY = """
+import json, sys, time
+started = time.perf_counter()
+from vcf_agent.embed import embed_texts, load_model, peak_rss_mb
+model = load_model(runtime=sys.argv[1], device="cpu", threads=int(sys.argv[2]))
+embed_texts(["warm-up"], loaded=model)
+print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def startup(args, workdir: Path) -> None:
+    """A fresh process until the model has encoded once: onnx and sentence-transformers, interleaved.
+
+    `wall` is the whole process seen from outside (interpreter start and exit included); `ready`
+    is from its first line to the end of the first encode. Medians of `--repeats` runs each.
+    """
+    runs: dict[str, list[dict]] = {"onnx": [], "sentence-transformers": []}
+    for repeat in range(args.repeats):
+        for runtime in sorted(runs, reverse=repeat % 2 == 1):
+            started = time.perf_counter()
+            result = subprocess.run(
+                [sys.executable, "-c", _READY, runtime, str(args.threads)], capture_output=True, text=True, check=True
+            )
+            runs[runtime].append({**json.loads(result.stdout.splitlines()[-1]), "wall": time.perf_counter() - started})
+    for runtime, measured in runs.items():
+        median = {key: statistics.median(m[key] for m in measured) for key in ("wall", "seconds", "peak_rss_mb")}
+        print(
+            f"{runtime}: model ready in a fresh process {median['seconds']:.2f} s (whole process"
+            f" {median['wall']:.2f} s), peak RSS {median['peak_rss_mb']:.0f} MB; median of {len(measured)} ({load()})"
+        )
+
+
+def cold_cli(args, workdir: Path) -> None:
+    """`vcf-agent search TEXT` from the shell (fresh process each time), and the server until ready."""
+    from measure import run_measured
+
+    cli = Path(sys.executable).with_name("vcf-agent")
+    search = [str(cli), "search", "missense variant in a gene", "--results", str(args.cold_cli), "--limit", "3"]
+    runs = [run_measured(search) for _ in range(args.repeats)]
+    imports = [
+        run_measured([sys.executable, "-c", f"import {module}"]).seconds
+        for module in ("lancedb", "kuzu", "onnxruntime")
+    ]
+    print(
+        f"vcf-agent search (cold, fresh process): median {statistics.median(r.seconds for r in runs):.2f} s"
+        f" of {len(runs)}, peak RSS {max(r.peak_rss_mb for r in runs):.0f} MB; of which importing lancedb"
+        f" {imports[0]:.2f} s, kuzu {imports[1]:.2f} s, onnxruntime {imports[2]:.2f} s ({load()})"
+    )
+    import psutil
+    from measure import tree_rss
+
+    port = 18000 + os.getpid() % 1000
+    serve = [str(cli), "serve", "--results", str(args.cold_cli), "--port", str(port)]
+    started = time.perf_counter()
+    server = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None:
+                    sys.exit(f"the server exited ({server.returncode})")
+                time.sleep(0.05)
+        ready = time.perf_counter() - started
+        rss = tree_rss(psutil.Process(server.pid)) / 2**20
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"vcf-agent serve: ready (first /health) in {ready:.2f} s at {rss:.0f} MB RSS before any load ({load()})")
 
 
 def main() -> None:
@@ -286,16 +391,21 @@ def main() -> None:
     )
     parser.add_argument("--mem-mb", type=int, default=None, help="declared job memory (default: embed_mem_mb(1))")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--runtime", default="auto", choices=["auto", "onnx", "sentence-transformers"], help="embed_shard's runtime"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side for --overhead")
     parser.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--overhead", action="store_true", help="compare with bare model.encode")
     mode.add_argument("--memory-model", action="store_true", help="measure baseline and per-row memory")
+    mode.add_argument("--startup", action="store_true", help="a fresh process until the model is ready")
+    mode.add_argument("--cold-cli", type=Path, metavar="RESULTS", help="cold `vcf-agent search` and server start")
     args = parser.parse_args()
     if args.mem_mb is None:
         from vcf_agent.embed import embed_mem_mb
 
-        args.mem_mb = embed_mem_mb(1)
+        args.mem_mb = embed_mem_mb(1, "sentence-transformers" if args.runtime == "sentence-transformers" else "onnx")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +413,10 @@ def main() -> None:
             overhead(args, workdir)
         elif args.memory_model:
             memory_model(args, workdir)
+        elif args.startup:
+            startup(args, workdir)
+        elif args.cold_cli:
+            cold_cli(args, workdir)
         else:
             throughput(args, workdir)
 

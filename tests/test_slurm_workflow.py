@@ -3,13 +3,14 @@
 One run on a one-node cluster (tests/slurm/cluster.py) covers both things SLURM users rely on:
 every job is submitted with the threads, memory and time its rule declared (checked in SLURM's
 accounting database against the declarations Snakemake logged), and a job that goes over its memory
-is killed by SLURM and retried with more. For the latter the run gives the embedding jobs 600 MB at
-the first attempt, which importing sentence-transformers alone exceeds (~600 MB, plus the Snakemake
-inside the job) for seconds before the job could measure its model and stop by itself; each retry
-asks for 600 MB more, until one is enough (1,200 MB with the model at ~900 MB with that Snakemake;
-a bigger model stack only adds an attempt). The run cuts the example into two shards, not the
-default four, so that fewer jobs wait on the cluster; its results must equal those of the local run
-of the same example (the session's `example_run`) row for row.
+is killed by SLURM and retried with more. For the latter the run gives the embedding jobs 150 MB at
+the first attempt, which the Snakemake running inside the job (~160 MB) exceeds for seconds before
+the job's script even starts, so that SLURM, not the job, stops it whatever the embedding runtime
+(the onnx one loads in a second, too quickly to be caught over its memory before it measures itself
+and stops); each retry asks for 150 MB more, until one is enough (600-750 MB: the model on the onnx
+runtime, ~170 MB, that Snakemake, and HEADROOM_MB), hence the run's --retries 4. The run cuts the
+example into two shards, not the default four, so that fewer jobs wait on the cluster; its results
+must equal those of the local run of the same example (the session's `example_run`) row for row.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 PROFILE = ROOT / "profiles" / "slurm"
 LOCAL_RULES = {"all", "summarize_inputs", "summarize_run", "plot_resources"}
-EMBED_FIRST_MB = 600
+EMBED_FIRST_MB = 150
+#: Attempts after the first: enough for EMBED_FIRST_MB x 5 = 750 MB (see the module docstring).
+EMBED_RETRIES = 4
 SHARD_RECORDS = 4000  # the example's 5,791 records in two shards (one per contig)
 # A hung executor plugin ignores SIGTERM, so the run is killed outright after this long.
 RUN_TIMEOUT_S = 540
@@ -110,6 +113,7 @@ def slurm_run(example_run, tmp_path_factory) -> Iterator[SlurmRun]:
             # Only for speed on this idle one-node cluster: first status check 2 s after submission,
             # then every 2 s (not 10), since every step of the example's chain waits for one.
             "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+            "--retries", str(EMBED_RETRIES),
         ]  # fmt: skip
         result = subprocess.run(command, env=cluster.env, capture_output=True, text=True, check=False)
         assert result.returncode == 0, f"snakemake on SLURM failed ({result.returncode}):\n{result.stderr[-6000:]}"

