@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +64,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: collection order within a group
+
+
+# ---------------------------------------------------------------- one ONNX export per test run
+# Every workflow run would otherwise export the model again (rule export_onnx_model, 15-60 s and
+# ~0.9 GB each); with VCF_AGENT_MODELS set, the first export lands there and later runs copy it.
+# Set on the controller before the xdist workers start, so that they inherit it.
+
+_MODELS_MADE_HERE = "_VCF_AGENT_TEST_MODELS_MADE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("VCF_AGENT_MODELS"):
+        return
+    os.environ["VCF_AGENT_MODELS"] = tempfile.mkdtemp(prefix="vcf-agent-test-models-")
+    os.environ[_MODELS_MADE_HERE] = "1"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER") and os.environ.pop(_MODELS_MADE_HERE, None):
+        shutil.rmtree(os.environ.pop("VCF_AGENT_MODELS"), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,14 @@ from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
 from vcf_agent.files import atomic_path
 from vcf_agent.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
 from vcf_agent.onnx_model import INFO_FILE as EXPORT_INFO
-from vcf_agent.onnx_model import OnnxEncoder, check_pipeline, default_models_dir, ensure_exported
+from vcf_agent.onnx_model import (
+    OnnxEncoder,
+    check_pipeline,
+    copy_export,
+    default_models_dir,
+    ensure_exported,
+    export_folder,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -239,6 +246,12 @@ def export_onnx(model: str | Path | None = None, models_dir: str | Path | None =
     with the folder (rule export_onnx_model). `options`: onnx_model.export_model's."""
     path = resolve_model_path(model)
     check_pipeline(path)
+    shared = os.environ.get("VCF_AGENT_MODELS")
+    if models_dir and shared and Path(shared).resolve() != Path(models_dir).resolve():
+        # One export for every workflow of this user or cluster (and of a test session): made once
+        # in the shared folder, copied into this workflow's.
+        source = ensure_exported(path, shared, model_id=model_id(model), **options)
+        copy_export(source, export_folder(models_dir, model_id(model)))
     folder = ensure_exported(path, models_dir or default_models_dir(), model_id=model_id(model), **options)
     return {**json.loads((folder / EXPORT_INFO).read_text()), "folder": str(folder)}
 

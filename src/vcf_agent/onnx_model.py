@@ -160,6 +160,32 @@ def ensure_exported(
     return folder
 
 
+def copy_export(source: Path, folder: Path) -> Path:
+    """`folder` as a copy of the finished export `source` (hard links where the file system allows),
+    built aside and renamed in, so that a shared export serves several workflows without a new one."""
+    if is_exported(folder):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copytree(source, building, copy_function=_link_or_copy)
+        building.rename(folder)
+    except FileExistsError:  # another job copied it meanwhile
+        pass
+    except OSError as error:
+        raise fail(folder, f"cannot copy the ONNX export from {source} ({error.strerror})") from None
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return folder
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def _export_graph(model_path: Path, target: Path) -> None:
     import torch
     from transformers import AutoModel

@@ -2,7 +2,7 @@
 
 from vcf_agent.embed import export_onnx
 from vcf_agent.files import write_json
-from vcf_agent.logs import log, run_logged
+from vcf_agent.logs import log, run_job
 
 
 def main(smk):
@@ -11,4 +11,4 @@ def main(smk):
     log.info("%s", info)
 
 
-run_logged(snakemake.log[0], main, snakemake)
+run_job(snakemake, main)
