@@ -34,6 +34,17 @@ def same_calls(got: list[dict], want: list[dict]) -> bool:
     return json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
 
 
+def planning_misses(stores, store: str, plan) -> tuple[list[str], int]:
+    """The questions of `store` that `plan` does not plan as written (one line each), and how many there are."""
+    items = questions(store)
+    missed = []
+    for item in items:
+        got = planned(plan(stores, item["q"])[0])
+        if not same_calls(got, item["calls"]):
+            missed.append(f"{item['q']!r}: planned {got}, expected {item['calls']}")
+    return missed, len(items)
+
+
 def _zygosity(gt: str) -> str:
     alleles = re.split(r"[/|]", gt)
     if len(alleles) == 1:
