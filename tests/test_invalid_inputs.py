@@ -36,6 +36,39 @@ def htslib_rejected() -> list[tuple[str, str]]:
 REJECTED = htslib_rejected()
 
 
+UNDECLARED = re.compile(rb"(Contig|INFO|FORMAT) '([^']+)'(?: at \S+)? is not defined in the header")
+
+
+def htslib_rejects_for_a_real_defect(relative: str) -> bool:
+    """`bcftools view` still fails on the file with its blank lines left out and the names that
+    bcftools says the header lacks declared (as htslib assumes them: String, any number).
+
+    The workflow does both (README, normalize_vcf), so a file htslib rejects only for those is
+    accepted; tests/test_validator_suite.py checks its values against bcftools'.
+    """
+    lines = [line for line in (VALIDATOR / relative).read_bytes().splitlines(keepends=True) if line.strip()]
+    declared: set[tuple[bytes, bytes]] = set()
+    while True:
+        view = subprocess.run(["bcftools", "view", "-Ou", "-o", "/dev/null", "-"], input=b"".join(lines),
+                              capture_output=True)  # fmt: skip
+        missing = set(UNDECLARED.findall(view.stderr)) - declared
+        if view.returncode == 0 or not missing:
+            return view.returncode != 0
+        declared |= missing
+        header = [_declaration(kind, name) for kind, name in sorted(missing)]
+        at = next((i for i, line in enumerate(lines) if line.startswith(b"#CHROM")), 0)
+        lines[at:at] = header
+
+
+def _declaration(kind: bytes, name: bytes) -> bytes:
+    if kind == b"Contig":
+        return b"##contig=<ID=" + name + b">\n"
+    return b"##" + kind + b"=<ID=" + name + b',Number=.,Type=String,Description="declared by the test">\n'
+
+
+STILL_REJECTED = [(file, message) for file, message in REJECTED if htslib_rejects_for_a_real_defect(file)]
+
+
 def test_the_data_set_has_the_documented_rejections():
     # The data README: htslib rejects 74 of the 843 failed files (plus a few 'passed' ones htslib 1.16 cannot read).
     assert sum(1 for f, _ in REJECTED if "/failed/" in f) == 74
@@ -50,7 +83,7 @@ def assert_one_line_error(error: VcfAgentError, path: Path) -> None:
     assert len(cause) > 10, message
 
 
-@pytest.mark.parametrize(("relative", "htslib_message"), REJECTED, ids=[f for f, _ in REJECTED])
+@pytest.mark.parametrize(("relative", "htslib_message"), STILL_REJECTED, ids=[f for f, _ in STILL_REJECTED])
 def test_htslib_rejected_file_fails_with_one_line_and_no_output(tmp_path, relative, htslib_message):
     path = VALIDATOR / relative
     output = tmp_path / "out.bcf"
@@ -88,7 +121,9 @@ def test_ref_mismatch_names_the_record(tmp_path):
 
 
 def test_workflow_stops_on_every_rejected_file_and_writes_no_parquet(tmp_path):
-    vcfs = {relative.replace("/", "_").removesuffix(".vcf"): str(VALIDATOR / relative) for relative, _ in REJECTED}
+    vcfs = {
+        relative.replace("/", "_").removesuffix(".vcf"): str(VALIDATOR / relative) for relative, _ in STILL_REJECTED
+    }
     vcfs["truncated_cohort"] = str(data_file(TRUNCATED))
     result = run_workflow(tmp_path, {"vcfs": vcfs, "reference": None}, extra=("--keep-going",), check=False)
     assert result.returncode != 0

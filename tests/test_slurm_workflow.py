@@ -160,7 +160,7 @@ def test_an_embedding_job_over_its_memory_was_killed_by_slurm_and_retried_with_m
         assert steps[0]["State"] in {"FAILED", "OUT_OF_MEMORY"}, steps
         assert any(step["ExitCode"] == "0:9" for step in steps), f"job {first.slurm_id} was not killed: {steps}"
         limit = EMBED_FIRST_MB << 20
-        assert re.search(rf"StepId={first.slurm_id}\.\d+ exceeded memory limit \(\d+ > {limit}\)", slurmd_log)
+        assert re.search(rf"StepId={first.slurm_id}\.(?:\d+|batch) exceeded memory limit \(\d+ > {limit}\)", slurmd_log)
         assert [job.mem_mb for job in jobs] == [EMBED_FIRST_MB * attempt for attempt in range(1, len(jobs) + 1)]
         states = [slurm_run.cluster.sacct("State", job=job.slurm_id)[0]["State"] for job in jobs]
         assert states[-1] == "COMPLETED" and "COMPLETED" not in states[:-1], list(zip(jobs, states, strict=True))
