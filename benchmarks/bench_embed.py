@@ -1,4 +1,4 @@
-"""Benchmark of the embedding stage (vcf_agent.embed) on real variants.
+"""Benchmark of the embedding stage (vcf_agent.embedding.embed) on real variants.
 
 Input: a variant shard given with --shard, or one made from a real cohort of
 $VCF_TEST_DATA (default: the 1000 Genomes chr22 cohort) by the project's own
@@ -53,9 +53,9 @@ VARIED_SOURCES = (
 
 def convert_vcf(vcf: Path, workdir: Path) -> Path:
     """The whole VCF as one variant shard, made by the project's converter."""
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards
 
     name = vcf.name.split(".")[0]
     out = workdir / name
@@ -104,7 +104,7 @@ def varied_shard(workdir: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vcf_agent.describe import Describer
+    from vcf_agent.embedding.describe import Describer
 
     tables = [_describable(pq.read_table(convert_vcf(DATA / name, workdir))) for name in VARIED_SOURCES]
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -155,7 +155,7 @@ def run_job(
     """embed_shard in a fresh process (its peak RSS is the job's); returns its stats."""
     out = shard.with_name(f"{shard.stem}.vectors.parquet")
     code = (
-        "import json, sys; from vcf_agent.embed import embed_shard; "
+        "import json, sys; from vcf_agent.embedding.embed import embed_shard; "
         f"s = embed_shard({str(shard)!r}, {str(out)!r}, cache_dir={str(cache)!r}, mem_mb={mem_mb},"
         f" threads={threads}, batch_rows={batch_rows!r}, runtime={runtime!r}); print(json.dumps(s.to_dict()))"
     )
@@ -197,13 +197,13 @@ def overhead(args, workdir: Path) -> None:
     """
     import pyarrow.parquet as pq
 
-    from vcf_agent.describe import Describer
+    from vcf_agent.embedding.describe import Describer
 
     shard = args.shard or varied_shard(workdir)
     texts_file = workdir / "overhead-texts.json"
     texts_file.write_text(json.dumps(list(dict.fromkeys(Describer().describe(pq.read_table(shard))))))
     bare_code = (
-        "import json, sys, time, torch; from vcf_agent.embed import embed_texts, load_model; "
+        "import json, sys, time, torch; from vcf_agent.embedding.embed import embed_texts, load_model; "
         f"torch.set_num_threads({args.threads}); texts = json.load(open({str(texts_file)!r})); "
         "m = load_model(runtime='sentence-transformers', device='cpu'); embed_texts(['warm-up'], loaded=m); "
         "t = time.perf_counter(); "
@@ -250,7 +250,7 @@ def overhead(args, workdir: Path) -> None:
 
 _TIMED_ENCODE = """
 import json, sys, time
-from vcf_agent.embed import embed_shard, load_model
+from vcf_agent.embedding.embed import embed_shard, load_model
 model = load_model(runtime=sys.argv[6], threads=int(sys.argv[5]))
 encode, spent = model.encode, []
 def timed(*args, **kwargs):
@@ -289,7 +289,7 @@ def _time_inside_encode(shard: Path, cache: Path, args) -> dict:
 def memory_model(args, workdir: Path) -> None:
     """Baseline RSS (model loaded, one encode) and the slope of peak RSS over batch sizes."""
     code = (
-        "import json; from vcf_agent.embed import embed_texts, load_model, peak_rss_mb; "
+        "import json; from vcf_agent.embedding.embed import embed_texts, load_model, peak_rss_mb; "
         f"m = load_model(runtime={args.runtime!r}); embed_texts(['warm-up'], loaded=m); "
         "print(json.dumps(peak_rss_mb()))"
     )
@@ -312,7 +312,7 @@ def memory_model(args, workdir: Path) -> None:
 _READY = """
 import json, sys, time
 started = time.perf_counter()
-from vcf_agent.embed import embed_texts, load_model, peak_rss_mb
+from vcf_agent.embedding.embed import embed_texts, load_model, peak_rss_mb
 model = load_model(runtime=sys.argv[1], device="cpu", threads=int(sys.argv[2]))
 embed_texts(["warm-up"], loaded=model)
 print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}))
@@ -403,7 +403,7 @@ def main() -> None:
     mode.add_argument("--cold-cli", type=Path, metavar="RESULTS", help="cold `vcf-agent search` and server start")
     args = parser.parse_args()
     if args.mem_mb is None:
-        from vcf_agent.embed import embed_mem_mb
+        from vcf_agent.embedding.embed import embed_mem_mb
 
         args.mem_mb = embed_mem_mb(1, "sentence-transformers" if args.runtime == "sentence-transformers" else "onnx")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as scratch:

@@ -3,7 +3,7 @@
     python benchmarks/bench_kuzu_options.py                    # the 10,000,000 edges of bench_stores.py
     python benchmarks/bench_kuzu_options.py --only gt_code as_loaded
 
-What load_kuzu would write is prepared once (vcf_agent.kuzu_store.prepare_tables, from
+What load_kuzu would write is prepared once (vcf_agent.stores.kuzu.prepare_tables, from
 the scaled cohort of benchmarks/scaled_data.py). Each option then loads every table into
 a new database with one `COPY` per file, in a process of its own that imports Kuzu alone
 (or, for the `*_loader_imports` options, also the package, i.e. pyarrow and DuckDB), and
@@ -75,8 +75,8 @@ def prepare(data: Path, variants: int, genotypes: int, folder: Path) -> dict:
     done = folder / "prepared.json"
     if done.exists():
         return json.loads(done.read_text())
-    from vcf_agent.kuzu_store import prepare_tables
     from vcf_agent.schema import kuzu_ddl
+    from vcf_agent.stores.kuzu import prepare_tables
 
     shards = build_scaled_shards(data, variants=variants, genotypes=genotypes)
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def carries_files(prepared: dict, name: str, option: Option, folder: Path) -> li
 def stage(job: dict) -> dict:
     """Load every table into a new database (run in a child process; prints seconds and counts)."""
     if job["loader_imports"]:
-        import vcf_agent.kuzu_store  # noqa: F401  (what the loader's process holds: pyarrow, DuckDB)
+        import vcf_agent.stores.kuzu  # noqa: F401  (what the loader's process holds: pyarrow, DuckDB)
     import kuzu
 
     threads = job["threads"]

@@ -25,10 +25,10 @@ DEFAULT_VCF = DATA / "cohorts" / "1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz"
 
 def stage(name: str, workdir: Path, vcf: Path, shard_records: int, threads: int, mem_mb: int) -> dict:
     """Run one stage in this process and return its counts (called through --stage)."""
-    from vcf_agent.inputs import check_vcf
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards, read_plan, write_plan
+    from vcf_agent.ingest.inputs import check_vcf
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards, read_plan, write_plan
 
     bcf = workdir / "normalized.bcf"
     if name == "check":

@@ -6,7 +6,7 @@
 The store is the real 2,504-sample 1000 Genomes chr22 cohort repeated at shifted
 positions (benchmarks/scaled_data.py: 1,000,000 variants with the model's real
 vectors, 10,000,000 carrier genotypes in the first copies) loaded by the
-package's own loaders (vcf_agent.lance_store, vcf_agent.kuzu_store); both are
+package's own loaders (vcf_agent.stores.lance, vcf_agent.stores.kuzu); both are
 kept in --work and reused.
 
 Single user (vcf_agent.query in this process, after one warm-up call each):
@@ -72,8 +72,8 @@ def build_store(work: Path, variants: int, genotypes: int) -> Path:
     """The scaled shards, loaded by the package's loaders into work/store (reused when complete)."""
     from scaled_data import build_scaled_shards
 
-    from vcf_agent.kuzu_store import load_kuzu
-    from vcf_agent.lance_store import load_lancedb
+    from vcf_agent.stores.kuzu import load_kuzu
+    from vcf_agent.stores.lance import load_lancedb
 
     # source "base": the shards' `source` column (from the base cohort) then names their folder too
     shards = build_scaled_shards(work / "scaled", variants=variants, genotypes=genotypes, source="base")

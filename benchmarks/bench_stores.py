@@ -35,12 +35,12 @@ def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:
     """Run one load in this process (called through --stage) and return its manifest."""
     shards = build_scaled_shards(data, **json.loads((data / "wanted.json").read_text()))
     if name == "lancedb":
-        from vcf_agent.lance_store import load_lancedb
+        from vcf_agent.stores.lance import load_lancedb
 
         return load_lancedb(
             shards.variants, shards.embeddings, out / "lancedb", out / "lancedb.json", threads=threads, mem_mb=mem_mb
         )
-    from vcf_agent.kuzu_store import load_kuzu
+    from vcf_agent.stores.kuzu import load_kuzu
 
     return load_kuzu(
         shards.variants, shards.genotypes, shards.annotations, out / "kuzu", out / "kuzu.json",

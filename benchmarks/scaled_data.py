@@ -90,11 +90,11 @@ def _base_shards(base: Path, cohort: Path, threads: int) -> dict:
     info_file = base / "base.json"
     if info_file.exists():
         return json.loads(info_file.read_text())
-    from vcf_agent.embed import embed_shard
-    from vcf_agent.header import read_header
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards
+    from vcf_agent.embedding.embed import embed_shard
+    from vcf_agent.ingest.header import read_header
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards
 
     base.mkdir(parents=True, exist_ok=True)
     bcf = base / "cohort.bcf"

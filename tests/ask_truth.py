@@ -1,6 +1,6 @@
 """The question set of `vcf-agent ask` (tests/data/ask_questions.yaml) and bcftools' figures for its answers.
 
-Every figure an answer states (vcf_agent.ask.Figure: name, value, the call it comes from,
+Every figure an answer states (vcf_agent.ask.planner.Figure: name, value, the call it comes from,
 the variant or sample it is about) is recomputed here from the input VCFs with bcftools
 (split with `norm -m -any`, as the stores are), from the call's arguments: the filters
 become `bcftools view -r/-s` and `query -i` expressions, zygosities are read from the GT

@@ -18,8 +18,8 @@ from pathlib import Path
 import pysam
 import pytest
 
-from vcf_agent.lance_store import open_table
 from vcf_agent.query import Stores
+from vcf_agent.stores.lance import open_table
 
 from helpers import data_file, query, run_workflow
 

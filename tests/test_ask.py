@@ -16,11 +16,11 @@ import pytest
 from ask_truth import Truth, check_answer, planned, planning_misses, questions
 from fastapi.testclient import TestClient
 
-from vcf_agent.ask import OPERATIONS, plan
-from vcf_agent.ask_llm import tool_schemas
-from vcf_agent.cli import main
+from vcf_agent.ask.llm import tool_schemas
+from vcf_agent.ask.planner import OPERATIONS, plan
+from vcf_agent.interfaces.cli import main
+from vcf_agent.interfaces.server import create_app
 from vcf_agent.query import BadQuery, NotFound, Stores
-from vcf_agent.server import create_app
 
 STORE = "query"
 #: Share of the question set the planner must map to exactly the expected calls.
@@ -115,7 +115,7 @@ def test_cli_ask_json_and_list(capsys, query_stores, truth):
 
 def test_cli_ask_loads_no_model_unless_it_searches(query_stores):
     script = (
-        "import sys; from vcf_agent.cli import main;"
+        "import sys; from vcf_agent.interfaces.cli import main;"
         f" code = main(['ask', 'how many SNPs does HG00096 carry?', '--results', {str(query_stores.results)!r}]);"
         " sys.exit(code or ('sentence_transformers' in sys.modules) * 3 or ('torch' in sys.modules) * 4)"
     )
@@ -221,7 +221,7 @@ def test_a_language_models_tool_calls_are_validated_and_a_bad_one_falls_back(sto
 
 @pytest.mark.parametrize("command", ["ask", "list"])
 def test_ask_and_list_have_help_with_examples(capsys, command):
-    from vcf_agent.cli import EXAMPLES
+    from vcf_agent.interfaces.cli import EXAMPLES
 
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])

@@ -10,8 +10,8 @@ import pytest
 from ask_truth import Truth, check_answer, planning_misses, questions, with_reference
 from conftest import Bcftools
 
-from vcf_agent.ask import plan
-from vcf_agent.cli import main
+from vcf_agent.ask.planner import plan
+from vcf_agent.interfaces.cli import main
 from vcf_agent.query import Stores
 
 from helpers import ROOT

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vcf_agent.cli import EXAMPLES, main
+from vcf_agent.interfaces.cli import EXAMPLES, main
 
 from helpers import split_records
 

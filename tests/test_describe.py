@@ -1,4 +1,4 @@
-"""Variant descriptions (vcf_agent.describe): what the text says, and what it leaves out.
+"""Variant descriptions (vcf_agent.embedding.describe): what the text says, and what it leaves out.
 
 Inputs are Arrow tables that follow schema.VARIANT_COLUMNS (test input, as the
 converter writes them) and one real cohort converted by the project's
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vcf_agent.describe import DEFAULT_TEMPLATE, Describer, describe_rows
+from vcf_agent.embedding.describe import DEFAULT_TEMPLATE, Describer, describe_rows
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.schema import VARIANT_COLUMNS, info_column_name
 
@@ -228,9 +228,9 @@ def _bcftools_count(*view_args: str) -> int:
 
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards
 
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
     out = tmp_path_factory.mktemp("cohort")

@@ -1,4 +1,4 @@
-"""Embedding variant shards (vcf_agent.embed, vcf_agent.embedding_cache) with the real model.
+"""Embedding variant shards (vcf_agent.embedding.embed, vcf_agent.embedding.cache) with the real model.
 
 Shards are either Arrow tables that follow schema.VARIANT_COLUMNS or a real
 cohort converted by the project's converter; row counts are checked against
@@ -23,8 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vcf_agent import embed
-from vcf_agent.embed import (
+from vcf_agent.embedding import embed
+from vcf_agent.embedding.cache import MAX_SEGMENTS, EmbeddingCache, text_key
+from vcf_agent.embedding.embed import (
     DEFAULT_EMBED_MEM_MB,
     batch_size_for,
     embed_mem_mb,
@@ -34,7 +35,6 @@ from vcf_agent.embed import (
     model_id,
     resolve_device,
 )
-from vcf_agent.embedding_cache import MAX_SEGMENTS, EmbeddingCache, text_key
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.schema import VARIANT_COLUMNS, embedding_schema, info_column_name
 
@@ -86,9 +86,9 @@ def model():
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
     """The 1000 Genomes chr22 cohort as one variant shard, made by the project's converter."""
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards
 
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
     out = tmp_path_factory.mktemp("cohort")
@@ -219,7 +219,7 @@ def test_a_bad_row_mid_shard_leaves_no_output_and_a_readable_cache(model, tmp_pa
 
 _KILL_SCRIPT = """
 import sys
-from vcf_agent.embed import embed_shard
+from vcf_agent.embedding.embed import embed_shard
 embed_shard(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], mem_mb=2048, threads=1, batch_rows=512)
 """
 
@@ -359,7 +359,7 @@ def test_batch_size_follows_declared_memory():
 
 LAUNCHER = """
 import subprocess, sys
-child = "from vcf_agent.embed import job_launcher_rss_mb; print(job_launcher_rss_mb())"
+child = "from vcf_agent.embedding.embed import job_launcher_rss_mb; print(job_launcher_rss_mb())"
 ballast = bytearray(200 << 20)  # RSS the child must count when this is a cluster job's Snakemake
 ballast[::4096] = b"x" * len(ballast[::4096])
 measured = subprocess.run(["bash", "-c", f"{sys.executable} -c '{child}'"], capture_output=True, text=True, check=True)

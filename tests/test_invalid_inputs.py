@@ -15,10 +15,10 @@ import pysam
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.normalize import normalize_vcf
-from vcf_agent.parquet import MIN_CONVERT_MEM_MB, convert_shard
+from vcf_agent.ingest.normalize import normalize_vcf
+from vcf_agent.ingest.parquet import MIN_CONVERT_MEM_MB, convert_shard
+from vcf_agent.ingest.shards import read_plan
 from vcf_agent.query import BadQuery, NotFound, Stores
-from vcf_agent.shards import read_plan
 
 from helpers import DATA, bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
 

@@ -9,8 +9,8 @@ import pysam
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.normalize import normalize_vcf
-from vcf_agent.pipeline import convert_vcf
+from vcf_agent.ingest.normalize import normalize_vcf
+from vcf_agent.ingest.pipeline import convert_vcf
 
 from helpers import data_file
 

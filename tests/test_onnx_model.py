@@ -1,9 +1,9 @@
-"""The light embedding runtime (vcf_agent.onnx_model): the bundled model exported to ONNX by our own
+"""The light embedding runtime (vcf_agent.embedding.onnx_model): the bundled model exported to ONNX by our own
 code and run by ONNX Runtime, against sentence-transformers (the reference) on real descriptions.
 
 The module runs the real workflow once on a small real file (its rule export_onnx_model makes the
 export every other test here reuses) and makes its descriptions from the variants of real files of
-$VCF_TEST_DATA, converted by the project's converter and described by vcf_agent.describe.
+$VCF_TEST_DATA, converted by the project's converter and described by vcf_agent.embedding.describe.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vcf_agent.describe import Describer
-from vcf_agent.embed import embed_texts, load_model, model_id, resolve_model_path, resolve_runtime
+from vcf_agent.embedding.describe import Describer
+from vcf_agent.embedding.embed import embed_texts, load_model, model_id, resolve_model_path, resolve_runtime
+from vcf_agent.embedding.onnx_model import MIN_COSINE, OnnxEncoder, is_exported
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.onnx_model import MIN_COSINE, OnnxEncoder, is_exported
 
 from helpers import TEST_FILES, data_file, run_workflow
 
@@ -57,9 +57,9 @@ def models_dir(workflow_run) -> Path:
 @pytest.fixture(scope="module")
 def real_descriptions(tmp_path_factory) -> list[str]:
     """Distinct descriptions of every variant of SOURCES (converted, then described, by our code)."""
-    from vcf_agent.normalize import index_bcf, normalize_vcf
-    from vcf_agent.parquet import convert_shard
-    from vcf_agent.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+    from vcf_agent.ingest.parquet import convert_shard
+    from vcf_agent.ingest.shards import ShardSize, plan_shards
 
     out = tmp_path_factory.mktemp("descriptions")
     texts: dict[str, None] = {}
@@ -101,7 +101,7 @@ def test_a_text_beyond_the_models_length_is_truncated_as_sentence_transformers_d
 
 LIGHT_JOB = """
 import json, sys
-from vcf_agent.embed import embed_shard, embed_texts, load_model
+from vcf_agent.embedding.embed import embed_shard, embed_texts, load_model
 stats = embed_shard(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], mem_mb=640, threads=2, models_dir=sys.argv[4])
 embed_texts(["a query"], loaded=load_model(models_dir=sys.argv[4]))
 print(json.dumps({"runtime": stats.runtime, "modules": sorted(m for m in sys.modules if m.split(".")[0] in %r)}))
@@ -139,7 +139,7 @@ def test_an_export_is_reused_and_a_missing_one_is_made_on_first_use_under_a_lock
     load_model(models_dir=models_dir)
     assert (folder / "model.onnx").stat().st_mtime_ns == made
     # Two fresh processes on an empty folder: one exports, the other waits for it and loads it.
-    code = "from vcf_agent.embed import load_model; import sys; load_model(models_dir=sys.argv[1])"
+    code = "from vcf_agent.embedding.embed import load_model; import sys; load_model(models_dir=sys.argv[1])"
     runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)]
     runs.append(subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True))
     errors = [run.communicate()[1] for run in runs]

@@ -1,12 +1,12 @@
-"""The report's resource pages (vcf_agent.resource_report), and `snakemake --report` on a real run."""
+"""The report's resource pages (vcf_agent.report.resource_report), and `snakemake --report` on a real run."""
 
 from __future__ import annotations
 
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
-from vcf_agent.jobs import JobUsage
-from vcf_agent.resource_report import bar_chart_svg, memory_by_rule, runtime_by_rule, summary_html
+from vcf_agent.report.jobs import JobUsage
+from vcf_agent.report.resource_report import bar_chart_svg, memory_by_rule, runtime_by_rule, summary_html
 
 from helpers import ROOT, SNAKEMAKE
 

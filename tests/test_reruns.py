@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.normalize import index_bcf, normalize_vcf
-from vcf_agent.parquet import convert_shard
-from vcf_agent.shards import ShardSize, plan_shards
+from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+from vcf_agent.ingest.parquet import convert_shard
+from vcf_agent.ingest.shards import ShardSize, plan_shards
 
 from helpers import ROOT, SNAKEMAKE, TEST_FILES, data_file, query, run_workflow, split_records
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vcf_agent.files import write_json
-from vcf_agent.inputs import check_vcf
-from vcf_agent.normalize import index_bcf, normalize_vcf
-from vcf_agent.shards import ShardSize, plan_shards, write_plan
+from vcf_agent.ingest.inputs import check_vcf
+from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
+from vcf_agent.ingest.shards import ShardSize, plan_shards, write_plan
 
 from helpers import TEST_FILES, bcftools_lines, query, run_workflow
 

@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from vcf_agent.interfaces.server import BUILD_HEADER, create_app, openapi_document
 from vcf_agent.query import Stores
-from vcf_agent.server import BUILD_HEADER, create_app, openapi_document
-from vcf_agent.stores import READERS_LOCK, remove_unused_builds
+from vcf_agent.stores.build import READERS_LOCK, remove_unused_builds
 
 from helpers import bcftools_lines, split_records
 
@@ -224,8 +224,8 @@ AFTER_SWITCH = 2
 
 REBUILD = """
 import json, sys
-from vcf_agent.kuzu_store import input_paths, load_kuzu, samples_from_headers
-from vcf_agent.lance_store import load_lancedb
+from vcf_agent.stores.kuzu import input_paths, load_kuzu, samples_from_headers
+from vcf_agent.stores.lance import load_lancedb
 job = json.loads(sys.argv[1])
 results = job["results"]
 if job["store"] == "lancedb":

@@ -1,4 +1,4 @@
-"""The bundled example (vcf_agent.simulate): a realistic call set, checked with bcftools as the truth."""
+"""The bundled example (vcf_agent.example.simulate): a realistic call set, checked with bcftools as the truth."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pysam
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.simulate import simulate_example
+from vcf_agent.example.simulate import simulate_example
 
 from helpers import bcftools_lines, split_records
 

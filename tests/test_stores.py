@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.kuzu_store import open_graph
-from vcf_agent.lance_store import ann_parameters, common_type, convert, load_lancedb, open_table
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
-from vcf_agent.stores import StoreBuild, hold_build, load_in_progress
+from vcf_agent.stores.build import StoreBuild, hold_build, load_in_progress
+from vcf_agent.stores.kuzu import open_graph
+from vcf_agent.stores.lance import ann_parameters, common_type, convert, load_lancedb, open_table
 
 from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
@@ -171,7 +171,7 @@ def test_ann_parameters_follow_rows_and_distinct_vectors():
 
 ARENA_PROBE = """
 import ctypes, re, sys, tempfile, threading
-from vcf_agent.lance_store import limit_allocator_arenas
+from vcf_agent.stores.lance import limit_allocator_arenas
 
 libc = ctypes.CDLL(None)
 libc.fopen.restype = ctypes.c_void_p
@@ -257,7 +257,7 @@ def test_an_abandoned_build_is_removed_and_the_live_store_kept(tmp_path):
 
 HOLDING_READER = """
 import sys
-from vcf_agent.stores import hold_build
+from vcf_agent.stores.build import hold_build
 hold = hold_build(sys.argv[1])
 print(hold.path, flush=True)
 sys.stdin.read()  # holds the build until the test closes our stdin
@@ -395,7 +395,7 @@ KUZU_RSS_CHILD = textwrap.dedent(
     import json, sys, threading, time
     from pathlib import Path
     import psutil
-    from vcf_agent.kuzu_store import load_kuzu, open_graph
+    from vcf_agent.stores.kuzu import load_kuzu, open_graph
 
     job = json.loads(sys.argv[1])
     me = psutil.Process()

@@ -13,8 +13,8 @@ from collections import Counter
 import pysam
 import pytest
 
-from vcf_agent.pipeline import convert_vcf
-from vcf_agent.shards import ShardSize
+from vcf_agent.ingest.pipeline import convert_vcf
+from vcf_agent.ingest.shards import ShardSize
 
 from helpers import data_file, query
 

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.pipeline import convert_vcf
+from vcf_agent.ingest.pipeline import convert_vcf
 
 from helpers import data_file, query
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vcf_agent.jobs import job_usage
+from vcf_agent.report.jobs import job_usage
 
 from helpers import bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 

@@ -138,7 +138,7 @@ def variant_id(chrom: str, pos: int, ref: str, alt: str, duplicate: int | None =
 
 
 # ---------------------------------------------------------------- stores: LanceDB table and Kuzu graph
-# What the load rules write (vcf_agent.lance_store, vcf_agent.kuzu_store) and the
+# What the load rules write (vcf_agent.stores.lance, vcf_agent.stores.kuzu) and the
 # query layer reads. Column types come from the Parquet definitions above.
 
 #: The LanceDB table: every variant Parquet column (core columns, then the union of

@@ -255,7 +255,7 @@ def convert_runtime(wildcards, attempt):
     return int(base + genotype_cells(wildcards) / 5e7) * attempt
 
 
-# An embed job on the sentence-transformers runtime (torch) on CPU: vcf_agent.embed.TORCH_EMBED_MEM_MB.
+# An embed job on the sentence-transformers runtime (torch) on CPU: vcf_agent.embedding.embed.TORCH_EMBED_MEM_MB.
 TORCH_EMBED_MEM_MB = 1280
 
 
@@ -293,12 +293,12 @@ def embedding_setting(key):
     return config.get("embedding", {}).get(key, EMBEDDING_DEFAULTS[key])
 
 
-# The light runtime's exported model (vcf_agent.onnx_model), one folder per model identity.
+# The light runtime's exported model (vcf_agent.embedding.onnx_model), one folder per model identity.
 MODELS_DIR = "resources/models"
 
 
 def onnx_export_if_used(wildcards):
-    """The ONNX export when embed jobs may use it (vcf_agent.embed.resolve_runtime): runtime onnx,
+    """The ONNX export when embed jobs may use it (vcf_agent.embedding.embed.resolve_runtime): runtime onnx,
     or auto with the bundled model and no CUDA device asked for."""
     runtime = embedding_setting("runtime")
     on_cpu = not str(embedding_setting("device")).startswith("cuda")

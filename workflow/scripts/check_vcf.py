@@ -1,7 +1,7 @@
-"""Rule check_vcf: header-level checks of one input (vcf_agent.inputs)."""
+"""Rule check_vcf: header-level checks of one input (vcf_agent.ingest.inputs)."""
 
 from vcf_agent.files import write_json
-from vcf_agent.inputs import check_vcf
+from vcf_agent.ingest.inputs import check_vcf
 from vcf_agent.logs import run_job
 
 

@@ -1,9 +1,9 @@
-"""Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.parquet)."""
+"""Rule convert_shard: one shard to Parquet through DuckDB (vcf_agent.ingest.parquet)."""
 
 from vcf_agent.files import read_json
+from vcf_agent.ingest.parquet import convert_shard, write_stats
+from vcf_agent.ingest.shards import find_shard, read_plan
 from vcf_agent.logs import log, run_job
-from vcf_agent.parquet import convert_shard, write_stats
-from vcf_agent.shards import find_shard, read_plan
 
 
 def main(smk):

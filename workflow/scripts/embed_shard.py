@@ -1,6 +1,6 @@
-"""Rule embed_shard: describe and embed one variant shard (vcf_agent.embed)."""
+"""Rule embed_shard: describe and embed one variant shard (vcf_agent.embedding.embed)."""
 
-from vcf_agent.embed import embed_shard
+from vcf_agent.embedding.embed import embed_shard
 from vcf_agent.files import write_json
 from vcf_agent.logs import log, run_job
 

@@ -1,6 +1,6 @@
-"""Rule export_onnx_model: the embedding model as ONNX, once, for the light runtime (vcf_agent.onnx_model)."""
+"""Rule export_onnx_model: the embedding model as ONNX, once, for the light runtime (vcf_agent.embedding.onnx_model)."""
 
-from vcf_agent.embed import export_onnx
+from vcf_agent.embedding.embed import export_onnx
 from vcf_agent.files import write_json
 from vcf_agent.logs import log, run_job
 

@@ -1,7 +1,7 @@
-"""Rule load_kuzu: the Kuzu graph of samples, variants, genes and files (vcf_agent.kuzu_store)."""
+"""Rule load_kuzu: the Kuzu graph of samples, variants, genes and files (vcf_agent.stores.kuzu)."""
 
-from vcf_agent.kuzu_store import input_paths, load_kuzu, samples_from_headers
 from vcf_agent.logs import run_job
+from vcf_agent.stores.kuzu import input_paths, load_kuzu, samples_from_headers
 
 
 def main(smk):

@@ -1,7 +1,7 @@
-"""Rule load_lancedb: the LanceDB table of all variants with their embeddings (vcf_agent.lance_store)."""
+"""Rule load_lancedb: the LanceDB table of all variants with their embeddings (vcf_agent.stores.lance)."""
 
-from vcf_agent.lance_store import load_lancedb
 from vcf_agent.logs import run_job
+from vcf_agent.stores.lance import load_lancedb
 
 
 def main(smk):

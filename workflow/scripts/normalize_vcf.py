@@ -1,7 +1,7 @@
-"""Rule normalize_vcf: split, left-align and tag one input (vcf_agent.normalize)."""
+"""Rule normalize_vcf: split, left-align and tag one input (vcf_agent.ingest.normalize)."""
 
+from vcf_agent.ingest.normalize import normalize_vcf
 from vcf_agent.logs import log, run_job
-from vcf_agent.normalize import normalize_vcf
 
 
 def main(smk):

@@ -1,8 +1,8 @@
-"""Checkpoint plan_shards: cut one normalised BCF into regions (vcf_agent.shards)."""
+"""Checkpoint plan_shards: cut one normalised BCF into regions (vcf_agent.ingest.shards)."""
 
 from vcf_agent.files import read_json
+from vcf_agent.ingest.shards import ShardSize, plan_shards, write_plan
 from vcf_agent.logs import log, run_job
-from vcf_agent.shards import ShardSize, plan_shards, write_plan
 
 
 def main(smk):

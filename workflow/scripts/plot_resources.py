@@ -1,10 +1,10 @@
-"""Rule plot_resources: the report's pages on resources and the run summary (vcf_agent.resource_report)."""
+"""Rule plot_resources: the report's pages on resources and the run summary (vcf_agent.report.resource_report)."""
 
 from pathlib import Path
 
-from vcf_agent.jobs import job_usage
 from vcf_agent.logs import log, run_job
-from vcf_agent.resource_report import write_report_pages
+from vcf_agent.report.jobs import job_usage
+from vcf_agent.report.resource_report import write_report_pages
 
 
 def main(smk):

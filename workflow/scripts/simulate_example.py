@@ -1,7 +1,7 @@
-"""Rule simulate_example: the bundled example, made by our own simulation (vcf_agent.simulate)."""
+"""Rule simulate_example: the bundled example, made by our own simulation (vcf_agent.example.simulate)."""
 
+from vcf_agent.example.simulate import simulate_example
 from vcf_agent.logs import log, run_job
-from vcf_agent.simulate import simulate_example
 
 
 def main(smk):

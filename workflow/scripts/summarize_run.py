@@ -1,8 +1,8 @@
-"""Rule summarize_run: records in and out of every stage, checked for losses (vcf_agent.summary)."""
+"""Rule summarize_run: records in and out of every stage, checked for losses (vcf_agent.report.summary)."""
 
 from vcf_agent.files import write_json
 from vcf_agent.logs import run_job
-from vcf_agent.summary import summarize_run
+from vcf_agent.report.summary import summarize_run
 
 
 def main(smk):

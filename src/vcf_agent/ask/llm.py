@@ -5,7 +5,7 @@ server, Ollama, vLLM and others speak it) with one tool per query operation; the
 tool schemas are generated from the operations' arguments and the fields of
 `vcf_agent.query.Filters`. Every tool call the model returns is validated against
 its schema, and its names against the stores, before anything runs; one bad call
-rejects the plan, and `vcf_agent.ask` then plans offline. Nothing here downloads
+rejects the plan, and `vcf_agent.ask.planner` then plans offline. Nothing here downloads
 anything or depends on an LLM runtime: the request is one HTTP POST (urllib).
 """
 
@@ -18,9 +18,9 @@ import urllib.request
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from vcf_agent.ask import DESCRIPTIONS, FILTERED, OPERATIONS, REQUIRED, Call
+from vcf_agent.ask.planner import DESCRIPTIONS, FILTERED, OPERATIONS, REQUIRED, Call
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.listing import LISTINGS
+from vcf_agent.query.listing import LISTINGS
 
 if TYPE_CHECKING:
     from vcf_agent.query import Stores
@@ -110,7 +110,7 @@ def _filter_hints() -> dict[str, type]:
 
 def validate(name: str, arguments: Any) -> Call:
     """The call, when `arguments` satisfy the operation's schema and the filters' own checks; else LlmRejected."""
-    from vcf_agent.ask import filters_of
+    from vcf_agent.ask.planner import filters_of
     from vcf_agent.query import BadQuery, Region
 
     if name not in OPERATIONS:
@@ -154,7 +154,7 @@ def _check_value(operation: str, key: str, value: Any, schema: dict[str, Any]) -
 
 def check_names(stores: Stores, call: Call) -> None:
     """The samples, contigs and variants a call names must be in the stores (else LlmRejected)."""
-    from vcf_agent.ask import filters_of
+    from vcf_agent.ask.planner import filters_of
     from vcf_agent.query import BadQuery, NotFound
 
     a = call.arguments

@@ -14,7 +14,7 @@ from pathlib import Path
 import pysam
 
 from vcf_agent.errors import fail
-from vcf_agent.process import bcftools, run
+from vcf_agent.ingest.bcftools import bcftools, run
 
 #: SnpEff's fixed ANN layout (the header repeats it; we read it from there when present).
 SNPEFF_ANN_FIELDS = (

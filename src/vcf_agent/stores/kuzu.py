@@ -45,7 +45,7 @@ buffer pool and threads taken from the job's mem_mb and threads. Kuzu's COPY hol
 a whole rel table in the buffer pool (about 60 bytes per CARRIES edge), hence the
 rule's mem_mb grows with the genotypes (workflow/rules/common.smk). Counts are
 checked against the prepared files before the new graph is swapped in atomically
-(vcf_agent.stores.StoreBuild).
+(vcf_agent.stores.build.StoreBuild).
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ import pyarrow.parquet as pq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import write_json
-from vcf_agent.header import read_header
+from vcf_agent.ingest.header import read_header
+from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.logs import log
-from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.schema import (
     CARRIES_REL,
     FILE_NODE,
@@ -87,7 +87,7 @@ from vcf_agent.schema import (
     kuzu_ddl,
     kuzu_property,
 )
-from vcf_agent.stores import (
+from vcf_agent.stores.build import (
     StoreBuild,
     genotype_overlap,
     paired_shards,
@@ -340,7 +340,7 @@ class _Prepare:
         job = {k: [str(p) for p in v] if isinstance(v, list) else v for k, v in vars(self).items()}
         job["scratch"] = str(self.scratch)
         child = subprocess.run(
-            [sys.executable, "-c", "from vcf_agent.kuzu_store import _prepare_main; _prepare_main()"],
+            [sys.executable, "-c", "from vcf_agent.stores.kuzu import _prepare_main; _prepare_main()"],
             input=json.dumps(job),
             capture_output=True,
             text=True,

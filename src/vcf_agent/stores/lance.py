@@ -43,7 +43,7 @@ the batch and write sizes, not on the table. From CHILD_PROCESS_MIN_ROWS rows th
 writing runs in a child process, whose memory is gone before the ANN index
 build needs its own; then the indexes are built, reading the vectors in small
 batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (ALLOCATOR_ARENAS). The
-store is built in a new folder and swapped in atomically (vcf_agent.stores.StoreBuild).
+store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ import pyarrow.parquet as pq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
+from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.logs import log
-from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
 from vcf_agent.schema import (
     LANCE_METRIC,
     LANCE_SCALAR_INDEXES,
@@ -77,7 +77,7 @@ from vcf_agent.schema import (
     LANCE_VECTOR_COLUMN,
     VARIANT_COLUMNS,
 )
-from vcf_agent.stores import (
+from vcf_agent.stores.build import (
     Shard,
     StoreBuild,
     paired_shards,
@@ -396,7 +396,7 @@ class WriteJob:
 
     def run_in_child(self) -> Counts:
         child = subprocess.run(
-            [sys.executable, "-c", "from vcf_agent.lance_store import _write_main; _write_main()"],
+            [sys.executable, "-c", "from vcf_agent.stores.lance import _write_main; _write_main()"],
             input=json.dumps(asdict(self)),
             env={**os.environ, "MALLOC_ARENA_MAX": str(ALLOCATOR_ARENAS)},
             stdout=subprocess.PIPE,

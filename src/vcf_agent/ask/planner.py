@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.listing import RSID, SPELLED_ID
+from vcf_agent.query.listing import RSID, SPELLED_ID
 
 if TYPE_CHECKING:
     from vcf_agent.query import Stores
@@ -443,7 +443,7 @@ class Vocabulary:
     """What the stores hold, for checking the names of a question (loaded once per Stores)."""
 
     def __init__(self, stores: Stores) -> None:
-        from vcf_agent.listing import contig_spellings
+        from vcf_agent.query.listing import contig_spellings
 
         self.stores = stores
         self.contig_spellings = lambda name: contig_spellings(stores, name)
@@ -861,7 +861,7 @@ def ask(
     planner = "offline"
     calls: list[Call] = []
     if llm:
-        from vcf_agent.ask_llm import LlmRejected, plan_with_llm
+        from vcf_agent.ask.llm import LlmRejected, plan_with_llm
 
         try:
             calls = plan_with_llm(stores, question, llm, model=llm_model)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vcf_agent.errors import fail
 from vcf_agent.files import atomic_path
-from vcf_agent.process import bcftools, pipeline
+from vcf_agent.ingest.bcftools import bcftools, pipeline
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,7 @@ import pysam
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import atomic_path, write_json
-from vcf_agent.inputs import check_reference, check_vcf, fai_lengths
-from vcf_agent.logs import log
-from vcf_agent.process import (
+from vcf_agent.ingest.bcftools import (
     Pipeline,
     Undeclared,
     UndeclaredError,
@@ -43,7 +41,9 @@ from vcf_agent.process import (
     pipeline,
     run,
 )
-from vcf_agent.raw_values import BlankLineFound, MisreadValueCheck, without_blank_lines
+from vcf_agent.ingest.inputs import check_reference, check_vcf, fai_lengths
+from vcf_agent.ingest.raw_values import BlankLineFound, MisreadValueCheck, without_blank_lines
+from vcf_agent.logs import log
 from vcf_agent.schema import DUPLICATE_TAG, ORIGINAL_ALT_TAG, ORIGINAL_REF_TAG
 
 REF_CHECK_POLICIES = {"error": "e", "warn": "w", "exclude": "x", "set": "s"}

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vcf_agent.normalize import NormalizeStats, index_bcf, normalize_vcf
-from vcf_agent.parquet import ShardStats, convert_shard
-from vcf_agent.shards import ShardSize, plan_shards
+from vcf_agent.ingest.normalize import NormalizeStats, index_bcf, normalize_vcf
+from vcf_agent.ingest.parquet import ShardStats, convert_shard
+from vcf_agent.ingest.shards import ShardSize, plan_shards
 
 KINDS = ("variants", "genotypes", "annotations")
 

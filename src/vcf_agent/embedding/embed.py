@@ -1,9 +1,9 @@
 """Sentence embeddings of variant descriptions: model loading, batch sizing, cache, shard streaming.
 
 One job embeds one variant shard (`embed_shard`): it reads the shard in record
-batches, describes each variant (`vcf_agent.describe`), finds each description's
+batches, describes each variant (`vcf_agent.embedding.describe`), finds each description's
 vector in an in-process memo, then in the persistent cache
-(`vcf_agent.embedding_cache`), and only then asks the model, and writes
+(`vcf_agent.embedding.cache`), and only then asks the model, and writes
 ``variant_id, text, vector`` batch by batch, in the shard's row order, to a
 temporary file that is renamed into place at the end. Vectors are L2-normalised
 (cosine similarity = dot product).
@@ -15,7 +15,7 @@ put offline before anything is imported, so nothing is ever downloaded.
 Runtimes
 --------
 ``onnx`` (the default for the bundled model on CPU, `resolve_runtime`): the model's Transformer
-exported once to ONNX (`vcf_agent.onnx_model`) and run by ONNX Runtime with the model's own
+exported once to ONNX (`vcf_agent.embedding.onnx_model`) and run by ONNX Runtime with the model's own
 tokenizer, pooling and normalisation; it imports no torch, loads in about a second and takes
 about a quarter of the memory. ``sentence-transformers`` (torch): any other local model folder,
 and CUDA. Both give the same vectors to cosine >= 0.9999 (tests/test_onnx_model.py).
@@ -80,11 +80,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
-from vcf_agent.files import atomic_path
-from vcf_agent.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
-from vcf_agent.onnx_model import INFO_FILE as EXPORT_INFO
-from vcf_agent.onnx_model import (
+from vcf_agent.embedding.onnx_model import ENCODE_BATCH as ENCODE_BATCH_ONNX
+from vcf_agent.embedding.onnx_model import INFO_FILE as EXPORT_INFO
+from vcf_agent.embedding.onnx_model import (
     OnnxEncoder,
     check_pipeline,
     copy_export,
@@ -92,14 +90,16 @@ from vcf_agent.onnx_model import (
     ensure_exported,
     export_folder,
 )
+from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
+from vcf_agent.files import atomic_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sentence_transformers import SentenceTransformer
 
-    from vcf_agent.describe import Describer
-    from vcf_agent.embedding_cache import EmbeddingCache
+    from vcf_agent.embedding.cache import EmbeddingCache
+    from vcf_agent.embedding.describe import Describer
 
 # pyarrow, the describer and the cache are imported where a shard is embedded: a process that only
 # loads the model (the query side) is ready sooner without them.
@@ -455,7 +455,7 @@ class _ShardEmbedder:
         return self.memo.vectors[rows]
 
     def _fill(self, texts: list[str]) -> dict[str, int]:
-        from vcf_agent.embedding_cache import text_key
+        from vcf_agent.embedding.cache import text_key
 
         keys = [text_key(text) for text in texts]
         cached = self.cache.lookup(keys)
@@ -491,8 +491,8 @@ def embed_shard(
     `runtime` and `models_dir`: see load_model. `batch_rows` overrides the batch size derived from
     `mem_mb` (for measurements).
     """
-    from vcf_agent.describe import Describer
-    from vcf_agent.embedding_cache import EmbeddingCache
+    from vcf_agent.embedding.cache import EmbeddingCache
+    from vcf_agent.embedding.describe import Describer
 
     started = time.perf_counter()
     variants_parquet, output_parquet = Path(variants_parquet), Path(output_parquet)

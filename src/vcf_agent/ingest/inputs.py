@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vcf_agent.errors import fail
-from vcf_agent.header import VcfHeader, read_header
+from vcf_agent.ingest.header import VcfHeader, read_header
 
 #: Every BGZF file written by htslib/bgzip ends with this empty block.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")

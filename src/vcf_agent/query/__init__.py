@@ -36,11 +36,11 @@ expressions (``lancedb.expr``), which the library renders with its own
 quoting, and Kuzu queries are constant strings with bound ``$parameters``.
 
 The stores are read-only here and one `Stores` serves any number of threads:
-Kuzu is opened read-only through vcf_agent.kuzu_store, its handles lent to one
+Kuzu is opened read-only through vcf_agent.stores.kuzu, its handles lent to one
 query at a time (a pool of GRAPH_HANDLES, prepared statements kept per handle);
 LanceDB runs on one background event loop shared by all threads. `Stores`
 opens the build folders the symlinks point at and holds them (see
-vcf_agent.stores): a load publishes new builds beside them without disturbing
+vcf_agent.stores.build): a load publishes new builds beside them without disturbing
 it; reopen to see them (`Stores.rebuilt()` tells; the server does it by itself).
 """
 
@@ -70,8 +70,8 @@ from vcf_agent.files import read_json
 from vcf_agent.schema import DEFAULT_VECTOR_DIM, LANCE_TABLE, LANCE_VECTOR_COLUMN, info_column_name
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
-    from vcf_agent.kuzu_store import Graph
-    from vcf_agent.stores import BuildHold
+    from vcf_agent.stores.build import BuildHold
+    from vcf_agent.stores.kuzu import Graph
 
 TABLE_NAME = LANCE_TABLE
 LANCE_DIR = "lancedb"
@@ -494,7 +494,7 @@ class _GraphPool:
     """
 
     def __init__(self, path: Path, size: int = 4, buffer_pool_mb: int | None = None) -> None:
-        from vcf_agent import kuzu_store
+        from vcf_agent.stores import kuzu as kuzu_store
 
         self.path = path
         self._open_graph = kuzu_store.open_graph
@@ -987,7 +987,7 @@ class Stores:
             if vector is not None:
                 self._query_vectors.move_to_end(text)
                 return vector
-        from vcf_agent.embed import embed_texts
+        from vcf_agent.embedding.embed import embed_texts
 
         with self._model_lock:  # one forward pass at a time: torch already uses every core
             vector = embed_texts([text], loaded=self._model())[0]
@@ -1001,7 +1001,7 @@ class Stores:
     def _model(self):
         """The embedding model, loaded on the first search (only searches need it)."""
         if self._encoder is None:
-            from vcf_agent.embed import load_model, model_id
+            from vcf_agent.embedding.embed import load_model, model_id
 
             self._check_model(model_id(self.model_override))
             encoder = load_model(self.model_override, self.device)
@@ -1408,11 +1408,11 @@ class Stores:
             "genotypes": pa.list_(pa.string()),
         }[name]
 
-    # ------------------------------------------------------------ finding your way (vcf_agent.listing)
+    # ------------------------------------------------------------ finding your way (vcf_agent.query.listing)
 
     def resolve_variant(self, text: str) -> list[str]:
         """The stored variant ids `text` names: an id, an rsID (all its split records), 20-1000341-C-A, ..."""
-        from vcf_agent.listing import resolve_variant
+        from vcf_agent.query.listing import resolve_variant
 
         return resolve_variant(self, _plain_text(text, "variant id", _ID_MAX))
 
@@ -1442,14 +1442,14 @@ class Stores:
 
     def listing(self, what: str) -> list:
         """list_samples/genes/contigs/files by name (`vcf-agent list WHAT`, GET /list/WHAT)."""
-        from vcf_agent.listing import LISTINGS
+        from vcf_agent.query.listing import LISTINGS
 
         if what not in LISTINGS:
             raise BadQuery(f"list {what!r}: use one of {', '.join(LISTINGS)}")
         return self._listed(what)
 
     def _listed(self, what: str) -> list:
-        from vcf_agent import listing
+        from vcf_agent.query import listing
 
         cache = self.__dict__.setdefault("_listings", {})
         if what not in cache:
@@ -1457,8 +1457,8 @@ class Stores:
         return cache[what]
 
     def ask(self, question: str, *, llm: str | None = None, llm_model: str = "local", limit: int | None = None):
-        """Answer a question in plain words with calls of these operations (vcf_agent.ask.Answer)."""
-        from vcf_agent.ask import ask
+        """Answer a question in plain words with calls of these operations (vcf_agent.ask.planner.Answer)."""
+        from vcf_agent.ask.planner import ask
 
         return ask(self, question, llm=llm, llm_model=llm_model, limit=limit)
 
@@ -1493,7 +1493,7 @@ def _manifest(path: Path) -> dict:
 
 def _hold_builds(results: Path) -> tuple[BuildHold, BuildHold]:
     """Hold the builds results/lancedb and results/kuzu point at (stores.hold_build)."""
-    from vcf_agent.stores import hold_build  # not at the top: it imports DuckDB
+    from vcf_agent.stores.build import hold_build  # not at the top: it imports DuckDB
 
     held: list[BuildHold] = []
     try:
@@ -1519,7 +1519,7 @@ def complete_builds(results: Path | str) -> tuple[str, str] | None:
     (their `variants_digest`), so a server never pairs a new LanceDB table with the
     graph of the previous variants, and no load of either store is under way.
     """
-    from vcf_agent.stores import load_in_progress  # not at the top: it imports DuckDB
+    from vcf_agent.stores.build import load_in_progress  # not at the top: it imports DuckDB
 
     results = Path(results)
     if any(load_in_progress(results / name) for name in (LANCE_DIR, KUZU_DIR)):

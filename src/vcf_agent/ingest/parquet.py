@@ -20,9 +20,10 @@ import duckdb
 
 from vcf_agent.errors import TooLittleMemory, fail
 from vcf_agent.files import atomic_path, write_json
-from vcf_agent.header import AnnotationLayout, FieldDef, VcfHeader, read_header
+from vcf_agent.ingest.bcftools import bcftools, pipeline
+from vcf_agent.ingest.header import AnnotationLayout, FieldDef, VcfHeader, read_header
+from vcf_agent.ingest.shards import Shard
 from vcf_agent.logs import log
-from vcf_agent.process import bcftools, pipeline
 from vcf_agent.schema import (
     ANNOTATION_COLUMNS,
     DUPLICATE_SEPARATOR,
@@ -34,7 +35,6 @@ from vcf_agent.schema import (
     ORIGINAL_REF_TAG,
     info_column_name,
 )
-from vcf_agent.shards import Shard
 
 #: Memory of a job outside its tools' own budgets (DuckDB's memory_limit, Kuzu's buffer pool):
 #: this interpreter with pyarrow, pysam, DuckDB, LanceDB or Kuzu loaded (~150-200 MB) and, in a

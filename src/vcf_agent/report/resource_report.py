@@ -1,6 +1,6 @@
 """Pages for `snakemake --report`: each rule's peak memory and runtime against what it declared.
 
-The numbers come from vcf_agent.jobs (Snakemake's job log joined to each job's
+The numbers come from vcf_agent.report.jobs (Snakemake's job log joined to each job's
 `benchmark:` file). The plots are plain SVG written here, so the report needs
 no plotting library and stays self-contained.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcf_agent.files import atomic_path
-from vcf_agent.jobs import JobUsage
+from vcf_agent.report.jobs import JobUsage
 
 _ROW_HEIGHT = 34
 _LABEL_WIDTH = 150

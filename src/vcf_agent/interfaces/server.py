@@ -498,7 +498,7 @@ Listing = Literal["samples", "genes", "contigs", "files"]
 
 def _warm_ask(stores: Stores) -> None:
     """The names /ask checks questions against (samples, genes, contigs, filters), read before the first question."""
-    from vcf_agent.ask import vocabulary
+    from vcf_agent.ask.planner import vocabulary
 
     vocabulary(stores)
 
@@ -568,7 +568,7 @@ def serve(
         return
     Stores.open(results, model=model).close()  # a missing or broken store: one line, before any worker
     os.environ[WORKER_OPTIONS] = json.dumps({"results": str(results), **app_options, "model": _text(model)})
-    uvicorn.run("vcf_agent.server:app_from_environment", factory=True, workers=workers, **options)
+    uvicorn.run("vcf_agent.interfaces.server:app_from_environment", factory=True, workers=workers, **options)
 
 
 def _fewer_malloc_arenas(arenas: int = 2) -> None:

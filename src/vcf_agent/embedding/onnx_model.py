@@ -263,7 +263,7 @@ def _export_info(model_path: Path, model_id: str, *, worst_cosine: float) -> dic
 
 
 class OnnxEncoder:
-    """The model's vectors from ONNX Runtime; the `encode` subset that vcf_agent.embed uses."""
+    """The model's vectors from ONNX Runtime; the `encode` subset that vcf_agent.embedding.embed uses."""
 
     device = "cpu"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from vcf_agent.errors import fail
 from vcf_agent.files import read_json
-from vcf_agent.header import read_header
-from vcf_agent.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
-from vcf_agent.stores import genotype_overlap, later_genotype_rows
+from vcf_agent.ingest.header import read_header
+from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.stores.build import genotype_overlap, later_genotype_rows
 
 
 def summarize_run(

@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from vcf_agent.server import serve
+    from vcf_agent.interfaces.server import serve
 
     options = {"host": args.host, "port": args.port, "threads": args.threads, "log_level": args.log_level}
     options["workers"] = args.workers

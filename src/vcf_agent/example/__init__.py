@@ -1,0 +1,1 @@
+"""The bundled example call set, made by a coalescent simulation."""

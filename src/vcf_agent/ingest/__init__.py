@@ -1,0 +1,1 @@
+"""Input to Parquet: check a VCF, normalise it with bcftools, cut it into shards, convert each shard with DuckDB."""
