@@ -153,7 +153,7 @@ def test_shared_are_the_variants_both_samples_carry(stores, bcftools):
 
 @pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
 def test_region_returns_the_overlapping_records(stores, bcftools, monkeypatch, key_lookup_seconds):
-    monkeypatch.setattr(query, "KEY_LOOKUP_SECONDS", key_lookup_seconds)  # carrier counts one way or the other
+    monkeypatch.setattr(query.stores, "KEY_LOOKUP_SECONDS", key_lookup_seconds)  # carrier counts one way or the other
     result = stores.region(KG_REGION, limit=1000)
     expected = bcftools.ids("kg", view=IN_KG_REGION)
     assert result.total == len(expected) and sorted(result.variants.column("variant_id").to_pylist()) == sorted(
@@ -217,7 +217,7 @@ def test_prefilter_returns_every_match_when_fewer_than_the_limit(stores, bcftool
 @pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
 def test_hits_carry_their_carriers_and_genes(stores, bcftools, monkeypatch, key_lookup_seconds):
     """Both ways of reading the hits' carriers and genes (a query per hit, one join of all) agree with bcftools."""
-    monkeypatch.setattr(query, "KEY_LOOKUP_SECONDS", key_lookup_seconds)
+    monkeypatch.setattr(query.stores, "KEY_LOOKUP_SECONDS", key_lookup_seconds)
     hits = stores.search("single-nucleotide variant, common", Filters(region=Region.parse(KG_REGION)), carriers=3)
     for hit in hits[:3]:
         expected = bcftools.genotypes("kg", hit.variant_id)
@@ -230,7 +230,7 @@ def test_hits_carry_their_carriers_and_genes(stores, bcftools, monkeypatch, key_
 @pytest.mark.parametrize("in_list_max", [query.PREFILTER_IN_MAX, 5])
 def test_carried_by_keeps_only_the_samples_variants(stores, bcftools, monkeypatch, in_list_max):
     """Both ways of applying carried_by (an id list before the search, a check after it) agree."""
-    monkeypatch.setattr(query, "PREFILTER_IN_MAX", in_list_max)
+    monkeypatch.setattr(query.stores, "PREFILTER_IN_MAX", in_list_max)
     mine = carried(bcftools, "kg", "HG00096")
     hits = stores.search("rare deletion", Filters(carried_by="HG00096"), limit=20)
     assert len(hits) == 20 and {h.variant_id for h in hits} <= mine

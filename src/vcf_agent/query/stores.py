@@ -1,0 +1,865 @@
+"""`Stores`: both stores opened once, and every operation of the CLI and the HTTP API."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from vcf_agent.errors import VcfAgentError
+from vcf_agent.files import read_json
+from vcf_agent.query.filters import (
+    _ID_MAX,
+    AF_COLUMN,
+    CORE_ROW_COLUMNS,
+    NO_FILTERS,
+    BadQuery,
+    Filters,
+    NotFound,
+    Region,
+    StoreMissing,
+    _limit,
+    _plain_text,
+)
+from vcf_agent.query.graph import (
+    _ANNOTATIONS_OF,
+    _CARRIER_COUNT_OF,
+    _CARRIER_COUNTS_OF_ALL,
+    _CARRIERS_OF,
+    _CARRIERS_OF_ALL,
+    _FILES_OF,
+    _GENES_OF,
+    _GENES_OF_ALL,
+    _GENOTYPES_OF,
+    _SPREAD_IDS,
+    _WARM_CYPHER,
+    _ZYGOSITY_GROUPS,
+    _ZYGOSITY_OF,
+    GRAPH_HANDLES,
+    JOIN_SECONDS_PER_EDGE,
+    KEY_LOOKUP_SECONDS,
+    _genotypes_of,
+    _GraphPool,
+    _where,
+    graph_conditions,
+)
+from vcf_agent.query.results import (
+    Annotation,
+    Carrier,
+    Contig,
+    Counts,
+    Hit,
+    RegionResult,
+    SampleResult,
+    SharedResult,
+    Stats,
+    VariantRecord,
+    _tally,
+    counted,
+    zygosity,
+)
+from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
+from vcf_agent.schema import DEFAULT_VECTOR_DIM
+
+if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
+    from vcf_agent.stores.build import BuildHold
+
+LANCE_DIR = "lancedb"
+KUZU_DIR = "kuzu"
+KUZU_GRAPH = Path(KUZU_DIR) / "graph.kuzu"
+LANCE_MANIFEST = "lancedb.json"
+KUZU_MANIFEST = "kuzu.json"
+
+#: Query embeddings remembered (text -> vector).
+QUERY_CACHE_SIZE = 1_024
+
+
+class Stores:
+    """Both stores, opened once; every operation of the CLI and the HTTP API."""
+
+    def __init__(self, results: Path, lance: _LanceTable, graph: _GraphPool, manifests: dict[str, dict]) -> None:
+        self.results = results
+        self.lance = lance
+        self.graph = graph
+        self.manifests = manifests
+        self.schema: pa.Schema = lance.schema
+        self.columns = set(self.schema.names)
+        self.af_column = AF_COLUMN if self._numeric(AF_COLUMN) else None
+        self.row_columns = [c for c in CORE_ROW_COLUMNS if c in self.columns]
+        self.vector_dim = self._vector_dim()
+        self._contigs = self._load_contigs()
+        self.max_span = self._longest_variant()
+        self._sample_names: list[str] | None = None
+        self._edges: int | None = None
+        carries = {r["name"] for r in self.graph.query("CALL table_info('CARRIES') RETURN name")}
+        self._genotypes_all = _genotypes_of(carries)
+        files = self.graph.query("MATCH (f:File) RETURN f.name AS name")
+        #: graphs of one VCF leave CARRIES.source out: it is that VCF
+        self._only_file = files[0]["name"] if len(files) == 1 and "source" not in carries else None
+        self._has_genes = bool(self.graph.query("MATCH (g:Gene) RETURN count(*) AS n")[0]["n"])
+        self._model_lock = threading.Lock()
+        self._encoder = None
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._stats: Stats | None = None
+        self.model_override: str | Path | None = None
+        self.device = "cpu"
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        results: Path | str = "results",
+        *,
+        model: str | Path | None = None,
+        device: str = "cpu",
+        graph_handles: int = GRAPH_HANDLES,
+        graph_buffer_mb: int | None = None,
+    ) -> Stores:
+        """Open `results/lancedb` and `results/kuzu` read-only.
+
+        `model`: the local model folder when the stores were embedded with another
+        model than the default. `graph_handles`: Kuzu queries that may run at once
+        (each handle has its own buffer pool, of at most `graph_buffer_mb`).
+        """
+        os.environ.setdefault("LANCEDB_LOG", "error")
+        results = Path(results)
+        lance_dir, graph_path = results / LANCE_DIR, results / KUZU_GRAPH
+        for path, target in ((lance_dir, LANCE_MANIFEST), (graph_path, KUZU_MANIFEST)):
+            if not path.exists():
+                raise StoreMissing(f"{path}: no store here; build it with `snakemake results/{target}`")
+        manifests = {name: _manifest(results / name) for name in (LANCE_MANIFEST, KUZU_MANIFEST)}
+        holds = _hold_builds(results)
+        try:
+            lance = _LanceTable(holds[0].path, manifests[LANCE_MANIFEST].get("indexes") or ())
+            try:
+                graph = _GraphPool(holds[1].path, graph_handles, graph_buffer_mb)
+            except BaseException:
+                lance.close()
+                raise
+            try:
+                stores = cls(results, lance, graph, manifests)
+            except BaseException:
+                graph.close()
+                lance.close()
+                raise
+        except BaseException:
+            for hold in holds:
+                hold.release()
+            raise
+        stores.model_override, stores.device = model, device
+        stores._holds = holds
+        #: the build folders opened (LanceDB, Kuzu): a load publishes new ones, these stay as they are
+        stores.builds = tuple(hold.name for hold in holds)
+        return stores
+
+    def close(self) -> None:
+        self.graph.close()
+        self.lance.close()
+        for hold in getattr(self, "_holds", ()):
+            hold.release()  # the next load may remove these builds now
+
+    @property
+    def table(self):
+        """The LanceDB table (sync API) for queries of your own."""
+        import lancedb
+
+        return lancedb.connect(self.lance.path).open_table(TABLE_NAME)
+
+    def complete(self) -> bool:
+        """True when the manifests read at opening describe the builds opened (see complete_builds)."""
+        return one_release([self.manifests[LANCE_MANIFEST], self.manifests[KUZU_MANIFEST]], self.builds)
+
+    def share_model(self, other: Stores) -> None:
+        """Use `other`'s loaded query model and query vectors when both hold vectors of the same model."""
+        same = (other.model_override, other.manifests[LANCE_MANIFEST].get("model"), other.vector_dim) == (
+            self.model_override, self.manifests[LANCE_MANIFEST].get("model"), self.vector_dim
+        )  # fmt: skip
+        if same and other._encoder is not None:
+            self._encoder, self._model_lock = other._encoder, other._model_lock
+            self._query_vectors, self._cache_lock = other._query_vectors, other._cache_lock
+
+    def rebuilt(self) -> bool:
+        """True when a load has published another build since these stores were opened (they keep
+        answering from the builds they opened; reopen to see the new ones)."""
+        return published_builds(self.results) != self.builds
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _numeric(self, name: str) -> bool:
+        return name in self.columns and (
+            pa.types.is_floating(self.schema.field(name).type) or pa.types.is_integer(self.schema.field(name).type)
+        )
+
+    def _vector_dim(self) -> int:
+        kind = self.schema.field("vector").type if "vector" in self.columns else None
+        return kind.list_size if isinstance(kind, pa.FixedSizeListType) else DEFAULT_VECTOR_DIM
+
+    def _load_contigs(self) -> dict[str, Contig]:
+        rows = self.graph.query(
+            "MATCH (v:Variant) RETURN v.chrom AS chrom, count(*) AS n, min(v.pos) AS first, max(v.`end`) AS last"
+        )
+        contigs = [Contig(r["chrom"], r["n"], r["first"], r["last"]) for r in rows]
+        return {c.name: c for c in sorted(contigs, key=lambda c: _natural_key(c.name))}
+
+    def _longest_variant(self) -> int:
+        rows = self.graph.query("MATCH (v:Variant) RETURN max(v.`end` - v.pos) AS span")
+        return int(rows[0]["span"] or 0) if rows else 0
+
+    def warm(self, threads: int = 1) -> None:
+        """Load what queries would otherwise load on first use: the model, the indexes, the node
+        and rel columns; with `threads` > 1 also run a burst of each operation on that many
+        threads, so that their working memory is taken too. The server calls this before it
+        accepts requests: its first users do not wait and its memory does not grow under load."""
+        from lancedb.expr import col, lit
+
+        self.stats()
+        names = self.sample_names()
+        for cypher in _WARM_CYPHER:
+            self.graph.query(cypher)
+        for name in ("variant_id", "pos", "chrom", "gene", "consequence"):
+            if name in self.columns:
+                self.lance.count(col(name) >= lit(0 if name == "pos" else ""))
+        self.search("warm-up", limit=1)
+        if threads > 1 and names:
+            step = max(1, self.lance.rows // (2 * threads))
+            ids = [r["id"] for r in self.graph.query(_SPREAD_IDS, {"step": step, "n": 2 * threads})]
+            calls = [partial(self.variant, vid, carriers=20) for vid in ids]
+            calls += [partial(self.similar, vid, limit=10) for vid in ids[::2]]
+            calls += [partial(self.sample, names[i * len(names) // len(ids)], limit=20) for i in range(len(ids))]
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda call: call(), calls))
+
+    # ------------------------------------------------------------ checks against the stores
+
+    def check(self, filters: Filters | None) -> Filters:
+        """Validate the filters against what the stores hold (contigs, samples, AF column)."""
+        filters = filters or NO_FILTERS
+        if filters.region is not None and filters.region.chrom not in self._contigs:
+            _refuse_unknown_contig(filters.region.chrom, self._contigs)
+        if filters.needs_af and self.af_column is None:
+            raise BadQuery("af_min/af_max: the stores have no numeric info_AF column")
+        if filters.carried_by is not None:
+            self._require_sample(filters.carried_by)
+        return filters
+
+    def _require_sample(self, sample: str) -> str:
+        sample = _plain_text(sample, "sample")
+        rows = self.graph.query("MATCH (s:Sample {id: $id}) RETURN s.id AS id", {"id": sample})
+        if not rows:
+            raise NotFound(f"unknown sample {sample!r}")
+        return sample
+
+    # ------------------------------------------------------------ embeddings
+
+    def embed(self, text: str) -> np.ndarray:
+        """The query vector of `text` (same model and normalisation as the variants), cached."""
+        text = _plain_text(text, "search text", 10_000)
+        with self._cache_lock:
+            vector = self._query_vectors.get(text)
+            if vector is not None:
+                self._query_vectors.move_to_end(text)
+                return vector
+        from vcf_agent.embedding.embed import embed_texts
+
+        with self._model_lock:  # one forward pass at a time: torch already uses every core
+            vector = embed_texts([text], loaded=self._model())[0]
+        vector.setflags(write=False)
+        with self._cache_lock:
+            self._query_vectors[text] = vector
+            while len(self._query_vectors) > QUERY_CACHE_SIZE:
+                self._query_vectors.popitem(last=False)
+        return vector
+
+    def _model(self):
+        """The embedding model, loaded on the first search (only searches need it)."""
+        if self._encoder is None:
+            from vcf_agent.embedding.embed import load_model, model_id
+
+            self._check_model(model_id(self.model_override))
+            encoder = load_model(self.model_override, self.device)
+            if encoder.get_embedding_dimension() != self.vector_dim:
+                raise BadQuery(
+                    f"the query model makes {encoder.get_embedding_dimension()}-d vectors,"
+                    f" the stores hold {self.vector_dim}-d ones"
+                )
+            self._encoder = encoder
+        return self._encoder
+
+    def _check_model(self, have: str) -> None:
+        """The query model must be the one the variants were embedded with (same files: same digest)."""
+        wanted = self.manifests[LANCE_MANIFEST].get("model")
+        if isinstance(wanted, list):
+            raise BadQuery(f"the stores mix vectors of several models ({', '.join(wanted)}); rebuild with one")
+        if wanted and _model_digest(wanted) != _model_digest(have):
+            raise BadQuery(
+                f"the stores were embedded with {wanted}, the query model is {have}; pass the store's model (--model)"
+            )
+
+    # ------------------------------------------------------------ vector search
+
+    def search(
+        self,
+        text: str,
+        filters: Filters | None = None,
+        *,
+        limit: int = 10,
+        prefilter: bool = True,
+        carriers: int = 10,
+    ) -> list[Hit]:
+        """Variants whose description is nearest to `text`, with their carriers and genes."""
+        filters, limit = self.check(filters), _limit(limit)
+        return self._nearest(self.embed(text), filters, limit, prefilter, carriers, exclude=None)
+
+    def similar(
+        self,
+        variant_id: str,
+        filters: Filters | None = None,
+        *,
+        limit: int = 10,
+        prefilter: bool = True,
+        carriers: int = 10,
+    ) -> list[Hit]:
+        """The nearest neighbours of a stored variant (itself excluded)."""
+        filters, limit = self.check(filters), _limit(limit)
+        row = self._rows_by_id([variant_id], ["variant_id", "vector"])
+        if row.num_rows == 0:
+            variant_id = self._resolve_one(variant_id)
+            row = self._rows_by_id([variant_id], ["variant_id", "vector"])
+        vector = np.asarray(row.column("vector")[0].values.to_numpy(zero_copy_only=False), dtype=np.float32)
+        return self._nearest(vector, filters, limit, prefilter, carriers, exclude=variant_id)
+
+    def _nearest(
+        self, vector: np.ndarray, filters: Filters, limit: int, prefilter: bool, carriers: int, exclude: str | None
+    ) -> list[Hit]:
+        from lancedb.expr import col
+
+        expression = lance_filter(filters.without("carried_by"), max_span=self.max_span, af_column=self.af_column)
+        allowed: set[str] | None = None
+        if filters.carried_by is not None:
+            ids = self._carried_ids(filters)
+            if not ids:
+                return []
+            if len(ids) <= PREFILTER_IN_MAX:
+                expression = _and(expression, col("variant_id").isin(sorted(ids)))
+            else:
+                allowed = ids
+        table = self._vector_query(vector, expression, limit, prefilter, allowed, exclude)
+        return self._hits(table, _limit(carriers, "carriers") if carriers else 0)
+
+    def _vector_query(
+        self, vector, expression, limit: int, prefilter: bool, allowed: set[str] | None, exclude: str | None
+    ) -> pa.Table:
+        """Top `limit` rows other than `exclude`; with `allowed`, fetch more until `limit` of them are allowed.
+
+        `exclude` (the variant of `similar`) is dropped here rather than in the filter:
+        `variant_id != x` would turn every search into a filtered one (a scan of the ids).
+        """
+        columns = [*self.row_columns, *([self.af_column] if self.af_column else []), "text", "_distance"]
+        fetch = (limit if allowed is None else limit * 8) + (exclude is not None)
+        total = max(self.lance.rows, 1)
+        while True:
+            result = self.lance.nearest(vector, expression, columns, min(fetch, total), prefilter)
+            ids = result.column("variant_id").to_pylist()
+            keep = [vid != exclude and (allowed is None or vid in allowed) for vid in ids]
+            kept = result.filter(pa.array(keep, pa.bool_())) if not all(keep) else result
+            if kept.num_rows >= limit or result.num_rows < fetch or fetch >= total:
+                return kept.slice(0, limit)
+            fetch *= 4
+
+    def _carried_ids(self, filters: Filters) -> set[str]:
+        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
+        rows = self.graph.query(
+            f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {_where(['s.id = $sample', *conditions])}"
+            " RETURN v.variant_id AS id",
+            {**params, "sample": filters.carried_by},
+        )
+        return {row["id"] for row in rows}
+
+    def _hits(self, table: pa.Table, carriers: int) -> list[Hit]:
+        ids = table.column("variant_id").to_pylist()
+        context = self._graph_context(ids, carriers)
+        af = table.column(self.af_column).to_pylist() if self.af_column else [None] * table.num_rows
+        hits = []
+        for row, value in zip(table.select([*self.row_columns, "text", "_distance"]).to_pylist(), af, strict=True):
+            count, samples, genes = context.get(row["variant_id"], (0, [], []))
+            distance = float(row["_distance"])
+            hits.append(
+                Hit(
+                    variant_id=row["variant_id"], chrom=row["chrom"], pos=row["pos"], ref=row["ref"],
+                    alt=row["alt"], variant_class=row["variant_class"], gene=row.get("gene"),
+                    consequence=row.get("consequence"), impact=row.get("impact"), filter=row.get("filter"),
+                    af=value, text=row.get("text"), distance=distance, similarity=1.0 - distance,
+                    carriers=count, carrier_samples=samples, genes=genes,
+                )
+            )  # fmt: skip
+        return hits
+
+    def _graph_context(self, ids: list[str], carriers: int) -> dict[str, tuple[int, list[str], list[str]]]:
+        """variant_id -> (carrier count, first carriers in sample order, annotated genes).
+
+        A few hits: one primary-key query each (~2 ms). Many hits (a `limit` in the
+        thousands): one join of their ids, once it costs less than their key look-ups
+        (`_per_variant`: the join reads every CARRIES edge). Carriers come back
+        as Sample node offsets (reading their names for ~2,000 carriers costs more than
+        the whole look-up) and are named from `sample_names`.
+        """
+        names = self.sample_names()
+        rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, first=max(carriers, 1))
+        genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
+        context = {}
+        for vid in ids:
+            row = rows.get(vid) or {"n": 0, "first": []}
+            carried = [names[offset] for offset in (row["first"] or [])[:carriers]]
+            context[vid] = (row["n"], carried, sorted((genes.get(vid) or {}).get("genes") or []))
+        return context
+
+    def _per_variant(self, ids: list[str], one: str, all_of: str, **params) -> dict[str, dict]:
+        """variant_id -> the row of query `one` for it ($id), or of `all_of` for them all ($ids) when that pays.
+
+        A variant that `all_of` finds nothing for has no entry.
+        """
+        if len(ids) * KEY_LOOKUP_SECONDS > self._carries_edges() * JOIN_SECONDS_PER_EDGE:
+            return {row["id"]: row for row in self.graph.query(all_of, {"ids": ids, **params})}
+        return {vid: self.graph.query(one, {"id": vid, **params})[0] for vid in ids}
+
+    def _carries_edges(self) -> int:
+        if self._edges is None:
+            self._edges = self.graph.query("MATCH ()-[c:CARRIES]->() RETURN count(c) AS n")[0]["n"]
+        return self._edges
+
+    def sample_names(self) -> list[str]:
+        """Every sample name, indexed by its Sample node offset (node order = VCF header order)."""
+        if self._sample_names is None:
+            rows = self.graph.query("MATCH (s:Sample) RETURN offset(id(s)) AS o, s.id AS id")
+            names = [""] * len(rows)
+            for row in rows:
+                names[row["o"]] = row["id"]
+            self._sample_names = names
+        return self._sample_names
+
+    # ------------------------------------------------------------ one variant
+
+    def variant(self, variant_id: str, *, carriers: int | None = None) -> VariantRecord:
+        """The record, its INFO values, annotations, files and carriers (all, or the first `carriers`)."""
+        variant_id = _plain_text(variant_id, "variant id", _ID_MAX)
+        if carriers is not None:
+            _limit(carriers, "carriers")
+        columns = [name for name in self.schema.names if name != "vector"]
+        table = self._rows_by_id([variant_id], columns)
+        if table.num_rows == 0:
+            variant_id = self._resolve_one(variant_id)
+            table = self._rows_by_id([variant_id], columns)
+        row = table.slice(0, 1).to_pylist()[0]
+        counts, found = self._carriers_of(variant_id, carriers)
+        info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
+        core = {f.name: row.get(f.name) for f in fields(VariantRecord) if f.name in row}
+        return VariantRecord(
+            **core,
+            info={name: value for name, value in info.items() if value is not None},
+            files=[r["name"] for r in self.graph.query(_FILES_OF, {"id": variant_id})],
+            annotations=[Annotation(**a) for a in self.graph.query(_ANNOTATIONS_OF, {"id": variant_id})],
+            counts=counts,
+            carriers=found,
+            carriers_truncated=counts.carriers > len(found),
+        )
+
+    def _carriers_of(self, variant_id: str, first: int | None = None) -> tuple[Counts, list[Carrier]]:
+        """Zygosity counts (one aggregate query) and the carriers in sample order (all, or the first ones)."""
+        counts = counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}))
+        if first is None:
+            table = self.graph.query_arrow(self._genotypes_all, {"id": variant_id})
+        else:
+            table = self.graph.query_arrow(self._genotypes_all + " LIMIT $first", {"id": variant_id, "first": first})
+        names = self.sample_names()
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        carriers = [
+            Carrier(names[o], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, source or self._only_file)
+            for o, gt, phased, alt, ploidy, dp, gq, source in zip(
+                *(columns[name] for name in ("o", "gt", "phased", "alt_count", "ploidy", "dp", "gq", "source")),
+                strict=True,
+            )
+        ]
+        return counts, carriers
+
+    def _rows_by_id(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
+        from lancedb.expr import col, lit
+
+        parts = []
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = [_plain_text(vid, "variant id", _ID_MAX) for vid in ids[start : start + LOOKUP_CHUNK]]
+            where = col("variant_id") == lit(chunk[0]) if len(chunk) == 1 else col("variant_id").isin(chunk)
+            parts.append(self.lance.rows_where(where, columns, len(chunk)))
+        return pa.concat_tables(parts) if parts else pa.table({c: [] for c in columns})
+
+    # ------------------------------------------------------------ samples
+
+    def sample(self, sample: str, filters: Filters | None = None, *, limit: int = 100) -> SampleResult:
+        """The variants `sample` carries (matching the filters), with its zygosity counts."""
+        sample = self._require_sample(sample)
+        filters, limit = self.check(filters), _limit(limit)
+        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
+        params["sample"] = sample
+        match = "MATCH (s:Sample)-[c:CARRIES]->(v:Variant)"
+        extra = ["s.id = $sample"]
+        if filters.carried_by is not None and filters.carried_by != sample:
+            match += ", (o:Sample)-[:CARRIES]->(v)"
+            extra.append("o.id = $other")
+            params["other"] = filters.carried_by
+        where = _where([*extra, *conditions])
+        files = [
+            r["name"]
+            for r in self.graph.query(
+                "MATCH (s:Sample {id: $sample})-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name",
+                {"sample": sample},
+            )
+        ]
+        columns = _graph_row_columns(", c.gt AS gt, c.phased AS phased, c.alt_count AS alt_count, c.ploidy AS ploidy")
+        if filters.needs_af:
+            rows = self.graph.query(f"{match} {where} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id", params)
+            rows = self._with_af(rows, filters)
+            counts = Counts()
+            for r in rows:
+                _tally(counts, r["gt"], r["alt_count"], r["ploidy"], r["phased"])
+            page = rows[:limit]
+        else:
+            counts = counted(self.graph.query(f"{match} {where} RETURN {_ZYGOSITY_GROUPS}", params))
+            page = self.graph.query(
+                f"{match} {where} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit",
+                {**params, "limit": limit},
+            )
+            page = self._with_af(page, None)
+        for r in page:
+            r["zygosity"] = zygosity(r["gt"], r["alt_count"], r["ploidy"])
+        return SampleResult(
+            sample=sample,
+            files=files,
+            filters=filters.describe(),
+            counts=counts,
+            variants=self._row_table(page, ("gt", "phased", "zygosity")),
+            truncated=counts.carriers > len(page),
+        )
+
+    def shared(self, samples: Sequence[str], filters: Filters | None = None, *, limit: int = 100) -> SharedResult:
+        """Variants carried by every one of `samples` (two or more)."""
+        names = list(dict.fromkeys(samples))
+        if len(names) < 2:
+            raise BadQuery("shared: give at least two different samples")
+        if len(names) > 100:
+            raise BadQuery("shared: at most 100 samples")
+        for name in names:
+            self._require_sample(name)
+        filters, limit = self.check(filters), _limit(limit)
+        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
+        wanted = [*names, *([filters.carried_by] if filters.carried_by and filters.carried_by not in names else [])]
+        params.update(samples=wanted, n=len(wanted))
+        # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so the genotypes
+        # of the page come from a second query.
+        base = (
+            f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {_where(['s.id IN $samples', *conditions])}"
+            " WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
+        )
+        columns = _graph_row_columns()
+        if filters.needs_af:
+            rows = self._with_af(self.graph.query(f"{base} RETURN {columns} ORDER BY v.chrom, v.pos", params), filters)
+            total, page = len(rows), rows[:limit]
+        else:
+            total = self.graph.query(f"{base} RETURN count(*) AS n", params)[0]["n"]
+            ordered = f"{base} RETURN {columns} ORDER BY v.chrom, v.pos LIMIT $limit"
+            page = self._with_af(self.graph.query(ordered, {**params, "limit": limit}), None)
+        genotypes = self._genotypes([r["variant_id"] for r in page], names)
+        for r in page:
+            r["genotypes"] = [genotypes.get((r["variant_id"], name)) for name in names]
+        return SharedResult(
+            samples=names,
+            filters=filters.describe(),
+            total=total,
+            variants=self._row_table(page, ("genotypes",)),
+            truncated=total > len(page),
+        )
+
+    def _genotypes(self, ids: list[str], samples: list[str]) -> dict[tuple[str, str], str]:
+        """(variant_id, sample) -> GT for the given variants and samples (one key look-up per variant)."""
+        found = {}
+        for vid in ids:
+            for row in self.graph.query(_GENOTYPES_OF, {"id": vid, "samples": samples}):
+                found[(vid, row["sample"])] = row["gt"]
+        return found
+
+    def _with_af(self, rows: list[dict], filters: Filters | None) -> list[dict]:
+        """Add `af` to graph rows (from LanceDB); with AF filters keep only the rows inside the range."""
+        if self.af_column is None:
+            for r in rows:
+                r["af"] = None
+            return rows
+        af = {}
+        if rows:
+            table = self._rows_by_id([r["variant_id"] for r in rows], ["variant_id", self.af_column])
+            af = dict(zip(*(table.column(name).to_pylist() for name in table.column_names), strict=True))
+        kept = []
+        for r in rows:
+            r["af"] = af.get(r["variant_id"])
+            if filters is None or _af_inside(r["af"], filters):
+                kept.append(r)
+        return kept
+
+    # ------------------------------------------------------------ regions
+
+    def region(self, region: Region | str, filters: Filters | None = None, *, limit: int = 100) -> RegionResult:
+        """Variants overlapping `region` (and matching the filters), by position, with carrier counts."""
+        region = Region.parse(region) if isinstance(region, str) else region
+        filters = self.check(replace(filters or NO_FILTERS, region=region))
+        limit = _limit(limit)
+        if filters.carried_by is not None:
+            found = self.sample(filters.carried_by, filters.without("carried_by"), limit=limit)
+            rows = found.variants.drop_columns(["gt", "phased", "zygosity"]).to_pylist()
+            total = found.counts.carriers
+        else:
+            expression = lance_filter(filters, max_span=self.max_span, af_column=self.af_column)
+            total = self.lance.count(expression)
+            columns = [*self.row_columns, *([self.af_column] if self.af_column else [])]
+            rows = self.lance.rows_where(expression, columns, limit, order_by=("pos", "variant_id")).to_pylist()
+            for r in rows:
+                r["af"] = r.pop(self.af_column) if self.af_column else None
+        counts = self._carrier_counts([r["variant_id"] for r in rows])
+        for r in rows:
+            r["carriers"] = counts.get(r["variant_id"], 0)
+        return RegionResult(
+            region=str(region),
+            filters=filters.without("region").describe(),
+            total=total,
+            variants=self._row_table(rows, ("carriers",)),
+            truncated=total > len(rows),
+        )
+
+    def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
+        rows = self._per_variant(ids, _CARRIER_COUNT_OF, _CARRIER_COUNTS_OF_ALL)
+        return {vid: row["n"] for vid, row in rows.items()}
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> Stats:
+        """What the stores hold (computed once: the stores are read-only)."""
+        if self._stats is None:
+            one = lambda cypher: self.graph.query(cypher)[0]["n"]  # noqa: E731
+            lance_manifest, kuzu_manifest = self.manifests[LANCE_MANIFEST], self.manifests[KUZU_MANIFEST]
+            self._stats = Stats(
+                results=str(self.results),
+                files=[r["name"] for r in self.graph.query("MATCH (f:File) RETURN f.name AS name ORDER BY name")],
+                samples=one("MATCH (s:Sample) RETURN count(*) AS n"),
+                variants=self.lance.rows,
+                graph_variants=one("MATCH (v:Variant) RETURN count(*) AS n"),
+                genotypes=one("MATCH ()-[c:CARRIES]->() RETURN count(*) AS n"),
+                genes=one("MATCH (g:Gene) RETURN count(*) AS n"),
+                contigs=list(self._contigs.values()),
+                model=lance_manifest.get("model"),
+                vector_dim=self.vector_dim,
+                lancedb_built=_built(lance_manifest),
+                kuzu_built=_built(kuzu_manifest),
+                indexes=sorted(f"{', '.join(i.columns)} ({i.index_type})" for i in self.lance.indexes),
+                info_columns=sorted(name for name in self.columns if name.startswith("info_")),
+            )
+        return self._stats
+
+    # ------------------------------------------------------------ helpers
+
+    def _row_table(self, rows: list[dict], extra: Iterable[str]) -> pa.Table:
+        names = [*self.row_columns, "af", *extra]
+        if not rows:
+            return pa.table({name: pa.array([], type=self._row_type(name)) for name in names})
+        return pa.table({name: pa.array([r.get(name) for r in rows], type=self._row_type(name)) for name in names})
+
+    def _row_type(self, name: str) -> pa.DataType:
+        if name in self.row_columns:
+            return self.schema.field(name).type
+        return {
+            "af": pa.float64(),
+            "carriers": pa.int64(),
+            "gt": pa.string(),
+            "phased": pa.bool_(),
+            "zygosity": pa.string(),
+            "genotypes": pa.list_(pa.string()),
+        }[name]
+
+    # ------------------------------------------------------------ finding your way (vcf_agent.query.listing)
+
+    def resolve_variant(self, text: str) -> list[str]:
+        """The stored variant ids `text` names: an id, an rsID (all its split records), 20-1000341-C-A, ..."""
+        from vcf_agent.query.listing import resolve_variant
+
+        return resolve_variant(self, _plain_text(text, "variant id", _ID_MAX))
+
+    def _resolve_one(self, text: str) -> str:
+        """The one stored id `text` names (NotFound when none; BadQuery naming them when several)."""
+        found = self.resolve_variant(text)
+        if not found:
+            raise NotFound(f"unknown variant {text!r}")
+        if len(found) > 1:
+            raise BadQuery(f"{text} names {len(found)} split records: {', '.join(found)}; give one of them")
+        return found[0]
+
+    def list_samples(self):
+        """Every sample (header order) with the variants it carries and its files."""
+        return self._listed("samples")
+
+    def list_genes(self):
+        """Every gene symbol with its variants (most severe annotation, as the gene filter) and contigs."""
+        return self._listed("genes")
+
+    def list_contigs(self) -> list[Contig]:
+        return self._listed("contigs")
+
+    def list_files(self):
+        """Every input VCF with its path, samples and variants."""
+        return self._listed("files")
+
+    def listing(self, what: str) -> list:
+        """list_samples/genes/contigs/files by name (`vcf-agent list WHAT`, GET /list/WHAT)."""
+        from vcf_agent.query.listing import LISTINGS
+
+        if what not in LISTINGS:
+            raise BadQuery(f"list {what!r}: use one of {', '.join(LISTINGS)}")
+        return self._listed(what)
+
+    def _listed(self, what: str) -> list:
+        from vcf_agent.query import listing
+
+        cache = self.__dict__.setdefault("_listings", {})
+        if what not in cache:
+            cache[what] = getattr(listing, f"list_{what}")(self)
+        return cache[what]
+
+    def ask(self, question: str, *, llm: str | None = None, llm_model: str = "local", limit: int | None = None):
+        """Answer a question in plain words with calls of these operations (vcf_agent.ask.planner.Answer)."""
+        from vcf_agent.ask.planner import ask
+
+        return ask(self, question, llm=llm, llm_model=llm_model, limit=limit)
+
+
+def _graph_row_columns(extra: str = "") -> str:
+    return (
+        "v.variant_id AS variant_id, v.chrom AS chrom, v.pos AS pos, v.`end` AS `end`, v.ref AS ref, v.alt AS alt,"
+        " v.variant_class AS variant_class, v.gene AS gene, v.consequence AS consequence, v.impact AS impact,"
+        f" v.filter AS filter{extra}"
+    )
+
+
+def _af_inside(value: float | None, filters: Filters) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return (filters.af_min is None or value >= filters.af_min) and (filters.af_max is None or value <= filters.af_max)
+
+
+def _and(left, right):
+    return right if left is None else left & right
+
+
+def _manifest(path: Path) -> dict:
+    if not path.exists():
+        raise StoreMissing(f"{path}: missing; the store was not built completely (re-run snakemake {path.name})")
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as error:
+        raise StoreMissing(f"{path}: unreadable manifest ({error})") from error
+    return data if isinstance(data, dict) else {}
+
+
+def _hold_builds(results: Path) -> tuple[BuildHold, BuildHold]:
+    """Hold the builds results/lancedb and results/kuzu point at (stores.hold_build)."""
+    from vcf_agent.stores.build import hold_build  # not at the top: it imports DuckDB
+
+    held: list[BuildHold] = []
+    try:
+        for name in (LANCE_DIR, KUZU_DIR):
+            held.append(hold_build(results / name))
+    except VcfAgentError as error:
+        for hold in held:
+            hold.release()
+        raise StoreMissing(str(error)) from error
+    return held[0], held[1]
+
+
+def published_builds(results: Path | str) -> tuple[str, str]:
+    """The names of the build folders results/lancedb and results/kuzu point at now."""
+    return tuple(Path(os.path.realpath(Path(results) / name)).name for name in (LANCE_DIR, KUZU_DIR))
+
+
+def complete_builds(results: Path | str) -> tuple[str, str] | None:
+    """The published builds once they make one complete release, else None.
+
+    Complete: each manifest names the build its symlink points at (a load swaps the
+    link, then writes the manifest), both were built from the same variant shards
+    (their `variants_digest`), so a server never pairs a new LanceDB table with the
+    graph of the previous variants, and no load of either store is under way.
+    """
+    from vcf_agent.stores.build import load_in_progress  # not at the top: it imports DuckDB
+
+    results = Path(results)
+    if any(load_in_progress(results / name) for name in (LANCE_DIR, KUZU_DIR)):
+        return None
+    builds = published_builds(results)
+    try:
+        manifests = [read_json(results / name) for name in (LANCE_MANIFEST, KUZU_MANIFEST)]
+    except (OSError, ValueError):
+        return None
+    return builds if one_release(manifests, builds) else None
+
+
+def one_release(manifests: Sequence[object], builds: Sequence[str]) -> bool:
+    """True when the manifests (LanceDB, Kuzu) describe these builds, made from the same variants."""
+    if not all(isinstance(m, dict) for m in manifests):
+        return False
+    if any(m.get("build", build) != build for m, build in zip(manifests, builds, strict=True)):
+        return False
+    return manifests[0].get("variants_digest") == manifests[1].get("variants_digest")
+
+
+def _built(manifest: dict) -> str | None:
+    for key in ("built", "build_time", "built_at", "created"):
+        if manifest.get(key):
+            return str(manifest[key])
+    return None
+
+
+def _model_digest(model_id: str) -> str:
+    """'all-MiniLM-L6-v2-0123456789abcdef' -> '0123456789abcdef' (embed.model_id: digest of the files)."""
+    return str(model_id).rsplit("-", 1)[-1]
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _refuse_unknown_contig(chrom: str, contigs: dict[str, Contig]) -> None:
+    """A region whose contig the stores lack: a malformed range (chr1:abc) or a contig they do not hold."""
+    if ":" in chrom:
+        # Region.parse reads only a numeric tail as the range (contig names may hold ':').
+        contig, tail = chrom.rsplit(":", 1)
+        raise BadQuery(
+            f"region {chrom!r}: malformed: {tail!r} is not a position and the stores hold no contig {chrom!r};"
+            f" use chrom, chrom:pos or chrom:start-end, e.g. {contig}:10000-20000, {contig}:1.5M-2M or {contig}:20k"
+        )
+    raise NotFound(f"unknown contig {chrom!r}; the stores hold {_listing(contigs)}")
+
+
+def _listing(contigs: dict[str, Contig], most: int = 10) -> str:
+    names = list(contigs)
+    if not names:
+        return "no variants"
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
