@@ -403,7 +403,7 @@ def main() -> None:
     mode.add_argument("--cold-cli", type=Path, metavar="RESULTS", help="cold `vcf-agent search` and server start")
     args = parser.parse_args()
     if args.mem_mb is None:
-        from vcf_agent.embedding.embed import embed_mem_mb
+        from vcf_agent.resources import embed_mem_mb
 
         args.mem_mb = embed_mem_mb(1, "sentence-transformers" if args.runtime == "sentence-transformers" else "onnx")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as scratch:

@@ -28,7 +28,6 @@ from vcf_agent.embedding.cache import MAX_SEGMENTS, EmbeddingCache, text_key
 from vcf_agent.embedding.embed import (
     DEFAULT_EMBED_MEM_MB,
     batch_size_for,
-    embed_mem_mb,
     embed_shard,
     embed_texts,
     load_model,
@@ -36,6 +35,7 @@ from vcf_agent.embedding.embed import (
     resolve_device,
 )
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.resources import embed_mem_mb
 from vcf_agent.schema import VARIANT_COLUMNS, embedding_schema, info_column_name
 
 DATA = Path(os.environ.get("VCF_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

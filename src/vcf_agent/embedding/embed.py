@@ -55,8 +55,9 @@ distinct descriptions (the persistent cache holds those, on disk). The default,
 DEFAULT_EMBED_MEM_MB = 640, fits the largest batch beside the default model on
 the onnx runtime (peak 359 MB at 16,384 rows); sentence-transformers on CPU needs
 TORCH_EMBED_MEM_MB = 1280 (observed peaks 720-934 MB, 1,000,000 variants);
-`embed_mem_mb(attempt)` adds half of it per retry. On a GPU the CUDA runtime adds
-about 1-3 GB of host memory to the baseline: give GPU jobs a larger mem_mb.
+each retry gets the first attempt's times the attempt (vcf_agent.resources, which holds
+these numbers and the workflow's embed_mem_mb). On a GPU the CUDA runtime adds
+about 1-3 GB of host memory to the baseline (resources.GPU_EMBED_MEM_MB).
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import resource
@@ -92,6 +92,22 @@ from vcf_agent.embedding.onnx_model import (
 )
 from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
 from vcf_agent.files import atomic_path
+from vcf_agent.resources import (
+    DEFAULT_EMBED_MEM_MB,  # noqa: F401 (the embed job's default, named here for its users)
+    MAX_BATCH_ROWS,  # noqa: F401
+    MIN_BATCH_ROWS,
+    MODEL_BASELINE_MB,  # noqa: F401
+    MODEL_BASELINE_MB_ONNX,
+    TORCH_EMBED_MEM_MB,  # noqa: F401
+    embed_batch_rows,
+    embed_min_mem_mb,
+)
+from vcf_agent.resources import (
+    EMBED_BYTES_PER_ROW as BYTES_PER_ROW,  # noqa: F401
+)
+from vcf_agent.resources import (
+    EMBED_HEADROOM_MB as HEADROOM_MB,  # noqa: F401
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,16 +127,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
-#: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 690).
-MODEL_BASELINE_MB = 690
-#: The same on the onnx runtime (MB, measured 166).
-MODEL_BASELINE_MB_ONNX = 170
-#: Peak RSS added per row of a record batch (bytes; measured 2.8-5.8 kB), see the module docstring.
-BYTES_PER_ROW = 8_192
-#: Fixed allowance on top of baseline + batches (MB; measured 64-120 + a compaction).
-HEADROOM_MB = 250
-MIN_BATCH_ROWS = 256
-MAX_BATCH_ROWS = 16_384
 #: The in-process memo holds the vectors of this many batches' worth of rows.
 MEMO_BATCHES = 2
 #: Texts per forward pass of the model.
@@ -129,28 +135,14 @@ ENCODE_BATCH_GPU = 512
 #: Texts per call of model.encode.
 ENCODE_CHUNK = 1024
 
-DEFAULT_EMBED_MEM_MB = 640
-"""Declared memory of an embed job at its first attempt (the default model on the onnx runtime,
-largest batch; the workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
-TORCH_EMBED_MEM_MB = 1280
-"""The same on the sentence-transformers runtime, on CPU (common.smk: TORCH_EMBED_MEM_MB)."""
-
-
-def embed_mem_mb(attempt: int, runtime: str = "onnx") -> int:
-    """mem_mb for the given attempt (1, 2, ...): +50% of the default per retry."""
-    base = DEFAULT_EMBED_MEM_MB if runtime == "onnx" else TORCH_EMBED_MEM_MB
-    return base + (max(1, attempt) - 1) * base // 2
-
 
 def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
-    """Rows per record batch that fit in `mem_mb` beside the loaded model."""
-    spare = (mem_mb - baseline_mb - HEADROOM_MB) * (1 << 20)
-    rows = int(spare // BYTES_PER_ROW)
+    """Rows per record batch that fit in `mem_mb` beside the loaded model (resources.embed_batch_rows)."""
+    rows = embed_batch_rows(mem_mb, baseline_mb)
     if rows < MIN_BATCH_ROWS:
-        need = baseline_mb + HEADROOM_MB + MIN_BATCH_ROWS * BYTES_PER_ROW / (1 << 20)
         why = f"the model takes {baseline_mb:.0f} MB beside the smallest batch"
-        raise TooLittleMemory(mem_mb, math.ceil(need), why)
-    return min(rows, MAX_BATCH_ROWS)
+        raise TooLittleMemory(mem_mb, embed_min_mem_mb(baseline_mb), why)
+    return rows
 
 
 # ---------------------------------------------------------------- model

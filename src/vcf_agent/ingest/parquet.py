@@ -24,6 +24,7 @@ from vcf_agent.ingest.bcftools import bcftools, pipeline
 from vcf_agent.ingest.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.ingest.shards import Shard
 from vcf_agent.logs import log
+from vcf_agent.resources import MIN_CONVERT_MEM_MB, PROCESS_OVERHEAD_MB, duckdb_limit_mb
 from vcf_agent.schema import (
     ANNOTATION_COLUMNS,
     DUPLICATE_SEPARATOR,
@@ -36,18 +37,10 @@ from vcf_agent.schema import (
     info_column_name,
 )
 
-#: Memory of a job outside its tools' own budgets (DuckDB's memory_limit, Kuzu's buffer pool):
-#: this interpreter with pyarrow, pysam, DuckDB, LanceDB or Kuzu loaded (~150-200 MB) and, in a
-#: cluster job, the Snakemake process that runs it (~160 MB measured under SLURM).
-PROCESS_OVERHEAD_MB = 400
 #: bcftools prints '.' for a missing value.
 MISSING = "."
 #: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
 MAX_LINE_BYTES = 16 << 20
-#: DuckDB's CSV reader takes a buffer of 16 such lines (256 MiB) for any shard: a memory_limit of
-#: 250 MB fails on a shard of 222 records, 280 MB passes (DuckDB 2.0, 1 to 8 threads).
-MIN_DUCKDB_MB = 300
-MIN_CONVERT_MEM_MB = PROCESS_OVERHEAD_MB + MIN_DUCKDB_MB
 
 _SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
 
@@ -201,7 +194,7 @@ def convert_shard(
 
 
 def _connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
-    return duckdb_connect(scratch, threads, max(128, mem_mb - PROCESS_OVERHEAD_MB), keep_order=True)
+    return duckdb_connect(scratch, threads, duckdb_limit_mb(mem_mb), keep_order=True)
 
 
 def duckdb_connect(

@@ -67,8 +67,9 @@ import pyarrow.parquet as pq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
-from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.ingest.parquet import duckdb_connect
 from vcf_agent.logs import log
+from vcf_agent.resources import duckdb_limit_mb
 from vcf_agent.schema import (
     LANCE_METRIC,
     LANCE_SCALAR_INDEXES,
@@ -385,7 +386,7 @@ class WriteJob:
         layout = table_schema(shards)
         shadowed = {}
         if len(sources_in_order(self.variants)) > 1:
-            con = duckdb_connect(Path(self.scratch), self.threads, max(128, (self.mem_mb - PROCESS_OVERHEAD_MB) // 4))
+            con = duckdb_connect(Path(self.scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
             shadowed = shadowed_rows(con, [s.variants for s in shards])
             con.close()
         table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
@@ -446,7 +447,7 @@ def limit_allocator_arenas(arenas: int) -> None:
 
 def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb: int) -> int:
     """About how many distinct descriptions (so distinct vectors) there are (HyperLogLog, ~2%)."""
-    con = duckdb_connect(scratch, threads, max(128, (mem_mb - PROCESS_OVERHEAD_MB) // 4))
+    con = duckdb_connect(scratch, threads, duckdb_limit_mb(mem_mb, 4))
     try:
         embedding_files = sql_list([s.other for s in shards])
         return con.execute(f"SELECT approx_count_distinct(text) FROM read_parquet({embedding_files})").fetchone()[0]
