@@ -108,15 +108,30 @@ def shard_row(wildcards):
     )
 
 
-def shard_outputs(pattern):
-    """Expand a per-shard path pattern over every shard of every configured VCF.
+# Files made per shard, by what they hold.
+SHARD_FILES = {
+    "variants": "results/parquet/variants/{vcf}/{shard}.parquet",
+    "genotypes": "results/parquet/genotypes/{vcf}/{shard}.parquet",
+    "annotations": "results/parquet/annotations/{vcf}/{shard}.parquet",
+    "shard_stats": "results/shard_stats/{vcf}/{shard}.json",
+    "embeddings": "results/embeddings/{vcf}/{shard}.parquet",
+    "embedding_stats": "results/embedding_stats/{vcf}/{shard}.json",
+}
+
+
+def shard_outputs(*patterns):
+    """Expand per-shard path patterns over every shard of every configured VCF (each
+    plan read once).
 
     Waits for checkpoint summarize_inputs first: no shard job exists before every
     input has passed normalisation.
     """
     checkpoints.summarize_inputs.get()
+    shards = [(vcf, shard) for vcf in VCFS for shard in shard_ids(vcf)]
     return [
-        pattern.format(vcf=vcf, shard=shard) for vcf in VCFS for shard in shard_ids(vcf)
+        pattern.format(vcf=vcf, shard=shard)
+        for pattern in patterns
+        for vcf, shard in shards
     ]
 
 
@@ -136,23 +151,12 @@ def kept_outputs(wildcards):
         ],
         vcf=VCFS,
     )
-    per_shard = [
-        path
-        for pattern in (
-            "results/parquet/variants/{vcf}/{shard}.parquet",
-            "results/parquet/genotypes/{vcf}/{shard}.parquet",
-            "results/parquet/annotations/{vcf}/{shard}.parquet",
-            "results/shard_stats/{vcf}/{shard}.json",
-            "results/embeddings/{vcf}/{shard}.parquet",
-            "results/embedding_stats/{vcf}/{shard}.json",
-        )
-        for path in shard_outputs(pattern)
-    ]
+    per_shard = shard_outputs(*SHARD_FILES.values())
     return ["results/normalized/inputs.json", *per_vcf, *per_shard]
 
 
 def shard_stats_of_all(wildcards):
-    return shard_outputs("results/shard_stats/{vcf}/{shard}.json")
+    return shard_outputs(SHARD_FILES["shard_stats"])
 
 
 def compared_across_vcfs(pattern):
@@ -291,7 +295,7 @@ def embed_gpus():
 
 
 def embedding_stats_of_all(wildcards):
-    return shard_outputs("results/embedding_stats/{vcf}/{shard}.json")
+    return shard_outputs(SHARD_FILES["embedding_stats"])
 
 
 # ---------------------------------------------------------------- stores (load_lancedb, load_kuzu)
@@ -300,19 +304,19 @@ def embedding_stats_of_all(wildcards):
 
 
 def variant_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/variants/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["variants"])
 
 
 def genotype_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/genotypes/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["genotypes"])
 
 
 def annotation_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/annotations/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["annotations"])
 
 
 def embedding_shards_of_all(wildcards):
-    return shard_outputs("results/embeddings/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["embeddings"])
 
 
 def stored_counts(stats_files):
