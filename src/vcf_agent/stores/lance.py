@@ -49,27 +49,26 @@ store is built in a new folder and swapped in atomically (vcf_agent.stores.build
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from lancedb.index import Bitmap, BTree, IvfPq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
 from vcf_agent.ingest.parquet import duckdb_connect
 from vcf_agent.logs import log
 from vcf_agent.resources import duckdb_limit_mb
+from vcf_agent.runtime import run_in_child
 from vcf_agent.schema import (
     LANCE_METRIC,
     LANCE_SCALAR_INDEXES,
@@ -90,12 +89,6 @@ from vcf_agent.stores.build import (
     unreadable,
     utc_now,
 )
-
-# Lance logs every k-means warning (thousands for repetitive data) unless told otherwise.
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-import lancedb
-from lancedb.index import Bitmap, BTree, IvfPq
 
 #: Rows below which no ANN index is built (exact search is fast and exact there).
 ANN_MIN_ROWS = 100_000
@@ -118,8 +111,6 @@ ROWS_PER_WRITE = 131_072
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
 INDEX_SCAN_BATCH_ROWS = 1024
 SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
-ALLOCATOR_ARENAS = 2
-M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
 
 PROMOTIONS = {
     (pa.int8(), pa.int16()), (pa.int8(), pa.int32()), (pa.int8(), pa.int64()), (pa.int16(), pa.int32()),
@@ -330,8 +321,6 @@ def load_lancedb(
 ) -> dict:
     """Build the LanceDB store from the variant shards and their embeddings; return the manifest."""
     started = time.perf_counter()
-    os.environ.setdefault("LANCE_CPU_THREADS", str(max(1, threads)))
-    limit_allocator_arenas(ALLOCATOR_ARENAS)
     shards = paired_shards(variants, embeddings, "embeddings")
     layout = table_schema(shards)
     seconds = {}
@@ -396,31 +385,7 @@ class WriteJob:
         return counts
 
     def run_in_child(self) -> Counts:
-        child = subprocess.run(
-            [sys.executable, "-c", "from vcf_agent.stores.lance import _write_main; _write_main()"],
-            input=json.dumps(asdict(self)),
-            env={**os.environ, "MALLOC_ARENA_MAX": str(ALLOCATOR_ARENAS)},
-            stdout=subprocess.PIPE,
-            stderr=None if self.progress else subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            lines = (child.stderr or "").strip().splitlines() or [f"writing the rows failed ({child.returncode})"]
-            raise VcfAgentError(lines[-1].removeprefix("ERROR: "))
-        return Counts(**json.loads(child.stdout.strip().splitlines()[-1]))
-
-
-def _write_main() -> None:
-    """Entry point of the child process of `WriteJob.run_in_child` (job as JSON on stdin)."""
-    os.environ.setdefault("LANCE_CPU_THREADS", "2")
-    job = WriteJob(**json.loads(sys.stdin.read()))
-    try:
-        counts = job.run()
-    except VcfAgentError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(json.dumps(asdict(counts)))
+        return run_in_child(self.run, threads=self.threads)
 
 
 @contextlib.contextmanager
@@ -433,16 +398,6 @@ def _scan_batch_rows(rows: int) -> Iterator[None]:
     finally:
         if before is None:
             os.environ.pop(SCAN_BATCH_VARIABLE, None)
-
-
-def limit_allocator_arenas(arenas: int) -> None:
-    """Cap glibc's malloc arenas in this running process, as MALLOC_ARENA_MAX does at start.
-
-    Threads started later share the arenas; those made already stay. No-op without glibc.
-    """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library Python runs on
-    if mallopt is not None:
-        mallopt(M_ARENA_MAX, arenas)
 
 
 def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb: int) -> int:
