@@ -92,7 +92,7 @@ from vcf_agent.embedding.onnx_model import (
     export_folder,
 )
 from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
-from vcf_agent.files import atomic_path
+from vcf_agent.files import atomic_file
 from vcf_agent.resources import (
     DEFAULT_EMBED_MEM_MB,  # noqa: F401 (the embed job's default, named here for its users)
     MAX_BATCH_ROWS,  # noqa: F401
@@ -502,19 +502,17 @@ def embed_shard(
     info = {"model": str(resolve_model_path(model)), "runtime": runtime, "dim": dim, "normalized": True}
     cache.describe_model(info)
     embedder = _ShardEmbedder(encoder, VectorMemo(MEMO_BATCHES * batch_rows, dim), cache, stats)
-    tmp = atomic_path(output_parquet)
     try:
-        _write_vectors(
-            shard, tmp, describer, embedder, columns=columns, batch_rows=batch_rows,
-            subject=variants_parquet, progress=progress, threads=threads,
-        )  # fmt: skip
-        stats.records = shard.metadata.num_rows
-        memo = embedder.memo
-        stats.distinct_texts = _count_distinct_texts(tmp, threads) if memo.evicted else memo.stored
-        cache.flush()
-        tmp.replace(output_parquet)
+        with atomic_file(output_parquet) as tmp:
+            _write_vectors(
+                shard, tmp, describer, embedder, columns=columns, batch_rows=batch_rows,
+                subject=variants_parquet, progress=progress, threads=threads,
+            )  # fmt: skip
+            stats.records = shard.metadata.num_rows
+            memo = embedder.memo
+            stats.distinct_texts = _count_distinct_texts(tmp, threads) if memo.evicted else memo.stored
+            cache.flush()
     except BaseException:
-        tmp.unlink(missing_ok=True)
         _flush_quietly(cache)  # vectors already computed are right whatever failed
         raise
     stats.seconds = round(time.perf_counter() - started, 3)

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from vcf_agent.errors import TooLittleMemory, fail
-from vcf_agent.files import atomic_path, write_json
+from vcf_agent.files import atomic_files, write_json
 from vcf_agent.ingest.bcftools import bcftools, pipeline
 from vcf_agent.ingest.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.ingest.shards import Shard
@@ -165,9 +165,10 @@ def convert_shard(
     subject = Path(input_path) if input_path else bcf
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)
-    outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
-    tmps = [atomic_path(p) for p in outputs]
-    with tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch:
+    with (
+        atomic_files(variants_out, genotypes_out, annotations_out) as tmps,
+        tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch,
+    ):
         scratch = Path(scratch)
         regions_file = scratch / "regions.tsv"
         regions_file.write_text(shard.regions_line())
@@ -181,15 +182,9 @@ def convert_shard(
             variants = _write_variants(con, annotation, info, source, tmps[0])
             genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1], subject=subject)
             annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
-        except BaseException:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
-            raise
         finally:
             con.close()
-    _check_count(subject, shard, variants)
-    for tmp, final in zip(tmps, outputs, strict=True):
-        tmp.replace(final)
+        _check_count(subject, shard, variants)  # a wrong count publishes none of the three
     return ShardStats(source, shard.shard, variants, genotypes, annotations)
 
 
