@@ -420,13 +420,33 @@ def _write_rows(table, shards, layout, shadowed, counts, rows_per_write: int, pr
         group_rows += parquet_file(shard.variants).metadata.num_rows
         if group_rows >= rows_per_write or shard is shards[-1]:
             batches = (b for s in group for b in shard_batches(s, layout, shadowed.get(s.variants), counts))
-            table.add(pa.RecordBatchReader.from_batches(layout.schema, batches))
+            _add(table, layout.schema, batches)
             log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1].label)
             if bar is not None:
                 bar.update(len(group))
             group, group_rows = [], 0
     if bar is not None:
         bar.close()
+
+
+def _add(table, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+    """table.add of the batches; our own error in a batch (a shard that does not match its
+    embeddings) is raised as it is, not as the Arrow RuntimeError Lance wraps it in."""
+    raised: list[VcfAgentError] = []
+
+    def remembered() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches
+        except VcfAgentError as error:
+            raised.append(error)
+            raise
+
+    try:
+        table.add(pa.RecordBatchReader.from_batches(schema, remembered()))
+    except Exception:
+        if raised:
+            raise raised[0] from None
+        raise
 
 
 def _progress(shards, enabled: bool):
