@@ -86,24 +86,13 @@ def model():
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
     """The 1000 Genomes chr22 cohort as one variant shard, made by the project's converter."""
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
 
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
-    out = tmp_path_factory.mktemp("cohort")
-    stats = normalize_vcf(COHORT, out / "norm.bcf", source="kg")
-    index_bcf(out / "norm.bcf")
-    (shard,) = plan_shards(out / "norm.bcf", ShardSize(records=10**9), stats.samples)
-    convert_shard(
-        out / "norm.bcf",
-        shard,
-        source="kg",
-        variants_out=out / "variants.parquet",
-        genotypes_out=out / "genotypes.parquet",
-        annotations_out=out / "annotations.parquet",
-    )
-    return out / "variants.parquet"
+    converted = convert_vcf(COHORT, tmp_path_factory.mktemp("cohort"), source="kg", shard_size=ShardSize(records=10**9))
+    (variants,) = converted.parquet["variants"]
+    return variants
 
 
 def repeat_shard(shard: Path, records: int, out: Path) -> Path:
