@@ -1,7 +1,7 @@
 """Pages for `snakemake --report`: each rule's peak memory and runtime against what it declared.
 
-The numbers come from vcf_agent.report.jobs (Snakemake's job log joined to each job's
-`benchmark:` file). The plots are plain SVG written here, so the report needs
+The numbers come from vcf_agent.report.jobs (each job's `benchmark:` file, written with
+Snakemake's --benchmark-extended). The plots are plain SVG written here, so the report needs
 no plotting library and stays self-contained.
 """
 
