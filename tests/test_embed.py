@@ -26,7 +26,6 @@ import pytest
 from vcf_agent.embedding import embed
 from vcf_agent.embedding.cache import MAX_SEGMENTS, EmbeddingCache, text_key
 from vcf_agent.embedding.embed import (
-    DEFAULT_EMBED_MEM_MB,
     batch_size_for,
     embed_shard,
     embed_texts,
@@ -35,7 +34,7 @@ from vcf_agent.embedding.embed import (
     resolve_device,
 )
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.resources import embed_mem_mb
+from vcf_agent.resources import DEFAULT_EMBED_MEM_MB, MAX_BATCH_ROWS, MODEL_BASELINE_MB, embed_mem_mb
 from vcf_agent.schema import VARIANT_COLUMNS, embedding_schema, info_column_name
 
 DATA = Path(os.environ.get("VCF_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -334,14 +333,14 @@ def test_device_auto_follows_torch_and_forced_devices_are_checked():
 
 def test_batch_size_follows_declared_memory():
     sizes = [batch_size_for(mb) for mb in (430, 480, 530, 100_000)]
-    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == embed.MAX_BATCH_ROWS
-    assert batch_size_for(DEFAULT_EMBED_MEM_MB) == embed.MAX_BATCH_ROWS  # the default fits the largest batch
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == MAX_BATCH_ROWS
+    assert batch_size_for(DEFAULT_EMBED_MEM_MB) == MAX_BATCH_ROWS  # the default fits the largest batch
     with pytest.raises(VcfAgentError, match=r"mem_mb=400 is too little"):
         batch_size_for(400)
     assert embed_mem_mb(1) == DEFAULT_EMBED_MEM_MB < embed_mem_mb(2) < embed_mem_mb(3)
     # The torch runtime's default fits its own model and the largest batch; the light one's does not.
-    torch_baseline = embed.MODEL_BASELINE_MB
-    assert batch_size_for(embed_mem_mb(1, "sentence-transformers"), baseline_mb=torch_baseline) == embed.MAX_BATCH_ROWS
+    torch_baseline = MODEL_BASELINE_MB
+    assert batch_size_for(embed_mem_mb(1, "sentence-transformers"), baseline_mb=torch_baseline) == MAX_BATCH_ROWS
     with pytest.raises(VcfAgentError, match=r"mem_mb=640 is too little: the model takes 690 MB"):
         batch_size_for(DEFAULT_EMBED_MEM_MB, baseline_mb=torch_baseline)
 

@@ -21,9 +21,9 @@ tokenizer, pooling and normalisation; it imports no torch, loads in about a seco
 about a quarter of the memory. ``sentence-transformers`` (torch): any other local model folder,
 and CUDA. Both give the same vectors to cosine >= 0.9999 (tests/test_onnx_model.py).
 
-Memory model
-------------
-peak RSS = baseline + HEADROOM_MB + rows per batch x BYTES_PER_ROW, measured on
+Memory model (its numbers: vcf_agent.resources)
+------------------------------------------------
+peak RSS = baseline + EMBED_HEADROOM_MB + rows per batch x EMBED_BYTES_PER_ROW, measured on
 this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
@@ -37,7 +37,7 @@ this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
   cohort: pyarrow's compute kernels and the pandas it imports, one row group of
   the input shard as the converter wrote it, DuckDB for the distinct count, the
   model's work buffers for a forward pass), plus a cache compaction (at most
-  2 x MERGE_MAX_BYTES): HEADROOM_MB = 250.
+  2 x MERGE_MAX_BYTES): EMBED_HEADROOM_MB = 250.
 * per row of a record batch: 2.8-5.8 kB measured (slope of peak RSS over
   batches of 1,024-16,384 rows: 760, 793, 817, 845 MB with sentence-transformers;
   289, 298, 310, 359 MB with onnx); counted as 8 kB
@@ -93,22 +93,7 @@ from vcf_agent.embedding.onnx_model import (
 )
 from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
 from vcf_agent.files import atomic_file
-from vcf_agent.resources import (
-    DEFAULT_EMBED_MEM_MB,  # noqa: F401 (the embed job's default, named here for its users)
-    MAX_BATCH_ROWS,  # noqa: F401
-    MIN_BATCH_ROWS,
-    MODEL_BASELINE_MB,  # noqa: F401
-    MODEL_BASELINE_MB_ONNX,
-    TORCH_EMBED_MEM_MB,  # noqa: F401
-    embed_batch_rows,
-    embed_min_mem_mb,
-)
-from vcf_agent.resources import (
-    EMBED_BYTES_PER_ROW as BYTES_PER_ROW,  # noqa: F401
-)
-from vcf_agent.resources import (
-    EMBED_HEADROOM_MB as HEADROOM_MB,  # noqa: F401
-)
+from vcf_agent.resources import MIN_BATCH_ROWS, MODEL_BASELINE_MB_ONNX, embed_batch_rows, embed_min_mem_mb
 
 if TYPE_CHECKING:
     import pyarrow as pa
