@@ -53,9 +53,8 @@ VARIED_SOURCES = (
 
 def convert_vcf(vcf: Path, workdir: Path) -> Path:
     """The whole VCF as one variant shard, made by the project's converter."""
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest import pipeline
+    from vcf_agent.ingest.shards import ShardSize
 
     name = vcf.name.split(".")[0]
     out = workdir / name
@@ -63,23 +62,8 @@ def convert_vcf(vcf: Path, workdir: Path) -> Path:
     variants = out / "variants.parquet"
     if variants.exists():
         return variants
-    stats = normalize_vcf(vcf, out / "norm.bcf", source=name)
-    index_bcf(out / "norm.bcf")
-    shards = plan_shards(out / "norm.bcf", ShardSize(records=10**9), stats.samples)
-    parts = []
-    for shard in shards:  # one per contig
-        part = out / f"variants-{shard.shard}.parquet"
-        convert_shard(
-            out / "norm.bcf",
-            shard,
-            source=name,
-            variants_out=part,
-            genotypes_out=out / f"genotypes-{shard.shard}.parquet",
-            annotations_out=out / f"annotations-{shard.shard}.parquet",
-            threads=2,
-            mem_mb=2000,
-        )
-        parts.append(part)
+    converted = pipeline.convert_vcf(vcf, out, source=name, shard_size=ShardSize(records=10**9), threads=2, mem_mb=2000)
+    parts = converted.parquet["variants"]  # one shard per contig
     _sql(f"COPY (SELECT * FROM read_parquet({[str(p) for p in parts]}, union_by_name=true)) TO '{variants}'")
     return variants
 
@@ -383,6 +367,9 @@ def cold_cli(args, workdir: Path) -> None:
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
+    setup_process()  # the environment and allocator of every entry point
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shard", type=Path, help="a variant shard (Parquet) instead of converting --cohort")
     parser.add_argument("--cohort", default=DEFAULT_COHORT, help="VCF under $VCF_TEST_DATA to convert")
@@ -403,7 +390,7 @@ def main() -> None:
     mode.add_argument("--cold-cli", type=Path, metavar="RESULTS", help="cold `vcf-agent search` and server start")
     args = parser.parse_args()
     if args.mem_mb is None:
-        from vcf_agent.embedding.embed import embed_mem_mb
+        from vcf_agent.resources import embed_mem_mb
 
         args.mem_mb = embed_mem_mb(1, "sentence-transformers" if args.runtime == "sentence-transformers" else "onnx")
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as scratch:

@@ -160,6 +160,9 @@ def measure(name: str, option: Option, prepared: dict, folder: Path) -> str:
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
+    setup_process()  # the environment and allocator of every entry point
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, default=1_000_000)
     parser.add_argument("--genotypes", type=int, default=10_000_000)

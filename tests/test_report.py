@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import xml.etree.ElementTree as ElementTree
 
-from vcf_agent.report.jobs import JobUsage
+from vcf_agent.report.jobs import JobUsage, job_usage
 from vcf_agent.report.resource_report import bar_chart_svg, memory_by_rule, runtime_by_rule, summary_html
 
 from helpers import ROOT, SNAKEMAKE
@@ -40,6 +40,36 @@ def test_runtime_compares_seconds_with_declared_minutes_and_skips_unmeasured_job
 def test_the_summary_page_shows_every_count_and_escapes_names():
     page = summary_html({"inputs": [{"name": "a<b", "records_in": 6109, "samples": 2504}]})
     assert "a&lt;b" in page and "6,109" in page and "2,504" in page
+
+
+TINY_WORKFLOW = """
+rule make_text:
+    output: "results/text/{name}.txt"
+    params: quoted='a"b'
+    threads: 2
+    resources: mem_mb=lambda wildcards, attempt: 700 * attempt, runtime=5
+    benchmark: "results/benchmarks/make_text/{name}.tsv"
+    shell: "python -c 'bytearray(50 << 20); import time; time.sleep(1)'; echo done > {output}"
+"""
+
+
+def test_declarations_are_read_from_the_extended_benchmark_files(tmp_path):
+    (tmp_path / "Snakefile").write_text(TINY_WORKFLOW)
+    targets = ["results/text/one.txt", "results/text/two.txt"]
+    run = subprocess.run(
+        [str(SNAKEMAKE), *targets, "--cores", "2", "--benchmark-extended", "--resources", "mem_mb=600"],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    # Snakemake's own account of what it gave each job: mem_mb shrunk to the run's budget
+    granted = [line for line in run.stderr.splitlines() if line.strip().startswith("resources:")]
+    assert len(granted) == 2 and all("mem_mb=600," in line for line in granted), run.stderr
+    for log in (tmp_path / ".snakemake" / "log").iterdir():
+        log.unlink()  # the benchmark files alone carry the declarations
+    jobs = job_usage(tmp_path)
+    assert [(j.rule, j.benchmark, j.declared_mem_mb, j.declared_runtime_min, j.threads) for j in jobs] == [
+        ("make_text", f"results/benchmarks/make_text/{name}.tsv", 600, 5, 2) for name in ("one", "two")
+    ]
+    assert all(j.seconds >= 1 and j.peak_rss_mb is not None and j.within_memory for j in jobs)
 
 
 def workflow_rules(workdir, config) -> set[str]:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.ingest.normalize import index_bcf, normalize_vcf
-from vcf_agent.ingest.parquet import convert_shard
-from vcf_agent.ingest.shards import ShardSize, plan_shards
+from vcf_agent.ingest.pipeline import convert_vcf
+from vcf_agent.ingest.shards import ShardSize
 
 from helpers import ROOT, SNAKEMAKE, TEST_FILES, data_file, query, run_workflow, split_records
 
@@ -118,14 +117,9 @@ def test_a_killed_forced_rerun_is_completed_by_the_next_run(tmp_path):
 
 def test_failed_conversion_leaves_no_parquet(tmp_path):
     # INFO/AC is declared Number=1 but a record holds '2,1': the shard must fail as a whole.
-    bcf = tmp_path / "hemi.bcf"
-    stats = normalize_vcf(data_file("edge/cyvcf2/test-hemi.vcf"), bcf, source="hemi")
-    index_bcf(bcf)
-    out = tmp_path / "out"
-    for shard in plan_shards(bcf, ShardSize(records=10_000), stats.samples):
-        with pytest.raises(VcfAgentError, match=r"record chr19:11210912: INFO/AC value '2,1'"):
-            convert_shard(
-                bcf, shard, source="hemi",
-                variants_out=out / "v.parquet", genotypes_out=out / "g.parquet", annotations_out=out / "a.parquet",
-            )  # fmt: skip
-    assert not out.exists() or list(out.iterdir()) == []
+    with pytest.raises(VcfAgentError, match=r"record chr19:11210912: INFO/AC value '2,1'"):
+        convert_vcf(
+            data_file("edge/cyvcf2/test-hemi.vcf"), tmp_path, source="hemi", shard_size=ShardSize(records=10_000)
+        )
+    out = tmp_path / "parquet"
+    assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []  # nor a temporary file

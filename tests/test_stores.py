@@ -23,6 +23,7 @@ import pytest
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
+from vcf_agent.stores import lance
 from vcf_agent.stores.build import StoreBuild, hold_build, load_in_progress
 from vcf_agent.stores.kuzu import open_graph
 from vcf_agent.stores.lance import ann_parameters, common_type, convert, load_lancedb, open_table
@@ -169,46 +170,30 @@ def test_ann_parameters_follow_rows_and_distinct_vectors():
     assert ann_parameters(300, 300, 384)["num_partitions"] == 1
 
 
-ARENA_PROBE = """
-import ctypes, re, sys, tempfile, threading
-from vcf_agent.stores.lance import limit_allocator_arenas
-
-libc = ctypes.CDLL(None)
-libc.fopen.restype = ctypes.c_void_p
-
-def arenas():  # glibc's own report: one <heap> element per arena
-    with tempfile.TemporaryDirectory() as folder:
-        path = f"{folder}/malloc_info.xml"
-        stream = ctypes.c_void_p(libc.fopen(path.encode(), b"w"))
-        libc.malloc_info(0, stream)
-        libc.fclose(stream)
-        return len(re.findall(r'<heap nr="', open(path).read()))
-
-before = arenas()
-if sys.argv[1] == "limit":
-    limit_allocator_arenas(2)
-held, ready = [], threading.Barrier(9)
-def allocate():  # blocks below the mmap threshold come from the thread's arena
-    held.append([bytearray(64 * 1024) for _ in range(20)])
-    ready.wait()
-threads = [threading.Thread(target=allocate) for _ in range(8)]
-for thread in threads:
-    thread.start()
-ready.wait()
-print(before, arenas())
-"""
-
-
-def test_allocator_arenas_are_capped_for_threads_started_later():
-    def arenas(mode: str) -> tuple[int, int]:
-        run = subprocess.run([sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, check=True)
-        before, after = map(int, run.stdout.split())
-        return before, after
-
-    before, after = arenas("default")
-    assert after >= before + 7  # glibc's default: a new arena for nearly every new thread
-    before, after = arenas("limit")
-    assert after <= max(before, 2)
+def test_rows_written_by_a_child_process_equal_those_written_here(built, tmp_path, monkeypatch):
+    results = built / "results"
+    variants = sorted((results / "parquet" / "variants" / "hx").glob("*.parquet"))
+    embeddings = [results / "embeddings" / "hx" / p.name for p in variants]
+    here = load_lancedb(variants, embeddings, tmp_path / "here", tmp_path / "here.json")
+    monkeypatch.setattr(lance, "CHILD_PROCESS_MIN_ROWS", 0)  # the path of a large store
+    child = load_lancedb(variants, embeddings, tmp_path / "child", tmp_path / "child.json")
+    assert child["rows"] == here["rows"] == lance_rows(built)
+    columns = ["variant_id", "text", "vector"]
+    assert (
+        open_table(tmp_path / "child")
+        .to_arrow()
+        .select(columns)
+        .sort_by("variant_id")
+        .equals(open_table(tmp_path / "here").to_arrow().select(columns).sort_by("variant_id"))
+    )
+    # an error in the child comes back as the job's one line: a shard's embeddings cut short
+    short = tmp_path / "embeddings" / "hx" / embeddings[0].name
+    short.parent.mkdir(parents=True)
+    table = pq.read_table(embeddings[0])
+    pq.write_table(table.slice(0, table.num_rows - 1), short)
+    with pytest.raises(VcfAgentError, match=str(short)):
+        load_lancedb(variants, [short, *embeddings[1:]], tmp_path / "bad", tmp_path / "bad.json")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_info_fields_typed_differently_by_two_vcfs_share_a_column():

@@ -29,4 +29,7 @@ class TooLittleMemory(VcfAgentError):
 
     def __init__(self, given_mb: int, needed_mb: int, why: str) -> None:
         super().__init__(f"mem_mb={given_mb} is too little: {why}, so it needs at least {needed_mb} MB")
-        self.given_mb, self.needed_mb = given_mb, needed_mb
+        self.given_mb, self.needed_mb, self.why = given_mb, needed_mb, why
+
+    def __reduce__(self):  # pickled whole, e.g. back from vcf_agent.runtime.run_in_child
+        return type(self), (self.given_mb, self.needed_mb, self.why)

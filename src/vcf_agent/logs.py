@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vcf_agent.errors import TooLittleMemory, VcfAgentError
+from vcf_agent.runtime import setup_process
 
 T = TypeVar("T")
 
@@ -49,8 +50,10 @@ def run_logged(log_file: Path | str | None, step: Callable[..., T], *args, **kwa
 def run_job(smk: Any, main: Callable[[Any], T]) -> T:
     """The entry point of a rule script: `main(snakemake)` under `run_logged`, with the job's log.
 
-    A job short of memory says which job it is, what it was given and how to give it more.
+    The process is set up first (vcf_agent.runtime.setup_process, with the job's threads). A job
+    short of memory says which job it is, what it was given and how to give it more.
     """
+    setup_process(threads=getattr(smk, "threads", None))
 
     def step() -> T:
         try:

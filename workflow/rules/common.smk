@@ -1,5 +1,6 @@
 import csv
 import errno
+import importlib.util
 import json
 import os
 import re
@@ -7,7 +8,8 @@ from pathlib import Path
 
 # Input functions, resource functions and names shared by every rule.
 # Kept free of vcf_agent imports: with --sdm conda the Snakefile runs in
-# Snakemake's own environment, where the package may not be installed.
+# Snakemake's own environment, where the package may not be installed (the
+# resource model, standard library only, is loaded from its file).
 
 VCF_SUFFIXES = (".vcf.gz", ".vcf.bgz", ".vcf", ".bcf", ".gz")
 
@@ -106,15 +108,30 @@ def shard_row(wildcards):
     )
 
 
-def shard_outputs(pattern):
-    """Expand a per-shard path pattern over every shard of every configured VCF.
+# Files made per shard, by what they hold.
+SHARD_FILES = {
+    "variants": "results/parquet/variants/{vcf}/{shard}.parquet",
+    "genotypes": "results/parquet/genotypes/{vcf}/{shard}.parquet",
+    "annotations": "results/parquet/annotations/{vcf}/{shard}.parquet",
+    "shard_stats": "results/shard_stats/{vcf}/{shard}.json",
+    "embeddings": "results/embeddings/{vcf}/{shard}.parquet",
+    "embedding_stats": "results/embedding_stats/{vcf}/{shard}.json",
+}
+
+
+def shard_outputs(*patterns):
+    """Expand per-shard path patterns over every shard of every configured VCF (each
+    plan read once).
 
     Waits for checkpoint summarize_inputs first: no shard job exists before every
     input has passed normalisation.
     """
     checkpoints.summarize_inputs.get()
+    shards = [(vcf, shard) for vcf in VCFS for shard in shard_ids(vcf)]
     return [
-        pattern.format(vcf=vcf, shard=shard) for vcf in VCFS for shard in shard_ids(vcf)
+        pattern.format(vcf=vcf, shard=shard)
+        for pattern in patterns
+        for vcf, shard in shards
     ]
 
 
@@ -134,23 +151,12 @@ def kept_outputs(wildcards):
         ],
         vcf=VCFS,
     )
-    per_shard = [
-        path
-        for pattern in (
-            "results/parquet/variants/{vcf}/{shard}.parquet",
-            "results/parquet/genotypes/{vcf}/{shard}.parquet",
-            "results/parquet/annotations/{vcf}/{shard}.parquet",
-            "results/shard_stats/{vcf}/{shard}.json",
-            "results/embeddings/{vcf}/{shard}.parquet",
-            "results/embedding_stats/{vcf}/{shard}.json",
-        )
-        for path in shard_outputs(pattern)
-    ]
+    per_shard = shard_outputs(*SHARD_FILES.values())
     return ["results/normalized/inputs.json", *per_vcf, *per_shard]
 
 
 def shard_stats_of_all(wildcards):
-    return shard_outputs("results/shard_stats/{vcf}/{shard}.json")
+    return shard_outputs(SHARD_FILES["shard_stats"])
 
 
 def compared_across_vcfs(pattern):
@@ -169,32 +175,21 @@ def compared_across_vcfs(pattern):
 # ---------------------------------------------------------------- resources
 # mem_mb and runtime (minutes) follow the data and grow with each attempt, so a
 # job killed for memory or time is retried with more. Every job hands its own
-# budget to its tool (DuckDB memory_limit, pysam/bcftools threads).
+# budget to its tool (DuckDB memory_limit, pysam/bcftools threads). The defaults,
+# the formulas and the retry policy are vcf_agent/resources.py (standard library
+# only), loaded from its file: the package need not be installed here.
 
-# mem_mb is what the whole job may use. On a cluster that includes the Snakemake
-# process running inside the job (~160 MB measured under SLURM), hence no rule
-# asks for less than 400 MB even when its own tool needs a few MB.
-DEFAULT_RESOURCES = {
-    "check_vcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "normalize_vcf": {"mem_mb": 800, "runtime": 30, "threads": 2},
-    "index_bcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "plan_shards": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "convert_shard": {"mem_mb": 1200, "runtime": 10, "threads": 2},
-    "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
-    "plot_resources": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    # torch, sentence-transformers and ONNX once, to make the light runtime's model file
-    "export_onnx_model": {"mem_mb": 2000, "runtime": 15, "threads": 2},
-    # the onnx runtime's model takes ~170 MB (a job peaks at 290-360 MB; sentence-transformers:
-    # ~690 MB, TORCH_EMBED_MEM_MB); the batch size is derived from what is left. CUDA adds
-    # 1-3 GB of host memory: see embed_mem_mb.
-    "embed_shard": {"mem_mb": 640, "runtime": 10, "threads": 2},
-    # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
-    "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
-    # the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a
-    # SLURM job (killed there when it declared 460)
-    "load_kuzu": {"mem_mb": 640, "runtime": 10, "threads": 2},
-}
+
+def load_resource_model():
+    path = Path(workflow.basedir, "src", "vcf_agent", "resources.py")
+    spec = importlib.util.spec_from_file_location("vcf_agent_resources", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+RESOURCES = load_resource_model()
+DEFAULT_RESOURCES = RESOURCES.DEFAULT_RESOURCES
 
 
 def check_resource_rules():
@@ -216,10 +211,10 @@ def rule_resource(rule, key):
 
 
 def mem_mb_for(rule):
-    """First attempt: the rule's budget; each retry adds the same again."""
+    """First attempt: the rule's budget; then resources.retried."""
 
     def mem_mb(wildcards, attempt):
-        return rule_resource(rule, "mem_mb") * attempt
+        return RESOURCES.retried(rule_resource(rule, "mem_mb"), attempt)
 
     return mem_mb
 
@@ -230,11 +225,8 @@ def input_size_mb(wildcards):
 
 
 def normalize_runtime(wildcards, attempt):
-    # bcftools view + norm stream about 50 MB of compressed VCF a minute on one core.
-    return (
-        int(rule_resource("normalize_vcf", "runtime") + input_size_mb(wildcards) / 50)
-        * attempt
-    )
+    base = rule_resource("normalize_vcf", "runtime")
+    return RESOURCES.normalize_runtime(base, input_size_mb(wildcards), attempt)
 
 
 def genotype_cells(wildcards):
@@ -243,39 +235,28 @@ def genotype_cells(wildcards):
 
 
 def convert_mem_mb(wildcards, attempt):
-    # DuckDB spills beyond its memory_limit, so memory grows only gently with the
-    # shard: about 50 MB more per 10 million genotype cells for its buffers.
     base = rule_resource("convert_shard", "mem_mb")
-    return int(base + genotype_cells(wildcards) / 1e7 * 50) * attempt
+    return RESOURCES.convert_mem_mb(base, genotype_cells(wildcards), attempt)
 
 
 def convert_runtime(wildcards, attempt):
-    # bcftools query + DuckDB read about 50 million genotype cells a minute.
     base = rule_resource("convert_shard", "runtime")
-    return int(base + genotype_cells(wildcards) / 5e7) * attempt
-
-
-# An embed job on the sentence-transformers runtime (torch) on CPU: vcf_agent.embedding.embed.TORCH_EMBED_MEM_MB.
-TORCH_EMBED_MEM_MB = 1280
+    return RESOURCES.convert_runtime(base, genotype_cells(wildcards), attempt)
 
 
 def embed_mem_mb(wildcards, attempt):
-    configured = config.get("resources", {}).get("embed_shard", {}).get("mem_mb")
-    if configured:
-        base = configured
-    elif embed_gpus():
-        base = 4096
-    elif onnx_export_if_used(wildcards):
-        base = rule_resource("embed_shard", "mem_mb")
-    else:
-        base = TORCH_EMBED_MEM_MB
-    return base * attempt
+    return RESOURCES.embed_mem_mb(
+        attempt,
+        "onnx" if onnx_export_if_used(wildcards) else "sentence-transformers",
+        gpu=bool(embed_gpus()),
+        configured=config.get("resources", {}).get("embed_shard", {}).get("mem_mb"),
+    )
 
 
 def embed_runtime(wildcards, attempt):
-    # Worst case every description is new: ~100 per second per job on two CPU cores.
+    base = rule_resource("embed_shard", "runtime")
     records = int(shard_row(wildcards)["records"])
-    return int(rule_resource("embed_shard", "runtime") + records / 100 / 60) * attempt
+    return RESOURCES.embed_runtime(base, records, attempt)
 
 
 # ---------------------------------------------------------------- embedding settings
@@ -314,7 +295,7 @@ def embed_gpus():
 
 
 def embedding_stats_of_all(wildcards):
-    return shard_outputs("results/embedding_stats/{vcf}/{shard}.json")
+    return shard_outputs(SHARD_FILES["embedding_stats"])
 
 
 # ---------------------------------------------------------------- stores (load_lancedb, load_kuzu)
@@ -323,19 +304,19 @@ def embedding_stats_of_all(wildcards):
 
 
 def variant_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/variants/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["variants"])
 
 
 def genotype_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/genotypes/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["genotypes"])
 
 
 def annotation_shards_of_all(wildcards):
-    return shard_outputs("results/parquet/annotations/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["annotations"])
 
 
 def embedding_shards_of_all(wildcards):
-    return shard_outputs("results/embeddings/{vcf}/{shard}.parquet")
+    return shard_outputs(SHARD_FILES["embeddings"])
 
 
 def stored_counts(stats_files):
@@ -360,38 +341,25 @@ def stored_counts(stats_files):
 
 
 def lancedb_mem_mb(wildcards, input, attempt):
-    # Batches and writes are bounded (~500 MB for any size); the IVF_PQ training
-    # and partition shuffle of the ANN index add about 400 MB per million rows.
     base = rule_resource("load_lancedb", "mem_mb")
-    return int(base + stored_counts(input.stats)["variants"] / 1e6 * 400) * attempt
+    return RESOURCES.lancedb_mem_mb(
+        base, stored_counts(input.stats)["variants"], attempt
+    )
 
 
 def lancedb_runtime(wildcards, input, attempt):
-    # ~150,000 rows/s written, ~10 s per million rows for the ANN index.
     base = rule_resource("load_lancedb", "runtime")
-    return int(base + stored_counts(input.stats)["variants"] / 1e6 * 2) * attempt
+    return RESOURCES.lancedb_runtime(
+        base, stored_counts(input.stats)["variants"], attempt
+    )
 
 
 def kuzu_mem_mb(wildcards, input, attempt):
-    # Kuzu's COPY holds a whole rel table in its buffer pool (mem_mb minus 400 MB for
-    # the processes): ~60 bytes per CARRIES edge and direction, both stored (30 more
-    # each with a source property, i.e. several VCFs), ~100 per Variant node, ~600 per
-    # IN_GENE edge (both ways, 7 strings). A larger pool only caches more. See
-    # benchmarks/bench_stores.py for the measured peaks.
+    base = rule_resource("load_kuzu", "mem_mb")
     counts = stored_counts(input.stats)
-    per_edge = 2 * (60 + (30 if len(VCFS) > 1 else 0))
-    data = (
-        counts["genotypes"] * per_edge
-        + counts["variants"] * 100
-        + counts["annotations"] * 600
-    )
-    return int(rule_resource("load_kuzu", "mem_mb") + data / 1e6) * attempt
+    return RESOURCES.kuzu_mem_mb(base, counts, attempt, several_sources=len(VCFS) > 1)
 
 
 def kuzu_runtime(wildcards, input, attempt):
-    # ~1,000,000 genotype edges per second, with the DuckDB preparation.
-    counts = stored_counts(input.stats)
     base = rule_resource("load_kuzu", "runtime")
-    return (
-        int(base + counts["genotypes"] / 1e6 / 60 + counts["variants"] / 1e6) * attempt
-    )
+    return RESOURCES.kuzu_runtime(base, stored_counts(input.stats), attempt)

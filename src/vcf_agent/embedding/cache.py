@@ -51,6 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vcf_agent.errors import fail
+from vcf_agent.files import atomic_file
 
 KEY_BYTES = 16
 #: Segments in one bucket that trigger a compaction.
@@ -307,15 +308,9 @@ def _unique_sorted(table: pa.Table) -> pa.Table:
 
 
 def _write_atomically(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    # synced: the rename must never publish a half-written file to the other jobs reading it
+    with atomic_file(target, sync=True) as tmp:
         write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())  # the rename must never publish a half-written file
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _remove_stale_tmp(folder: Path) -> None:

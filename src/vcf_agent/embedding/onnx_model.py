@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import uuid
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from vcf_agent.errors import fail
+from vcf_agent.files import atomic_folder
 
 MODEL_FILE = "model.onnx"
 DATA_FILE = "model.onnx.data"
@@ -113,10 +113,8 @@ def export_model(model_path: Path | str, folder: Path | str, *, model_id: str, t
         import torch
 
         torch.set_num_threads(threads)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
-    tmp.mkdir()
-    try:
+    # built aside and renamed in; another exporter that finished first keeps theirs
+    with atomic_folder(folder, sync=True) as tmp:
         with warnings.catch_warnings():  # the tracer's notes on shapes: the check below is what counts
             warnings.simplefilter("ignore")
             _export_graph(model_path, tmp / "raw.onnx")
@@ -124,16 +122,6 @@ def export_model(model_path: Path | str, folder: Path | str, *, model_id: str, t
         (tmp / "raw.onnx").unlink()
         info = _export_info(model_path, model_id, worst_cosine=_check_against_reference(model_path, tmp))
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        if folder.exists():  # another exporter finished first: keep theirs
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info
 
 
@@ -165,17 +153,11 @@ def copy_export(source: Path, folder: Path) -> Path:
     built aside and renamed in, so that a shared export serves several workflows without a new one."""
     if is_exported(folder):
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    building = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
     try:
-        shutil.copytree(source, building, copy_function=_link_or_copy)
-        building.rename(folder)
-    except FileExistsError:  # another job copied it meanwhile
-        pass
+        with atomic_folder(folder) as building:  # another job that copied it meanwhile keeps theirs
+            shutil.copytree(source, building, copy_function=_link_or_copy, dirs_exist_ok=True)
     except OSError as error:
         raise fail(folder, f"cannot copy the ONNX export from {source} ({error.strerror})") from None
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
     return folder
 
 

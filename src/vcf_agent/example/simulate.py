@@ -41,7 +41,7 @@ import numpy as np
 import pysam
 
 from vcf_agent.errors import fail
-from vcf_agent.files import atomic_path
+from vcf_agent.files import atomic_files
 
 #: Contigs and their lengths (bp).
 CONTIGS = (("chr1", 1_000_000), ("chr2", 800_000))
@@ -728,28 +728,19 @@ def _quality(calls: Calls) -> float:
 def _write_outputs(vcf_path: Path, fasta_path: Path, header: str, contigs: list[Contig]) -> None:
     """Write every file under a temporary name, then rename them all (each data file before its index)."""
     vcf_index, fasta_index = Path(f"{vcf_path}.tbi"), Path(f"{fasta_path}.fai")
-    temporary = {path: atomic_path(path) for path in (fasta_path, fasta_index, vcf_path, vcf_index)}
-    faidx_output = Path(f"{temporary[fasta_path]}.fai")  # faidx names the index after the FASTA
-    placed = []
-    try:
-        _write_fasta(temporary[fasta_path], contigs)
-        pysam.faidx(str(temporary[fasta_path]))
-        faidx_output.replace(temporary[fasta_index])
-        with pysam.BGZFile(str(temporary[vcf_path]), "wb") as out:
+    with atomic_files(fasta_path, fasta_index, vcf_path, vcf_index) as (fasta_tmp, fai_tmp, vcf_tmp, tbi_tmp):
+        faidx_output = Path(f"{fasta_tmp}.fai")  # faidx names the index after the FASTA
+        try:
+            _write_fasta(fasta_tmp, contigs)
+            pysam.faidx(str(fasta_tmp))
+            faidx_output.replace(fai_tmp)
+        finally:
+            faidx_output.unlink(missing_ok=True)
+        with pysam.BGZFile(str(vcf_tmp), "wb") as out:
             out.write(header.encode())
             for contig in contigs:
                 out.write("".join(vcf_line(contig.name, r) for r in contig.records).encode())
-        pysam.tabix_index(str(temporary[vcf_path]), preset="vcf", index=str(temporary[vcf_index]), force=True)
-        for final, tmp in temporary.items():
-            tmp.replace(final)
-            placed.append(final)
-    except BaseException:
-        for final in placed:  # a partial set would look complete to the next run
-            final.unlink(missing_ok=True)
-        raise
-    finally:
-        for tmp in [*temporary.values(), faidx_output]:
-            tmp.unlink(missing_ok=True)
+        pysam.tabix_index(str(vcf_tmp), preset="vcf", index=str(tbi_tmp), force=True)
 
 
 def _write_fasta(path: Path, contigs: list[Contig]) -> None:

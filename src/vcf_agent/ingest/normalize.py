@@ -30,7 +30,7 @@ from typing import IO
 import pysam
 
 from vcf_agent.errors import VcfAgentError, fail
-from vcf_agent.files import atomic_path, write_json
+from vcf_agent.files import atomic_file, write_json
 from vcf_agent.ingest.bcftools import (
     Pipeline,
     Undeclared,
@@ -186,28 +186,19 @@ def _normalize_once(
     undeclared: Undeclared,
     misread: MisreadValueCheck,
 ) -> None:
-    tmp_bcf = atomic_path(output_bcf)
     fixed_after = len(options.reader) + 1 if undeclared else 0
-    with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
-        commands = _read_commands(input_path, undeclared, options, Path(scratch))
-        if options.annotated:
-            commands += _original_alleles(commands, Path(scratch), input_path, fixed_after)
-        commands.append(_norm_command(options.reference, options.ref_check))
-        commands.append(_declare_tags(Path(scratch), options.declares_end))
-        try:
+    with atomic_file(output_bcf) as tmp_bcf:
+        with tempfile.TemporaryDirectory(prefix="vcf-agent-norm-") as scratch:
+            commands = _read_commands(input_path, undeclared, options, Path(scratch))
+            if options.annotated:
+                commands += _original_alleles(commands, Path(scratch), input_path, fixed_after)
+            commands.append(_norm_command(options.reference, options.ref_check))
+            commands.append(_declare_tags(Path(scratch), options.declares_end))
             with pipeline(commands, subject=input_path, header_fixed_after=fixed_after) as pipe:
                 walker = _tag_and_write(pipe.stdout, tmp_bcf, options.threads, input_path)
             norm_stderr = pipe.stderr_of(len(commands) - 2)
-        except BaseException:
-            tmp_bcf.unlink(missing_ok=True)
-            raise
-    _fill_stats(stats, norm_stderr, walker, undeclared)
-    try:
+        _fill_stats(stats, norm_stderr, walker, undeclared)
         misread.verify()
-    except BaseException:
-        tmp_bcf.unlink(missing_ok=True)
-        raise
-    tmp_bcf.replace(output_bcf)
 
 
 def _read_commands(input_path: Path, undeclared: Undeclared, options: _Options, scratch: Path) -> list[list[str]]:
@@ -476,10 +467,6 @@ def _fill_stats(stats: NormalizeStats, norm_stderr: str, walker: _RecordWalker, 
 def index_bcf(bcf: Path | str, threads: int = 1) -> Path:
     """Write the CSI index beside `bcf` (shards are read by region)."""
     index = Path(f"{bcf}.csi")
-    tmp = atomic_path(index)
-    try:
+    with atomic_file(index) as tmp:
         run(bcftools("index", "--csi", "--threads", threads, "-f", "-o", tmp, bcf), subject=bcf)
-        tmp.replace(index)
-    finally:
-        tmp.unlink(missing_ok=True)
     return index

@@ -19,11 +19,12 @@ from pathlib import Path
 import duckdb
 
 from vcf_agent.errors import TooLittleMemory, fail
-from vcf_agent.files import atomic_path, write_json
+from vcf_agent.files import atomic_files, write_json
 from vcf_agent.ingest.bcftools import bcftools, pipeline
 from vcf_agent.ingest.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.ingest.shards import Shard
 from vcf_agent.logs import log
+from vcf_agent.resources import MIN_CONVERT_MEM_MB, PROCESS_OVERHEAD_MB, duckdb_limit_mb
 from vcf_agent.schema import (
     ANNOTATION_COLUMNS,
     DUPLICATE_SEPARATOR,
@@ -36,18 +37,10 @@ from vcf_agent.schema import (
     info_column_name,
 )
 
-#: Memory of a job outside its tools' own budgets (DuckDB's memory_limit, Kuzu's buffer pool):
-#: this interpreter with pyarrow, pysam, DuckDB, LanceDB or Kuzu loaded (~150-200 MB) and, in a
-#: cluster job, the Snakemake process that runs it (~160 MB measured under SLURM).
-PROCESS_OVERHEAD_MB = 400
 #: bcftools prints '.' for a missing value.
 MISSING = "."
 #: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
 MAX_LINE_BYTES = 16 << 20
-#: DuckDB's CSV reader takes a buffer of 16 such lines (256 MiB) for any shard: a memory_limit of
-#: 250 MB fails on a shard of 222 records, 280 MB passes (DuckDB 2.0, 1 to 8 threads).
-MIN_DUCKDB_MB = 300
-MIN_CONVERT_MEM_MB = PROCESS_OVERHEAD_MB + MIN_DUCKDB_MB
 
 _SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
 
@@ -172,9 +165,10 @@ def convert_shard(
     subject = Path(input_path) if input_path else bcf
     header = read_header(bcf)
     info = select_info_columns(header, info_fields)
-    outputs = [Path(p) for p in (variants_out, genotypes_out, annotations_out)]
-    tmps = [atomic_path(p) for p in outputs]
-    with tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch:
+    with (
+        atomic_files(variants_out, genotypes_out, annotations_out) as tmps,
+        tempfile.TemporaryDirectory(prefix="vcf-agent-shard-") as scratch,
+    ):
         scratch = Path(scratch)
         regions_file = scratch / "regions.tsv"
         regions_file.write_text(shard.regions_line())
@@ -188,20 +182,14 @@ def convert_shard(
             variants = _write_variants(con, annotation, info, source, tmps[0])
             genotypes = _write_genotypes(con, bcf, regions, header, source, tmps[1], subject=subject)
             annotations = con.execute(f"SELECT count(*) FROM read_parquet('{tmps[2]}')").fetchone()[0]
-        except BaseException:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
-            raise
         finally:
             con.close()
-    _check_count(subject, shard, variants)
-    for tmp, final in zip(tmps, outputs, strict=True):
-        tmp.replace(final)
+        _check_count(subject, shard, variants)  # a wrong count publishes none of the three
     return ShardStats(source, shard.shard, variants, genotypes, annotations)
 
 
 def _connect(scratch: Path, threads: int, mem_mb: int) -> duckdb.DuckDBPyConnection:
-    return duckdb_connect(scratch, threads, max(128, mem_mb - PROCESS_OVERHEAD_MB), keep_order=True)
+    return duckdb_connect(scratch, threads, duckdb_limit_mb(mem_mb), keep_order=True)
 
 
 def duckdb_connect(

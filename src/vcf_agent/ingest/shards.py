@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from vcf_agent.errors import fail
-from vcf_agent.files import atomic_path
+from vcf_agent.files import atomic_file
 from vcf_agent.ingest.bcftools import bcftools, pipeline
 
 
@@ -122,13 +122,10 @@ _COLUMNS = [f.name for f in fields(Shard)]
 
 
 def write_plan(shards: list[Shard], path: Path | str) -> None:
-    path = Path(path)
-    tmp = atomic_path(path)
-    with tmp.open("w", newline="") as handle:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=_COLUMNS, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(asdict(s) for s in shards)
-    tmp.replace(path)
 
 
 def read_plan(path: Path | str) -> list[Shard]:

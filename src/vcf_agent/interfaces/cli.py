@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.runtime import setup_process
 
 DESCRIPTION = """\
 Ask the stores built by the workflow (results/lancedb and results/kuzu):
@@ -217,6 +218,7 @@ def run_command(args: argparse.Namespace, stores) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_process()
     try:
         if args.command == "serve":
             return _serve(args)

@@ -58,11 +58,10 @@ from vcf_agent.query import (
     complete_builds,
     to_jsonable,
 )
+from vcf_agent.runtime import setup_process
 
 #: Threads running queries: Python runs one at a time, so more only add memory (two cores).
 DEFAULT_THREADS = 16
-#: mallopt parameter number of M_ARENA_MAX (glibc malloc.h).
-M_ARENA_MAX = -8
 #: Environment variable passing `serve`'s options to its worker processes.
 WORKER_OPTIONS = "VCF_AGENT_SERVE_OPTIONS"
 #: Largest request line and headers accepted (bytes).
@@ -562,24 +561,15 @@ def serve(
     }
     os.environ[HEADER_TIMEOUT_VARIABLE] = str(header_timeout)  # read by the protocol, in each worker too
     app_options = {"threads": threads, "model": model, "graph_handles": graph_handles}
-    _fewer_malloc_arenas()
+    # glibc's malloc arenas capped (vcf_agent.runtime.ALLOCATOR_ARENAS): with a thread pool they
+    # fragment memory, and the server's RSS kept creeping up under load; workers inherit it
+    setup_process()
     if workers <= 1:
         uvicorn.run(create_app(results, **app_options), **options)
         return
     Stores.open(results, model=model).close()  # a missing or broken store: one line, before any worker
     os.environ[WORKER_OPTIONS] = json.dumps({"results": str(results), **app_options, "model": _text(model)})
     uvicorn.run("vcf_agent.interfaces.server:app_from_environment", factory=True, workers=workers, **options)
-
-
-def _fewer_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas (by default 8 per core, one per busy thread): with a thread
-    pool they fragment memory, and the server's RSS kept creeping up under load (6.4% against
-    4.6% in 30 s with 500 clients). Applies to threads started afterwards; no-op off glibc."""
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(M_ARENA_MAX, arenas)
 
 
 def app_from_environment() -> FastAPI:

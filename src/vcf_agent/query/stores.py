@@ -134,7 +134,6 @@ class Stores:
         model than the default. `graph_handles`: Kuzu queries that may run at once
         (each handle has its own buffer pool, of at most `graph_buffer_mb`).
         """
-        os.environ.setdefault("LANCEDB_LOG", "error")
         results = Path(results)
         lance_dir, graph_path = results / LANCE_DIR, results / KUZU_GRAPH
         for path, target in ((lance_dir, LANCE_MANIFEST), (graph_path, KUZU_MANIFEST)):

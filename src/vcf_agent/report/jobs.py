@@ -1,20 +1,21 @@
-"""What each job of a run declared (Snakemake's log) against what it used (its benchmark: file).
+"""What each job of a run declared against what it used: its `benchmark:` file.
 
-Snakemake writes, for every job it starts, a block in `.snakemake/log/*.log`
-with the rule, its `benchmark:` path and the resources it asked for; the
-benchmark file holds the job's measured runtime and peak RSS. Joining the two
-shows whether every job stayed inside the memory it declared.
+Run with ``--benchmark-extended`` (profiles/default and profiles/slurm set it), Snakemake writes
+into each job's benchmark file, beside its measured runtime and peak RSS, the rule, the threads
+and the resources the job was given (mem_mb as Snakemake granted it, after any scaling to the
+run's --resources budget). Reading those files shows whether every job stayed inside the memory
+it declared; a benchmark file without those columns (a run without the flag) has no declaration.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>\w+):$")
-_FIELD = re.compile(r"^\s+(?P<key>benchmark|resources|threads): (?P<value>.*)$")
+#: Where the rules write their benchmark files (results/benchmarks/<rule>/...).
+BENCHMARKS = Path("results") / "benchmarks"
 
 
 @dataclass
@@ -39,50 +40,40 @@ class JobUsage:
         return {**asdict(self), "within_memory": self.within_memory}
 
 
-def declared_jobs(log_files: list[Path]) -> dict[str, JobUsage]:
-    """benchmark path -> the job's declaration; a later log wins (the job ran again)."""
-    jobs: dict[str, JobUsage] = {}
-    for log_file in sorted(log_files):
-        rule, fields = None, {}
-        for line in Path(log_file).read_text(errors="replace").splitlines():
-            if match := _RULE.match(line):
-                rule, fields = match["rule"], {}
-            elif rule and (match := _FIELD.match(line)):
-                fields[match["key"]] = match["value"]
-                if "benchmark" in fields and "resources" in fields:
-                    jobs[fields["benchmark"]] = _job(rule, fields)
-                    rule = None
+def job_usage(workdir: Path | str) -> list[JobUsage]:
+    """Every job of the runs in `workdir` with a benchmark file, by benchmark path."""
+    workdir = Path(workdir)
+    jobs = []
+    for benchmark in sorted((workdir / BENCHMARKS).rglob("*.tsv")):
+        with benchmark.open(newline="") as handle:
+            # params and wildcards are Python reprs, quotes and all: no CSV quoting
+            rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        if rows:
+            jobs.append(_job(benchmark.relative_to(workdir), rows[-1]))
     return jobs
 
 
-def _job(rule: str, fields: dict[str, str]) -> JobUsage:
-    resources = dict(item.split("=", 1) for item in fields["resources"].split(", ") if "=" in item)
+def _job(benchmark: Path, row: dict[str, str]) -> JobUsage:
+    resources = _resources(row.get("resources"))
     number = lambda key: int(float(resources[key])) if key in resources else None  # noqa: E731
     return JobUsage(
-        rule=rule,
-        benchmark=fields["benchmark"],
+        rule=row.get("rule_name") or benchmark.relative_to(BENCHMARKS).parts[0],
+        benchmark=str(benchmark),
         declared_mem_mb=number("mem_mb"),
         declared_runtime_min=number("runtime"),
-        threads=int(fields.get("threads", 1)),  # Snakemake prints threads only when above one
+        threads=int(row.get("threads") or 1),
+        peak_rss_mb=_float(row.get("max_rss")),
+        seconds=_float(row.get("s")),
     )
 
 
-def job_usage(workdir: Path | str) -> list[JobUsage]:
-    """Every job of the runs in `workdir` that has both a declaration and a benchmark file."""
-    workdir = Path(workdir)
-    jobs = declared_jobs(list((workdir / ".snakemake" / "log").glob("*.log")))
-    measured = []
-    for path, job in sorted(jobs.items()):
-        benchmark = workdir / path
-        if not benchmark.exists():
-            continue
-        with benchmark.open(newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        if rows:
-            job.peak_rss_mb = _float(rows[-1].get("max_rss"))
-            job.seconds = _float(rows[-1].get("s"))
-            measured.append(job)
-    return measured
+def _resources(text: str | None) -> dict:
+    """The resources column: the repr of a dict of plain values."""
+    try:
+        value = ast.literal_eval(text or "")
+    except (ValueError, SyntaxError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _float(value: str | None) -> float | None:

@@ -1,7 +1,7 @@
 """Pages for `snakemake --report`: each rule's peak memory and runtime against what it declared.
 
-The numbers come from vcf_agent.report.jobs (Snakemake's job log joined to each job's
-`benchmark:` file). The plots are plain SVG written here, so the report needs
+The numbers come from vcf_agent.report.jobs (each job's `benchmark:` file, written with
+Snakemake's --benchmark-extended). The plots are plain SVG written here, so the report needs
 no plotting library and stays self-contained.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vcf_agent.files import atomic_path
+from vcf_agent.files import atomic_file, write_text
 from vcf_agent.report.jobs import JobUsage
 
 _ROW_HEIGHT = 34
@@ -106,22 +106,14 @@ def bar_chart_svg(title: str, unit: str, rules: list[RuleUsage]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_text(path: Path | str, text: str) -> None:
-    tmp = atomic_path(path)
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_jobs_table(jobs: list[JobUsage], path: Path | str) -> None:
     fields = ["rule", "benchmark", "threads", "declared_mem_mb", "peak_rss_mb", "declared_runtime_min", "seconds"]
-    tmp = atomic_path(path)
-    with open(tmp, "w", newline="") as handle:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*fields, "within_memory"], delimiter="\t")
         writer.writeheader()
         for job in jobs:
             row = job.to_dict()
             writer.writerow({key: row[key] for key in writer.fieldnames})
-    tmp.replace(path)
 
 
 def summary_html(summary: dict) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 from vcf_agent.errors import fail
 from vcf_agent.files import read_json
 from vcf_agent.ingest.header import read_header
-from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.ingest.parquet import duckdb_connect
+from vcf_agent.resources import duckdb_limit_mb
 from vcf_agent.stores.build import genotype_overlap, later_genotype_rows
 
 
@@ -62,7 +63,7 @@ def _across_files(
     """What the VCFs share (stores.genotype_overlap), and how many carrier rows the stores leave out."""
     samples = {Path(bcf).name.removesuffix(".bcf"): read_header(bcf).samples for bcf in bcfs}
     with tempfile.TemporaryDirectory(prefix="vcf-agent-summary-") as scratch:
-        con = duckdb_connect(Path(scratch), 1, mem_mb - PROCESS_OVERHEAD_MB)
+        con = duckdb_connect(Path(scratch), 1, duckdb_limit_mb(mem_mb))
         try:
             overlap = genotype_overlap(con, [Path(p) for p in variants], [Path(p) for p in genotypes], samples)
             return overlap, later_genotype_rows(con)

@@ -49,26 +49,26 @@ store is built in a new folder and swapped in atomically (vcf_agent.stores.build
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from lancedb.index import Bitmap, BTree, IvfPq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
-from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.ingest.parquet import duckdb_connect
 from vcf_agent.logs import log
+from vcf_agent.resources import duckdb_limit_mb
+from vcf_agent.runtime import run_in_child
 from vcf_agent.schema import (
     LANCE_METRIC,
     LANCE_SCALAR_INDEXES,
@@ -89,12 +89,6 @@ from vcf_agent.stores.build import (
     unreadable,
     utc_now,
 )
-
-# Lance logs every k-means warning (thousands for repetitive data) unless told otherwise.
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-import lancedb
-from lancedb.index import Bitmap, BTree, IvfPq
 
 #: Rows below which no ANN index is built (exact search is fast and exact there).
 ANN_MIN_ROWS = 100_000
@@ -117,8 +111,6 @@ ROWS_PER_WRITE = 131_072
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
 INDEX_SCAN_BATCH_ROWS = 1024
 SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
-ALLOCATOR_ARENAS = 2
-M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
 
 PROMOTIONS = {
     (pa.int8(), pa.int16()), (pa.int8(), pa.int32()), (pa.int8(), pa.int64()), (pa.int16(), pa.int32()),
@@ -329,8 +321,6 @@ def load_lancedb(
 ) -> dict:
     """Build the LanceDB store from the variant shards and their embeddings; return the manifest."""
     started = time.perf_counter()
-    os.environ.setdefault("LANCE_CPU_THREADS", str(max(1, threads)))
-    limit_allocator_arenas(ALLOCATOR_ARENAS)
     shards = paired_shards(variants, embeddings, "embeddings")
     layout = table_schema(shards)
     seconds = {}
@@ -385,7 +375,7 @@ class WriteJob:
         layout = table_schema(shards)
         shadowed = {}
         if len(sources_in_order(self.variants)) > 1:
-            con = duckdb_connect(Path(self.scratch), self.threads, max(128, (self.mem_mb - PROCESS_OVERHEAD_MB) // 4))
+            con = duckdb_connect(Path(self.scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
             shadowed = shadowed_rows(con, [s.variants for s in shards])
             con.close()
         table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
@@ -395,31 +385,7 @@ class WriteJob:
         return counts
 
     def run_in_child(self) -> Counts:
-        child = subprocess.run(
-            [sys.executable, "-c", "from vcf_agent.stores.lance import _write_main; _write_main()"],
-            input=json.dumps(asdict(self)),
-            env={**os.environ, "MALLOC_ARENA_MAX": str(ALLOCATOR_ARENAS)},
-            stdout=subprocess.PIPE,
-            stderr=None if self.progress else subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            lines = (child.stderr or "").strip().splitlines() or [f"writing the rows failed ({child.returncode})"]
-            raise VcfAgentError(lines[-1].removeprefix("ERROR: "))
-        return Counts(**json.loads(child.stdout.strip().splitlines()[-1]))
-
-
-def _write_main() -> None:
-    """Entry point of the child process of `WriteJob.run_in_child` (job as JSON on stdin)."""
-    os.environ.setdefault("LANCE_CPU_THREADS", "2")
-    job = WriteJob(**json.loads(sys.stdin.read()))
-    try:
-        counts = job.run()
-    except VcfAgentError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(json.dumps(asdict(counts)))
+        return run_in_child(self.run, threads=self.threads)
 
 
 @contextlib.contextmanager
@@ -434,19 +400,9 @@ def _scan_batch_rows(rows: int) -> Iterator[None]:
             os.environ.pop(SCAN_BATCH_VARIABLE, None)
 
 
-def limit_allocator_arenas(arenas: int) -> None:
-    """Cap glibc's malloc arenas in this running process, as MALLOC_ARENA_MAX does at start.
-
-    Threads started later share the arenas; those made already stay. No-op without glibc.
-    """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library Python runs on
-    if mallopt is not None:
-        mallopt(M_ARENA_MAX, arenas)
-
-
 def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb: int) -> int:
     """About how many distinct descriptions (so distinct vectors) there are (HyperLogLog, ~2%)."""
-    con = duckdb_connect(scratch, threads, max(128, (mem_mb - PROCESS_OVERHEAD_MB) // 4))
+    con = duckdb_connect(scratch, threads, duckdb_limit_mb(mem_mb, 4))
     try:
         embedding_files = sql_list([s.other for s in shards])
         return con.execute(f"SELECT approx_count_distinct(text) FROM read_parquet({embedding_files})").fetchone()[0]
@@ -464,13 +420,33 @@ def _write_rows(table, shards, layout, shadowed, counts, rows_per_write: int, pr
         group_rows += parquet_file(shard.variants).metadata.num_rows
         if group_rows >= rows_per_write or shard is shards[-1]:
             batches = (b for s in group for b in shard_batches(s, layout, shadowed.get(s.variants), counts))
-            table.add(pa.RecordBatchReader.from_batches(layout.schema, batches))
+            _add(table, layout.schema, batches)
             log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1].label)
             if bar is not None:
                 bar.update(len(group))
             group, group_rows = [], 0
     if bar is not None:
         bar.close()
+
+
+def _add(table, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+    """table.add of the batches; our own error in a batch (a shard that does not match its
+    embeddings) is raised as it is, not as the Arrow RuntimeError Lance wraps it in."""
+    raised: list[VcfAgentError] = []
+
+    def remembered() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from batches
+        except VcfAgentError as error:
+            raised.append(error)
+            raise
+
+    try:
+        table.add(pa.RecordBatchReader.from_batches(schema, remembered()))
+    except Exception:
+        if raised:
+            raise raised[0] from None
+        raise
 
 
 def _progress(shards, enabled: bool):
