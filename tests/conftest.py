@@ -32,6 +32,7 @@ WORKER_GROUPS = {
     "test_server": "query_stores",
     "test_ask": "query_stores",
     "test_ask_example": "example_run",
+    "test_readme": "example_run",
 }
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 
@@ -75,7 +76,15 @@ _MODELS_MADE_HERE = "_VCF_AGENT_TEST_MODELS_MADE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("VCF_AGENT_MODELS"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if not DATA.is_dir() and not config.option.help:
+        # One line, before collection: otherwise every module that reads the data fails on its own.
+        raise pytest.UsageError(
+            f"shared test data not found at {DATA}: set VCF_TEST_DATA to the shared data folder "
+            "(default ../shared/data beside the checkout)"
+        )
+    if os.environ.get("VCF_AGENT_MODELS"):
         return
     os.environ["VCF_AGENT_MODELS"] = tempfile.mkdtemp(prefix="vcf-agent-test-models-")
     os.environ[_MODELS_MADE_HERE] = "1"
