@@ -54,7 +54,25 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ModuleGroupSchedu
     return ModuleGroupScheduling(config, log)
 
 
+# ---------------------------------------------------------------- the fast lane (make test-fast)
+# A test that runs the workflow or builds a large cohort is `slow`: a module of such tests says
+# so at its top (pytestmark); a test elsewhere that needs one of these fixtures, itself or through
+# another fixture, is marked here.
+SLOW_FIXTURES = {
+    "example_run": "the bundled example's workflow run",
+    "query_stores": "the query tools' workflow run",
+    "built": "tests/test_stores.py's workflow run",
+    "two_vcfs": "tests/test_stores.py's two-VCF workflow run",
+    "cohort_shard": "the 2,504-sample cohort converted",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
     # The scheduler tracks tests by id: two tests with one id would run once, silently.
     repeated = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
     if repeated:
@@ -92,7 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not os.environ.get("PYTEST_XDIST_WORKER") and os.environ.pop(_MODELS_MADE_HERE, None):
-        shutil.rmtree(os.environ.pop("VCF_AGENT_MODELS"), ignore_errors=True)
+        shutil.rmtree(os.environ.pop("VCF_AGENT_MODELS", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
