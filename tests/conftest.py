@@ -64,6 +64,7 @@ SLOW_FIXTURES = {
     "built": "tests/test_stores.py's workflow run",
     "two_vcfs": "tests/test_stores.py's two-VCF workflow run",
     "cohort_shard": "the 2,504-sample cohort converted",
+    "model": "tests/test_embed.py's model, exported to ONNX first in a fresh session",
 }
 
 
