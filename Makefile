@@ -1,6 +1,7 @@
 # vcf-agent: one command to install and run the example, one to install and test.
 #   make example   install everything, then run the workflow on the bundled example
-#   make test      install everything, then run the whole test suite
+#   make test      install everything, then run the whole test suite (what CI runs)
+#   make test-fast the tests that run no workflow, in one process (under 2 minutes)
 SHELL := /bin/bash
 .DEFAULT_GOAL := example
 
@@ -17,13 +18,23 @@ SYSTEM_PACKAGES := bcftools tabix
 # A real single-node SLURM (with accounting) for the cluster tests: tests/slurm/install.sh
 TEST_SYSTEM_PACKAGES := slurm-wlm munge slurmdbd mariadb-server
 
-.PHONY: example test install system-packages test-system-packages lint clean
+# The whole suite: two workers, whole modules each, modules sharing a session fixture on the same
+# one, longest first (tests/conftest.py ModuleGroupScheduling); memray measures the memory limits.
+PYTEST_FULL ?= --memray -n 2 --dist loadscope --no-loadscope-reorder
+# The fast lane: no workflow run, no SLURM, no worker start-up. Either takes more with PYTEST_ARGS=...
+PYTEST_FAST ?= -m 'not slow and not slurm' -n 0
+PYTEST_ARGS ?=
+
+.PHONY: example test test-fast install system-packages test-system-packages lint clean
 
 example: install
 	$(BIN)/snakemake --cores $(CORES)
 
 test: install test-system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_FULL) $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest $(PYTEST_FAST) $(PYTEST_ARGS)
 
 install: system-packages $(VENV)/.installed
 

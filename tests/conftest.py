@@ -32,6 +32,7 @@ WORKER_GROUPS = {
     "test_server": "query_stores",
     "test_ask": "query_stores",
     "test_ask_example": "example_run",
+    "test_readme": "example_run",
 }
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 
@@ -53,7 +54,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> ModuleGroupSchedu
     return ModuleGroupScheduling(config, log)
 
 
+# ---------------------------------------------------------------- the fast lane (make test-fast)
+# A test that runs the workflow or builds a large cohort is `slow`: a module of such tests says
+# so at its top (pytestmark); a test elsewhere that needs one of these fixtures, itself or through
+# another fixture, is marked here.
+SLOW_FIXTURES = {
+    "example_run": "the bundled example's workflow run",
+    "query_stores": "the query tools' workflow run",
+    "built": "tests/test_stores.py's workflow run",
+    "two_vcfs": "tests/test_stores.py's two-VCF workflow run",
+    "cohort_shard": "the 2,504-sample cohort converted",
+    "model": "tests/test_embed.py's model, exported to ONNX first in a fresh session",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
     # The scheduler tracks tests by id: two tests with one id would run once, silently.
     repeated = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
     if repeated:
@@ -75,7 +95,15 @@ _MODELS_MADE_HERE = "_VCF_AGENT_TEST_MODELS_MADE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("VCF_AGENT_MODELS"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if not DATA.is_dir() and not config.option.help:
+        # One line, before collection: otherwise every module that reads the data fails on its own.
+        raise pytest.UsageError(
+            f"shared test data not found at {DATA}: set VCF_TEST_DATA to the shared data folder "
+            "(default ../shared/data beside the checkout)"
+        )
+    if os.environ.get("VCF_AGENT_MODELS"):
         return
     os.environ["VCF_AGENT_MODELS"] = tempfile.mkdtemp(prefix="vcf-agent-test-models-")
     os.environ[_MODELS_MADE_HERE] = "1"
@@ -83,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not os.environ.get("PYTEST_XDIST_WORKER") and os.environ.pop(_MODELS_MADE_HERE, None):
-        shutil.rmtree(os.environ.pop("VCF_AGENT_MODELS"), ignore_errors=True)
+        shutil.rmtree(os.environ.pop("VCF_AGENT_MODELS", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

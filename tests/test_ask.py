@@ -22,6 +22,8 @@ from vcf_agent.interfaces.cli import main
 from vcf_agent.interfaces.server import create_app
 from vcf_agent.query import BadQuery, NotFound, Stores
 
+pytestmark = pytest.mark.slow  # the query_stores workflow run
+
 STORE = "query"
 #: Share of the question set the planner must map to exactly the expected calls.
 TARGET_SHARE = 0.9

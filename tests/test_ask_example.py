@@ -16,6 +16,8 @@ from vcf_agent.query import Stores
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # the bundled example's workflow run
+
 STORE = "example"
 TARGET_SHARE = 0.9
 

@@ -14,6 +14,8 @@ from vcf_agent.interfaces.cli import EXAMPLES, main
 
 from helpers import split_records
 
+pytestmark = pytest.mark.slow  # the query_stores workflow run
+
 VCF_AGENT = Path(sys.executable).with_name("vcf-agent")
 COMMANDS = ("search", "similar", "variant", "sample", "shared", "region", "stats", "serve")
 

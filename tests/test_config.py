@@ -9,6 +9,8 @@ import pytest
 
 from helpers import ROOT, SNAKEMAKE, TEST_FILES, data_file, run_workflow
 
+pytestmark = pytest.mark.slow  # every test runs Snakemake (a dry run or a target)
+
 GOOD = {"vcfs": [str(TEST_FILES / "genotypes.vcf")], "reference": None}
 
 
@@ -66,7 +68,6 @@ def dry_run_jobs(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_a_users_vcfs_mapping_replaces_the_example_entirely(tmp_path):
     workdir = project_like(tmp_path / "run")
     config = {"vcfs": {"mine": str(data_file(PINF))}}  # no reference, no shard: the schema defaults apply

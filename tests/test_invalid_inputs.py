@@ -120,6 +120,7 @@ def test_ref_mismatch_names_the_record(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_workflow_stops_on_every_rejected_file_and_writes_no_parquet(tmp_path):
     vcfs = {
         relative.replace("/", "_").removesuffix(".vcf"): str(VALIDATOR / relative) for relative, _ in STILL_REJECTED

@@ -25,6 +25,8 @@ from vcf_agent.errors import VcfAgentError
 
 from helpers import TEST_FILES, data_file, run_workflow
 
+pytestmark = pytest.mark.slow  # a workflow run and the model exported and compared on real cohorts
+
 #: Real files whose variants give, together, over a thousand distinct descriptions.
 SOURCES = (
     "cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz",

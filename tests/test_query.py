@@ -13,6 +13,8 @@ from vcf_agent.query import BadQuery, Filters, NotFound, Region, StoreMissing, S
 
 from helpers import nonref_genotypes, split_records
 
+pytestmark = pytest.mark.slow  # the query_stores workflow run
+
 KG_MULTIALLELIC = ("22:16051453:A:C", "22:16051453:A:G")  # rs62224611, A>C,G split in two
 KG_SV = "22:16050654:A:<CN3>"  # the cohort's one symbolic record, 4 ALTs, END=16063474
 KG_REGION = "22:16050000-16060000"

@@ -38,6 +38,7 @@ def variant_rows(workdir: Path) -> int:
     return query(f"SELECT count(*) FROM read_parquet('{pattern}')")[0][0]
 
 
+@pytest.mark.slow
 def test_rerun_changes_nothing_and_a_new_vcf_adds_only_its_rows(tmp_path):
     # One shard per file: every embedding job loads the model (~10 s), and sharding is not what this tests.
     first = {"vcfs": {"small": str(TEST_FILES / "genotypes.vcf")}, "reference": None, "shard": {"records": 1000}}

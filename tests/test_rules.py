@@ -20,6 +20,8 @@ from vcf_agent.ingest.shards import ShardSize, plan_shards, write_plan
 
 from helpers import TEST_FILES, bcftools_lines, query, run_workflow
 
+pytestmark = pytest.mark.slow  # each rule run by Snakemake
+
 SMALL = TEST_FILES / "genotypes.vcf"
 CONFIG = {"vcfs": {"small": str(SMALL)}, "reference": None, "shard": {"records": 3}}
 

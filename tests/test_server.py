@@ -34,6 +34,8 @@ from vcf_agent.stores.build import READERS_LOCK, remove_unused_builds
 
 from helpers import bcftools_lines, split_records
 
+pytestmark = pytest.mark.slow  # the query_stores workflow run
+
 VCF_AGENT = Path(sys.executable).with_name("vcf-agent")
 PATHS = {"/health", "/stats", "/search", "/similar", "/variant", "/sample", "/shared", "/region"}
 PATHS |= {"/ask", "/list/{what}"}  # vcf-agent ask and the listings

@@ -18,6 +18,8 @@ from vcf_agent.example.simulate import simulate_example
 
 from helpers import bcftools_lines, split_records
 
+pytestmark = pytest.mark.slow  # each test simulates the example cohort (60 samples)
+
 _NORM_LINES = re.compile(r"Lines\s+total/split/realigned/skipped:\s*(\d+)/(\d+)/(\d+)/(\d+)")
 _HALF_MISSING = re.compile(r"^\.[/|][1-9]$|^[1-9][/|]\.$")
 _HGVS_P = re.compile(r"^p\.([A-Z][a-z]{2})(\d+)([A-Z][a-z]{2}|\*)$")

@@ -19,10 +19,14 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.ingest.pipeline import convert_vcf
 
 from helpers import data_file, query
+
+pytestmark = pytest.mark.slow  # every file of the validator suite through the whole chain
 
 SUITE = data_file("invalid/vcf-validator")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.IGNORECASE)

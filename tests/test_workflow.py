@@ -14,6 +14,8 @@ from vcf_agent.report.jobs import job_usage
 
 from helpers import bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
+pytestmark = pytest.mark.slow  # real cohorts through the whole workflow
+
 COHORTS = {
     "kg_phase3": "cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz",
     "kg_highcov": "cohorts/1kgp_high_coverage_chr1_3202samples_head.vcf.gz",
