@@ -141,7 +141,7 @@ def _vcf_body(contig: Contig, cohort: Cohort, rng: np.random.Generator, counts: 
         previous = chunk[-1][0]
         lines = []
         for record in records:
-            record.calls = draw_calls(record.haplotypes, cohort, rng)
+            record.calls = draw_calls(record.haplotypes, cohort, rng, reads=False)
             nearby = _nearby_genes(genes, starts, record.pos)
             record.annotations = [annotate(nearby, sequence, record.pos, record.ref, alt) for alt in record.alts]
             record.clnsig = _clinical_significance(record, rng)
