@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,6 +170,17 @@ class Calls:
     def columns(self) -> list[str]:
         return [self._one(i) for i in range(len(self.first))]
 
+    def genotype_text(self) -> str:
+        """The GT-only sample columns, tab-separated (built in numpy: a 2,504-sample cohort has 10^9 of them)."""
+        if max(int(self.first.max()), int(self.second.max())) > 9:  # allele indices of two digits
+            return "\t".join(column.split(":")[0] for column in self.columns())
+        text = np.empty((len(self.first), 4), dtype=np.uint8)
+        text[:, 0] = np.where(self.first < 0, ord("."), self.first + ord("0"))
+        text[:, 1] = np.where(self.phased, ord("|"), ord("/"))
+        text[:, 2] = np.where(self.second < 0, ord("."), self.second + ord("0"))
+        text[:, 3] = ord("\t")
+        return text.tobytes()[:-1].decode("ascii")
+
     def _one(self, i: int) -> str:
         if self.missing[i]:
             return "./." if self.depth[i] == 0 else f"./.:{self.depth[i]}:."
@@ -183,11 +194,15 @@ class Calls:
         return [int(np.count_nonzero(called == a)) for a in range(1, alts + 1)], int(called.size)
 
 
-def draw_calls(haplotypes: np.ndarray, cohort: Cohort, rng: np.random.Generator) -> Calls:
-    """Turn true haplotypes into calls with depth, genotype quality, missing and unphased genotypes."""
+def draw_calls(haplotypes: np.ndarray, cohort: Cohort, rng: np.random.Generator, reads: bool = True) -> Calls:
+    """Turn true haplotypes into calls with depth, genotype quality, missing and unphased genotypes.
+
+    `reads=False` (for GT-only output, where no call's DP or GQ is written) draws no read
+    depths: each sample's mean depth stands in, which saves most of the time per record.
+    """
     n = len(cohort)
     first, second = haplotypes[0::2].astype(np.int16), haplotypes[1::2].astype(np.int16)
-    depth = rng.poisson(cohort.mean_depth)
+    depth = rng.poisson(cohort.mean_depth) if reads else np.rint(cohort.mean_depth).astype(int)
     missing = rng.random(n) < cohort.missing_rate
     carrier = (first > 0) | (second > 0)
     half = carrier & ~missing & (rng.random(n) < HALF_MISSING_RATE)
@@ -196,11 +211,11 @@ def draw_calls(haplotypes: np.ndarray, cohort: Cohort, rng: np.random.Generator)
     first = np.where(half | missing, -1, first)
     het = (first != second) & (first >= 0)
     phased = ~half & ~(het & (rng.random(n) < UNPHASED_HET_RATE))
-    noise = rng.normal(0.0, 4.0, n)
+    noise = rng.normal(0.0, 4.0, n) if reads else 0.0
     quality = np.where(het, 2.2 * depth + noise, 3.0 * depth + noise)
     quality = np.where(half, np.minimum(depth, 15), quality)
     quality = np.clip(quality, 0, 99).astype(int)
-    depth = np.where(missing, rng.poisson(1.0, n), np.where(half, np.minimum(depth, 4), depth))
+    depth = np.where(missing, rng.poisson(1.0, n) if reads else 0, np.where(half, np.minimum(depth, 4), depth))
     return Calls(first, second, phased, depth, quality, missing)
 
 
@@ -382,12 +397,18 @@ def simulate_contig(name: str, length: int, cohort: Cohort, rng: np.random.Gener
     return Contig(name, sequence, genes, records)
 
 
-def coalescent(length: int, samples: int, rng: np.random.Generator):
+def coalescent(
+    length: int,
+    samples: int,
+    rng: np.random.Generator,
+    present_size: int = PRESENT_SIZE,
+    growth_generations: int = GROWTH_GENERATIONS,
+):
     """One msprime simulation: recent growth from Ne 10,000, HKY mutations with hypermutable hotspots."""
     demography = msprime.Demography()
-    growth = math.log(PRESENT_SIZE / ANCESTRAL_SIZE) / GROWTH_GENERATIONS
-    demography.add_population(name="pop", initial_size=PRESENT_SIZE, growth_rate=growth)
-    demography.add_population_parameters_change(time=GROWTH_GENERATIONS, initial_size=ANCESTRAL_SIZE, growth_rate=0)
+    growth = math.log(present_size / ANCESTRAL_SIZE) / growth_generations
+    demography.add_population(name="pop", initial_size=present_size, growth_rate=growth)
+    demography.add_population_parameters_change(time=growth_generations, initial_size=ANCESTRAL_SIZE, growth_rate=0)
     ancestry = msprime.sim_ancestry(
         samples=samples,
         demography=demography,
@@ -423,10 +444,22 @@ def _segregating_sites(tree_sequence) -> Iterator[tuple[int, list[str], np.ndarr
         yield int(variant.site.position), alleles, index[variant.genotypes]
 
 
-def make_records(sites, sequence: bytearray, protected: np.ndarray, rng: np.random.Generator) -> list[Record]:
-    """Give every site its alleles: SNVs from the reference base, some indels and repeat polymorphisms."""
+def make_records(
+    sites,
+    sequence: bytearray,
+    protected: np.ndarray,
+    rng: np.random.Generator,
+    before: int = -CLEARANCE,
+    after: int | None = None,
+) -> list[Record]:
+    """Give every site its alleles: SNVs from the reference base, some indels and repeat polymorphisms.
+
+    `before` and `after` are the positions of the sites next to these ones, when
+    the sites come in chunks (by default, none: the contig's ends).
+    """
     positions = np.array([pos for pos, _, _ in sites])
-    gaps = np.diff(positions, prepend=-CLEARANCE, append=len(sequence) + CLEARANCE)
+    after = len(sequence) + CLEARANCE if after is None else after
+    gaps = np.diff(positions, prepend=before, append=after)
     roomy = (gaps[:-1] >= CLEARANCE) & (gaps[1:] >= CLEARANCE) & (positions >= CLEARANCE)
     roomy &= positions < len(sequence) - CLEARANCE
     draws = rng.random(len(sites))
@@ -676,7 +709,16 @@ def _clinical_significance(record: Record, rng: np.random.Generator) -> str | No
 # --- writing --------------------------------------------------------------------------------------------------
 
 
-def vcf_header(contigs: list[Contig], cohort: Cohort, reference_name: str, seed: int) -> str:
+_FORMAT_LINES = (
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+    '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
+    '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
+)
+
+
+def vcf_header(contigs: list[Contig], cohort: Cohort, reference_name: str, seed: int, gt_only: bool = False) -> str:
+    """The header; `gt_only` declares GT as the only FORMAT field (as in 1000 Genomes releases)."""
+    formats = ("GT",) if gt_only else ("GT", "DP", "GQ")
     lines = [
         "##fileformat=VCFv4.2",
         '##FILTER=<ID=PASS,Description="All filters passed">',
@@ -691,15 +733,13 @@ def vcf_header(contigs: list[Contig], cohort: Cohort, reference_name: str, seed:
         '##INFO=<ID=DP,Number=1,Type=Integer,Description="Combined read depth across samples">',
         '##INFO=<ID=CLNSIG,Number=.,Type=String,Description="Clinical significance (simulated, ClinVar-like)">',
         f'##INFO=<ID=ANN,Number=.,Type=String,Description="{ANN_DESCRIPTION}">',
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
-        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
+        *(line for line in _FORMAT_LINES if line.split(",")[0][len("##FORMAT=<ID=") :] in formats),
         "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *cohort.names]),
     ]
     return "\n".join(lines) + "\n"
 
 
-def vcf_line(chrom: str, record: Record) -> str:
+def vcf_line(chrom: str, record: Record, gt_only: bool = False) -> str:
     calls = record.calls
     counts, called = calls.allele_counts(len(record.alts))
     depth = int(calls.depth.sum())
@@ -714,7 +754,9 @@ def vcf_line(chrom: str, record: Record) -> str:
     info.append("ANN=" + ",".join(entry for entries in record.annotations for entry in entries))
     qual = _quality(calls)
     fixed = [chrom, str(record.pos + 1), ".", record.ref, ",".join(record.alts), f"{qual:.2f}"]
-    fixed += ["LowQual" if qual < LOW_QUAL else "PASS", ";".join(info), "GT:DP:GQ"]
+    fixed += ["LowQual" if qual < LOW_QUAL else "PASS", ";".join(info), "GT" if gt_only else "GT:DP:GQ"]
+    if gt_only:
+        return "\t".join(fixed) + "\t" + calls.genotype_text() + "\n"
     return "\t".join(fixed + calls.columns()) + "\n"
 
 
@@ -725,21 +767,29 @@ def _quality(calls: Calls) -> float:
     return round(support * (0.5 + 0.9 * (calls.quality.mean() / 99.0)) ** 2, 2)
 
 
-def _write_outputs(vcf_path: Path, fasta_path: Path, header: str, contigs: list[Contig]) -> None:
-    """Write every file under a temporary name, then rename them all (each data file before its index)."""
+def _write_outputs(
+    vcf_path: Path, fasta_path: Path, header: str, contigs: list[Contig], body: Iterable[str] | None = None
+) -> None:
+    """Write every file under a temporary name, then rename them all (each data file before its index).
+
+    `body` streams the VCF lines in pieces (by default, those of the contigs' records);
+    the FASTA is written after it, so `body` may still write repeat tracts into the sequences.
+    """
+    if body is None:
+        body = ("".join(vcf_line(contig.name, r) for r in contig.records) for contig in contigs)
     vcf_index, fasta_index = Path(f"{vcf_path}.tbi"), Path(f"{fasta_path}.fai")
     with atomic_files(fasta_path, fasta_index, vcf_path, vcf_index) as (fasta_tmp, fai_tmp, vcf_tmp, tbi_tmp):
+        with pysam.BGZFile(str(vcf_tmp), "wb") as out:
+            out.write(header.encode())
+            for piece in body:
+                out.write(piece.encode())
         faidx_output = Path(f"{fasta_tmp}.fai")  # faidx names the index after the FASTA
         try:
-            _write_fasta(fasta_tmp, contigs)
+            _write_fasta(fasta_tmp, contigs)  # after the body: it may write repeat tracts into the sequences
             pysam.faidx(str(fasta_tmp))
             faidx_output.replace(fai_tmp)
         finally:
             faidx_output.unlink(missing_ok=True)
-        with pysam.BGZFile(str(vcf_tmp), "wb") as out:
-            out.write(header.encode())
-            for contig in contigs:
-                out.write("".join(vcf_line(contig.name, r) for r in contig.records).encode())
         pysam.tabix_index(str(vcf_tmp), preset="vcf", index=str(tbi_tmp), force=True)
 
 
