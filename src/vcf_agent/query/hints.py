@@ -91,7 +91,7 @@ CONSEQUENCE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 CLASS_WORDS: tuple[tuple[str, str], ...] = (
     (r"structural (?:variants?|deletions?|duplications?|inversions?|insertions?|events?)|svs?", "symbolic"),
     (r"breakends?|bnds?|translocations?", "breakend"),
-    (r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?", "snv"),
+    (r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?", "snv"),
     (r"mnps?|mnvs?|multi[- ]nucleotide (?:variants?|polymorphisms?|changes?)", "mnp"),
     (r"deletions?", "deletion"),
     (r"insertions?", "insertion"),
