@@ -92,7 +92,9 @@ class Score:
 
 def load_queries(path: Path = QUERIES) -> list[Query]:
     items = yaml.safe_load(path.read_text())["queries"]
-    return [Query(item["text"], item["relevant"], tuple(item["stores"]) if "stores" in item else None) for item in items]
+    return [
+        Query(item["text"], item["relevant"], tuple(item["stores"]) if "stores" in item else None) for item in items
+    ]
 
 
 # ---------------------------------------------------------------- metrics
@@ -150,7 +152,9 @@ class Relevance:
         return {row[0] for row in rows}
 
 
-def score_queries(stores, store_name: str, queries: Sequence[Query], relevance: Relevance, *, hints: bool) -> list[Score]:
+def score_queries(
+    stores, store_name: str, queries: Sequence[Query], relevance: Relevance, *, hints: bool
+) -> list[Score]:
     scores = []
     for query in queries:
         relevant = relevance.ids(query.relevant)
@@ -176,6 +180,7 @@ def redescribed(results: Path, template: str | None) -> Iterator[Path]:
 
     from vcf_agent.embedding.describe import Describer
     from vcf_agent.embedding.embed import embed_texts, load_model
+
     rows = read_table(results)
     texts = Describer(template).describe(rows)
     distinct = sorted(set(texts))

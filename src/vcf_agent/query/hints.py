@@ -14,15 +14,17 @@ very rare, ultra-rare                                  ``af_max=0.001``
 low-frequency                                          ``af_min=0.01, af_max=0.05``
 rare                                                   ``af_max=0.01``
 common, frequent                                       ``af_min=0.05``
-singleton                                              ``af_max=1.5 / (2 N)``, N samples
-                                                       (one ALT copy, below two)
+singleton                                              ``af_max=1.5 / (2 N)``, N the samples
+                                                       of the largest input file (one ALT
+                                                       copy in diploid calls, below two)
 passed filters, PASS, high quality                     ``filter="PASS"``
 failed filter(s), filtered out, low quality            ``filter=`` the store's one non-PASS
                                                        filter (no hint when it has several)
 a FILTER name of the store (LowQual, ...)              ``filter=`` that name
 missense, synonymous, frameshift, stop gained,         ``consequence=`` its SO term (the
 splice donor/acceptor/region, in-frame deletion, UTR,  first the store holds, see
-intron, upstream, downstream, intergenic, ...          :data:`CONSEQUENCE_WORDS`)
+intron, upstream, downstream, intergenic, ...          :data:`CONSEQUENCE_WORDS`; none when
+                                                       the store holds none of them)
 SNV/SNP, MNP, insertion, deletion, structural          ``variant_class=`` snv, mnp,
 variant/SV (also "structural deletion"), breakend      insertion, deletion, symbolic,
                                                        breakend
@@ -35,8 +37,9 @@ words with no exact filter ("pathogenic": Filters has no clinical-significance
 condition; "indel": three classes, Filters takes one). Filters the caller gave win:
 :func:`merged` adds a hint only where the caller's filter is unset.
 
-The remaining text (the words that became filters taken out) is returned too; the
-search embeds the full text, which measured better (docs/search-quality.md).
+The remaining text (the words that became filters taken out) is returned too, for
+callers that show it; the search embeds the full text (what is left is often one word
+or nothing). Frequency words give no hint on stores without a numeric ``info_AF``.
 """
 
 from __future__ import annotations
@@ -133,11 +136,12 @@ def filter_hints(text: str, vocabulary: Vocabulary | None = None) -> tuple[dict[
         rest = _cut(rest, match)
     if "filter" not in found and (match := _find(rest, PASS_WORDS)):
         found["filter"], rest = "PASS", _cut(rest, match)
+    known = vocabulary.consequences
     for pattern, terms in CONSEQUENCE_WORDS:
         if match := _find(rest, pattern):
-            known = vocabulary.consequences
-            found["consequence"] = next((t for t in terms if known is None or t in known), terms[0])
-            rest = _cut(rest, match)
+            held = [term for term in terms if known is None or term in known]
+            if held:  # a term the stores lack would filter out everything: the words stay for the model
+                found["consequence"], rest = held[0], _cut(rest, match)
             break
     for pattern, variant_class in CLASS_WORDS:
         if match := _find(rest, pattern):
@@ -185,4 +189,6 @@ def store_vocabulary(stores: Stores) -> Vocabulary:
 def hinted(stores: Stores, text: str, filters: Filters) -> Filters:
     """The filters of a search of `text` once its hints are added (what Stores.search(hints=True) uses)."""
     found, _ = filter_hints(text, store_vocabulary(stores))
+    if stores.af_column is None:  # no numeric info_AF: frequency words stay words
+        found = {name: value for name, value in found.items() if name not in ("af_min", "af_max")}
     return stores.check(merged(filters, found))
