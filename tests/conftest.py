@@ -33,6 +33,7 @@ WORKER_GROUPS = {
     "test_ask": "query_stores",
     "test_ask_example": "example_run",
     "test_readme": "example_run",
+    "test_search_quality": "example_run",
 }
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 

@@ -168,6 +168,58 @@ def test_clinical_significance_and_consequences_in_words():
     ]
 
 
+def test_modifier_impact_has_no_words_and_the_other_impacts_do():
+    rows = [variant(impact=impact) for impact in ("MODIFIER", "LOW", "MODERATE", "HIGH")]
+    assert describe(*rows, template="snv[, {impact} impact]") == [
+        "snv",
+        "snv, low impact",
+        "snv, moderate impact",
+        "snv, high impact",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("consequence", "truncating"),
+    [
+        ("stop_gained", True),
+        ("frameshift_variant", True),
+        ("splice_donor_variant&intron_variant", True),
+        ("splice_region_variant&splice_acceptor_variant", True),
+        ("missense_variant", False),
+        ("start_lost", False),
+        ("splice_region_variant&intron_variant", False),
+        (None, False),
+    ],
+)
+def test_the_loss_of_function_terms_read_as_protein_truncating(consequence, truncating):
+    text = describe(variant(consequence=consequence), template="snv[, {effect}]")
+    assert text == (["snv, protein-truncating (loss of function)"] if truncating else ["snv"])
+
+
+@pytest.mark.parametrize(
+    ("clnsig", "words"),
+    [
+        ("Conflicting_interpretations_of_pathogenicity", "conflicting interpretations"),
+        ("Conflicting_classifications_of_pathogenicity", "conflicting classifications"),
+        ("Likely_pathogenic", "likely pathogenic"),
+        ("Benign/Likely_benign", "benign or likely benign"),
+    ],
+)
+def test_conflicting_clinical_significance_does_not_say_pathogenic(clnsig, words):
+    assert describe(variant(info_CLNSIG=clnsig), template="{clinical_significance}") == [words]
+
+
+def test_a_frameshift_reads_as_the_documented_template():
+    row = variant(
+        ref="CA", alt="C", variant_class="deletion", gene="SIMG8", consequence="frameshift_variant", impact="HIGH",
+        info_CLNSIG="Pathogenic", filter="PASS",
+    )  # fmt: skip
+    assert describe(row) == [
+        "deletion of 1 bp (A) in SIMG8, frameshift variant, high impact, protein-truncating (loss of function),"
+        " clinical significance pathogenic, passed filters"
+    ]
+
+
 def test_describe_rows_takes_plain_dicts():
     assert describe_rows([{"variant_class": "snv", "ref": "G", "alt": "A", "gene": "TP53"}]) == [
         "single-nucleotide variant G>A in TP53"

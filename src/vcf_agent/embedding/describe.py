@@ -23,9 +23,16 @@ The text comes from a template (config key ``embedding.template``) in
 ``{consequence}``
     its SO terms in words: "missense variant and splice region variant"
 ``{impact}``
-    "high", "moderate", "low" or "modifier"
+    "high", "moderate" or "low"; empty for "modifier" (SnpEff/VEP's "no predicted effect on
+    a protein", on most variants: the word only dilutes the rest)
+``{effect}``
+    "protein-truncating (loss of function)" when a consequence term is stop_gained,
+    frameshift_variant, splice_donor_variant or splice_acceptor_variant (the predicted
+    loss-of-function set of gnomAD's LOFTEE); empty otherwise
 ``{clinical_significance}``
-    ClinVar CLNSIG in words: "pathogenic or likely pathogenic"
+    ClinVar CLNSIG in words: "pathogenic or likely pathogenic"; "conflicting
+    interpretations" for Conflicting_interpretations_of_pathogenicity (without "of
+    pathogenicity", which a sentence model reads as "pathogenic")
 ``{frequency}``
     a band of INFO/AF: "very rare (AF < 0.1%)", "rare (AF 0.1-1%)",
     "low-frequency (AF 1-5%)", "common (AF 5-50%)", "major allele (AF >= 50%)"
@@ -60,7 +67,7 @@ from vcf_agent.errors import fail
 from vcf_agent.schema import info_column_name
 
 DEFAULT_TEMPLATE = (
-    "{variant_class}[ {change}][ in {gene}][, {consequence}][, {impact} impact]"
+    "{variant_class}[ {change}][ in {gene}][, {consequence}][, {impact} impact][, {effect}]"
     "[, clinical significance {clinical_significance}][, {frequency}][, {filter}]"
 )
 
@@ -70,6 +77,7 @@ FIELDS = (
     "gene",
     "consequence",
     "impact",
+    "effect",
     "clinical_significance",
     "frequency",
     "filter",
@@ -133,6 +141,11 @@ _MAJOR_ALLELE = "major allele (AF >= 50%)"
 _FREQUENCY_BOUNDS = np.array([upper for upper, _ in _FREQUENCY_BANDS])
 _BAND_WORDS = (*(words for _, words in _FREQUENCY_BANDS), _MAJOR_ALLELE, "")
 
+#: Consequence terms of a predicted loss of function (gnomAD LOFTEE's set).
+LOSS_OF_FUNCTION_TERMS = frozenset(
+    ("stop_gained", "frameshift_variant", "splice_donor_variant", "splice_acceptor_variant")
+)
+_CONFLICTING = re.compile(r"(conflicting[ _](?:interpretations|classifications))[ _]of[ _]pathogenicity", re.I)
 _BREAKEND_MATE = re.compile(r"[\[\]](?P<chrom>[^:\[\]]+):\d+[\[\]]")
 _OPTIONAL_GROUP = re.compile(r"\[([^\[\]]*)\]")
 
@@ -250,10 +263,20 @@ def consequence_phrase(consequence: str | None) -> str:
     return " and ".join(term.replace("_", " ").strip() for term in consequence.split("&") if term)
 
 
+def impact_phrase(impact: str | None) -> str:
+    return "" if not impact or impact.upper() == "MODIFIER" else impact.lower()
+
+
+def effect_phrase(consequence: str | None) -> str:
+    if not consequence or not LOSS_OF_FUNCTION_TERMS.intersection(consequence.split("&")):
+        return ""
+    return "protein-truncating (loss of function)"
+
+
 def clinical_phrase(clnsig: str | None) -> str:
     if not clnsig:
         return ""
-    words = clnsig.replace("_", " ").replace("/", " or ")
+    words = _CONFLICTING.sub(r"\1", clnsig).replace("_", " ").replace("/", " or ")
     return " and ".join(w.strip().lower() for w in re.split(r"[|,]", words) if w.strip())
 
 
@@ -329,7 +352,8 @@ class Describer:
             "change": change_phrase(variant_class, ref, alt, span, same_chrom),
             "gene": gene or "",
             "consequence": consequence_phrase(consequence),
-            "impact": impact.lower() if impact else "",
+            "impact": impact_phrase(impact),
+            "effect": effect_phrase(consequence),
             "clinical_significance": clinical_phrase(clnsig),
             "frequency": band,
             "filter": filter_phrase(filt),

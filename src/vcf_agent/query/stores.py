@@ -321,9 +321,18 @@ class Stores:
         limit: int = 10,
         prefilter: bool = True,
         carriers: int = 10,
+        hints: bool = True,
     ) -> list[Hit]:
-        """Variants whose description is nearest to `text`, with their carriers and genes."""
+        """Variants whose description is nearest to `text`, with their carriers and genes.
+
+        `hints`: words of the text that name a filter ("rare", "missense", "failed filter", ...)
+        become filters where `filters` sets none (vcf_agent.query.hints; docs/search-quality.md).
+        """
         filters, limit = self.check(filters), _limit(limit)
+        if hints:  # filter hints (issue 14): vcf_agent.query.hints
+            from vcf_agent.query.hints import hinted
+
+            filters = hinted(self, _plain_text(text, "search text", 10_000), filters)
         return self._nearest(self.embed(text), filters, limit, prefilter, carriers, exclude=None)
 
     def similar(

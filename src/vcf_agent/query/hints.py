@@ -1,0 +1,194 @@
+"""Filter hints: the words of a search text that name a condition the stores can check exactly.
+
+A sentence model ranks by likeness of wording: "rare missense variant" brings up
+missense variants of any frequency and rare variants of any consequence, in an
+order that depends on the rest of their descriptions. Words that name a column's
+value are better applied as filters before the vector search (prefilter), and the
+rest of the text ranks what passes. :func:`filter_hints` is that translation, a
+pure function of the text (and, optionally, of what the stores hold):
+
+=====================================================  ==================================
+words                                                  filter (vcf_agent.query.Filters)
+=====================================================  ==================================
+very rare, ultra-rare                                  ``af_max=0.001``
+low-frequency                                          ``af_min=0.01, af_max=0.05``
+rare                                                   ``af_max=0.01``
+common, frequent                                       ``af_min=0.05``
+singleton                                              ``af_max=1.5 / (2 N)``, N the samples
+                                                       of the largest input file (one ALT
+                                                       copy in diploid calls, below two)
+passed filters, PASS, high quality                     ``filter="PASS"``
+failed filter(s), filtered out, low quality            ``filter=`` the store's one non-PASS
+                                                       filter (no hint when it has several)
+a FILTER name of the store (LowQual, ...)              ``filter=`` that name
+missense, synonymous, frameshift, stop gained,         ``consequence=`` its SO term (the
+splice donor/acceptor/region, in-frame deletion, UTR,  first the store holds, see
+intron, upstream, downstream, intergenic, ...          :data:`CONSEQUENCE_WORDS`; none when
+                                                       the store holds none of them)
+SNV/SNP, MNP, insertion, deletion, structural          ``variant_class=`` snv, mnp,
+variant/SV (also "structural deletion"), breakend      insertion, deletion, symbolic,
+                                                       breakend
+=====================================================  ==================================
+
+The AF bounds are those of `vcf-agent ask` (vcf_agent.ask.planner) and of the frequency
+bands of the descriptions (vcf_agent.embedding.describe): rare includes very rare;
+common is AF >= 5 %. Words preceded by "not", "no" or "non-" are left alone, as are
+words with no exact filter ("pathogenic": Filters has no clinical-significance
+condition; "indel": three classes, Filters takes one). Filters the caller gave win:
+:func:`merged` adds a hint only where the caller's filter is unset.
+
+The remaining text (the words that became filters taken out) is returned too, for
+callers that show it; the search embeds the full text (what is left is often one word
+or nothing). Frequency words give no hint on stores without a numeric ``info_AF``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcf_agent.query import Filters, Stores
+
+RARE_AF = 0.01
+VERY_RARE_AF = 0.001
+COMMON_AF = 0.05
+
+#: Frequency words -> AF bounds, most specific first (the first that matches is used).
+AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
+    (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": VERY_RARE_AF}),
+    (r"low[- ]frequency", {"af_min": RARE_AF, "af_max": COMMON_AF}),
+    (r"rare", {"af_max": RARE_AF}),
+    (r"common|frequent", {"af_min": COMMON_AF}),
+)
+SINGLETON_WORDS = r"singletons?"
+PASS_WORDS = r"pass(?:ed|es|ing)?(?: (?:all |the )*filters?)?|filter(?:ed)? pass|high[- ]quality"
+FAILED_WORDS = (
+    r"fail(?:ed|s|ing)? (?:the |a |any )*(?:quality )?filters?|filtered(?: out)?|not pass(?:ing|ed)?"
+    r"|low[- ]quality|non[- ]?pass"
+)
+#: Words -> SO terms, most specific first (the first term the store holds is used; else the first).
+CONSEQUENCE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (r"in[- ]?frame del\w*", ("inframe_deletion",)),
+    (r"in[- ]?frame ins\w*", ("inframe_insertion",)),
+    (r"frame[- ]?shift\w*", ("frameshift_variant",)),
+    (r"missense|non[- ]?synonymous|amino[- ]acid chang\w*", ("missense_variant",)),
+    (r"synonymous|silent", ("synonymous_variant",)),
+    (r"stop[- ]?gain\w*|nonsense|premature stop", ("stop_gained",)),
+    (r"stop[- ]?lo(?:st|ss)", ("stop_lost",)),
+    (r"start[- ]?lo(?:st|ss)", ("start_lost",)),
+    (r"splice[- ]?donor", ("splice_donor_variant",)),
+    (r"splice[- ]?acceptor", ("splice_acceptor_variant",)),
+    (r"splice[- ]?region", ("splice_region_variant",)),
+    (r"5'? ?(?:prime )?utr|five prime utr", ("5_prime_UTR_variant",)),
+    (r"3'? ?(?:prime )?utr|three prime utr", ("3_prime_UTR_variant",)),
+    (r"intron(?:ic)?", ("intron_variant",)),
+    (r"intergenic", ("intergenic_region", "intergenic_variant")),
+    (r"upstream", ("upstream_gene_variant",)),
+    (r"downstream", ("downstream_gene_variant",)),
+)
+#: Words -> variant class (schema.VARIANT_COLUMNS' variant_class), most specific first.
+CLASS_WORDS: tuple[tuple[str, str], ...] = (
+    (r"structural (?:variants?|deletions?|duplications?|inversions?|insertions?|events?)|svs?", "symbolic"),
+    (r"breakends?|bnds?|translocations?", "breakend"),
+    (r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?", "snv"),
+    (r"mnps?|mnvs?|multi[- ]nucleotide (?:variants?|polymorphisms?|changes?)", "mnp"),
+    (r"deletions?", "deletion"),
+    (r"insertions?", "insertion"),
+)
+#: A match right after one of these is a negation ("not rare", "non-coding"): no hint.
+_NEGATION = re.compile(r"\b(?:not|no|non|without)[\s-]*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the stores hold, where a hint depends on it (all optional)."""
+
+    #: SO terms found in the consequence column (None: not known, take the first term)
+    consequences: Collection[str] | None = None
+    #: FILTER names other than PASS
+    filters: Collection[str] = ()
+    #: samples of the largest input file (for "singleton"; 0: no singleton hint)
+    samples: int = 0
+
+
+def filter_hints(text: str, vocabulary: Vocabulary | None = None) -> tuple[dict[str, Any], str]:
+    """(filters named by the words of `text`, as Filters keyword arguments; the text without those words)."""
+    vocabulary = vocabulary or Vocabulary()
+    found: dict[str, Any] = {}
+    rest = text
+    if vocabulary.samples and (match := _find(rest, SINGLETON_WORDS)):
+        found["af_max"], rest = round(1.5 / (2 * vocabulary.samples), 8), _cut(rest, match)
+    for pattern, bounds in AF_WORDS if not found else ():
+        if match := _find(rest, pattern):
+            found.update(bounds)
+            rest = _cut(rest, match)
+            break
+    names = sorted(vocabulary.filters)
+    for name in names:
+        if match := _find(rest, re.escape(name), case=True):
+            found["filter"], rest = name, _cut(rest, match)
+    if (match := _find(rest, FAILED_WORDS)) and len(names) == 1:
+        found.setdefault("filter", names[0])
+        rest = _cut(rest, match)
+    if "filter" not in found and (match := _find(rest, PASS_WORDS)):
+        found["filter"], rest = "PASS", _cut(rest, match)
+    known = vocabulary.consequences
+    for pattern, terms in CONSEQUENCE_WORDS:
+        if match := _find(rest, pattern):
+            held = [term for term in terms if known is None or term in known]
+            if held:  # a term the stores lack would filter out everything: the words stay for the model
+                found["consequence"], rest = held[0], _cut(rest, match)
+            break
+    for pattern, variant_class in CLASS_WORDS:
+        if match := _find(rest, pattern):
+            found["variant_class"], rest = variant_class, _cut(rest, match)
+            break
+    return found, " ".join(rest.split())
+
+
+def _find(text: str, pattern: str, *, case: bool = False) -> re.Match | None:
+    """The first match of `pattern` as whole words that no negation precedes."""
+    flags = 0 if case else re.IGNORECASE
+    for match in re.finditer(rf"(?<![\w-])(?:{pattern})(?![\w-])", text, flags):
+        if not _NEGATION.search(text[: match.start()]):
+            return match
+    return None
+
+
+def _cut(text: str, match: re.Match) -> str:
+    return text[: match.start()] + " " + text[match.end() :]
+
+
+def merged(filters: Filters, hints: dict[str, Any]) -> Filters:
+    """`filters` with the hinted ones added where the caller set none (AF bounds only if neither is set)."""
+    wanted = {name: value for name, value in hints.items() if getattr(filters, name) is None}
+    if filters.af_min is not None or filters.af_max is not None:
+        wanted.pop("af_min", None)
+        wanted.pop("af_max", None)
+    return dataclasses.replace(filters, **wanted) if wanted else filters
+
+
+def store_vocabulary(stores: Stores) -> Vocabulary:
+    """The consequence terms, FILTER names and sample count of the stores (read once per Stores)."""
+    cache = stores.__dict__.setdefault("_listings", {})
+    if "hint_vocabulary" not in cache:
+        graph = stores.graph
+        rows = graph.query("MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c")
+        consequences = frozenset(term for row in rows for term in row["c"].split("&"))
+        rows = graph.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
+        filters = frozenset(name for row in rows for name in row["f"].split(";")) - {"PASS", "."}
+        samples = max((entry.samples for entry in stores.list_files()), default=0)
+        cache["hint_vocabulary"] = Vocabulary(consequences, filters, samples)
+    return cache["hint_vocabulary"]
+
+
+def hinted(stores: Stores, text: str, filters: Filters) -> Filters:
+    """The filters of a search of `text` once its hints are added (what Stores.search(hints=True) uses)."""
+    found, _ = filter_hints(text, store_vocabulary(stores))
+    if stores.af_column is None:  # no numeric info_AF: frequency words stay words
+        found = {name: value for name, value in found.items() if name not in ("af_min", "af_max")}
+    return stores.check(merged(filters, found))
