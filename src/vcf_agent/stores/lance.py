@@ -42,7 +42,7 @@ streamed to LanceDB, one `add` per ROWS_PER_WRITE rows, so memory depends on
 the batch and write sizes, not on the table. From CHILD_PROCESS_MIN_ROWS rows the
 writing runs in a child process, whose memory is gone before the ANN index
 build needs its own; then the indexes are built, reading the vectors in small
-batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (ALLOCATOR_ARENAS). The
+batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (vcf_agent.runtime.setup_process). The
 store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
 """
 
@@ -103,9 +103,9 @@ BATCH_ROWS = 4096
 #: it is finished: peak RSS of a 1,000,000-row load was 480 MB with one add per
 #: 100,000 rows and 750 MB with one add for all.
 ROWS_PER_WRITE = 131_072
-#: Rows per batch of Lance's scans (LANCE_DEFAULT_BATCH_SIZE, default 8,192) during the load,
-#: and glibc malloc arenas of the loading processes (MALLOC_ARENA_MAX; glibc's default is 8
-#: per core, and each arena keeps what its threads freed). The IVF_PQ build reads every
+#: Rows per batch of Lance's scans (LANCE_DEFAULT_BATCH_SIZE, default 8,192) during the load
+#: (set for the load only, as it was afterwards), beside the two malloc arenas every entry point
+#: gives its process (vcf_agent.runtime.ALLOCATOR_ARENAS). The IVF_PQ build reads every
 #: vector in such batches on Lance's worker threads: building the index of 1,000,000 rows in
 #: a fresh process peaked at 822-932 MiB as Lance sets it up, 780-811 MiB with two arenas and
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
