@@ -56,12 +56,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from lancedb.index import Bitmap, BTree, IvfPq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
@@ -89,6 +87,9 @@ from vcf_agent.stores.build import (
     unreadable,
     utc_now,
 )
+
+# lancedb is imported where it is used: it reads LANCEDB_LOG once, when imported, and the entry
+# points set it (vcf_agent.runtime.setup_process) after their own imports.
 
 #: Rows below which no ANN index is built (exact search is fast and exact there).
 ANN_MIN_ROWS = 100_000
@@ -124,6 +125,8 @@ PROMOTIONS = {
 
 def open_table(path: Path | str = "results/lancedb", table: str = LANCE_TABLE):
     """The variants table of a store written by `load_lancedb`."""
+    import lancedb
+
     return lancedb.connect(str(path)).open_table(table)
 
 
@@ -329,7 +332,7 @@ def load_lancedb(
                        scratch, threads, mem_mb, rows_per_write, progress)  # fmt: skip
         counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
         seconds["rows"] = round(time.perf_counter() - started, 3)
-        table = lancedb.connect(str(build.path)).open_table(LANCE_TABLE)
+        table = open_table(build.path)
         _check_rows(table, shards, counts)
         indexes = []
         if counts.rows >= max(ann_min_rows, 256):
@@ -378,6 +381,8 @@ class WriteJob:
             con = duckdb_connect(Path(self.scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
             shadowed = shadowed_rows(con, [s.variants for s in shards])
             con.close()
+        import lancedb
+
         table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
         counts = Counts()
         _write_rows(table, shards, layout, shadowed, counts, self.rows_per_write, self.progress)
@@ -465,6 +470,8 @@ def _check_rows(table, shards: Sequence[Shard], counts: Counts) -> None:
 
 
 def _scalar_indexes(table, counts: Counts) -> list[dict]:
+    from lancedb.index import Bitmap, BTree
+
     made = []
     for column, kind in LANCE_SCALAR_INDEXES.items():
         if counts.non_null[column] == 0:
@@ -485,6 +492,8 @@ _FEWER_PARTITIONS = re.compile(r"Reduce num_partitions to <= (\d+)")
 
 
 def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
+    from lancedb.index import IvfPq
+
     params = ann_parameters(rows, distinct, dim)
     for _ in range(4):
         try:
@@ -503,6 +512,8 @@ def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
 
 
 def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Counts, indexes, summary, seconds) -> dict:
+    import lancedb
+
     sources: dict[str, dict] = {}
     for shard in shards:
         entry = sources.setdefault(shard.source, {"shards": 0, "variant_rows": 0})
