@@ -29,6 +29,28 @@ def data_file(relative: str) -> Path:
     return path
 
 
+def variant(**values) -> dict:
+    """A row of the variant table: core columns (None unless given) plus the given INFO columns."""
+    from vcf_agent.schema import VARIANT_COLUMNS
+
+    row = {column.name: None for column in VARIANT_COLUMNS}
+    row.update(source="test", chrom="1", pos=1000, ref="C", alt="T", variant_class="snv")
+    row.update(values)
+    row["end"] = row["end"] or row["pos"] + len(row["ref"]) - 1
+    row["variant_id"] = row["variant_id"] or f"{row['chrom']}:{row['pos']}:{row['ref']}:{row['alt']}"
+    return row
+
+
+def whole_vcf_as_one_shard(vcf: Path, folder: Path, source: str) -> Path:
+    """The variant Parquet of `vcf` converted by the project's chain as one shard (one contig)."""
+    from vcf_agent.ingest.pipeline import convert_vcf
+    from vcf_agent.ingest.shards import ShardSize
+
+    converted = convert_vcf(vcf, folder, source=source, shard_size=ShardSize(records=10**9))
+    (variants,) = converted.parquet["variants"]
+    return variants
+
+
 def query(sql: str, params: list | None = None) -> list[tuple]:
     """All rows of a DuckDB query, on a connection of its own (none left half-read for the next test)."""
     with duckdb.connect() as connection:

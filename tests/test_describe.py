@@ -19,18 +19,10 @@ from vcf_agent.embedding.describe import DEFAULT_TEMPLATE, Describer, describe_r
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.schema import VARIANT_COLUMNS, info_column_name
 
+from helpers import variant, whole_vcf_as_one_shard
+
 DATA = Path(os.environ.get("VCF_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 COHORT = DATA / "cohorts" / "1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz"
-
-
-def variant(**values) -> dict:
-    """A row of the variant table: core columns (None unless given) plus the given INFO columns."""
-    row = {column.name: None for column in VARIANT_COLUMNS}
-    row.update(source="test", chrom="1", pos=1000, ref="C", alt="T", variant_class="snv")
-    row.update(values)
-    row["end"] = row["end"] or row["pos"] + len(row["ref"]) - 1
-    row["variant_id"] = row["variant_id"] or f"{row['chrom']}:{row['pos']}:{row['ref']}:{row['alt']}"
-    return row
 
 
 def table(*rows: dict) -> pa.Table:
@@ -280,13 +272,8 @@ def _bcftools_count(*view_args: str) -> int:
 
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
-    from vcf_agent.ingest.pipeline import convert_vcf
-    from vcf_agent.ingest.shards import ShardSize
-
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
-    converted = convert_vcf(COHORT, tmp_path_factory.mktemp("cohort"), source="kg", shard_size=ShardSize(records=10**9))
-    (variants,) = converted.parquet["variants"]
-    return variants
+    return whole_vcf_as_one_shard(COHORT, tmp_path_factory.mktemp("cohort"), "kg")
 
 
 def test_descriptions_of_a_real_cohort_agree_with_bcftools(cohort_shard):

@@ -37,21 +37,14 @@ from vcf_agent.errors import VcfAgentError
 from vcf_agent.resources import DEFAULT_EMBED_MEM_MB, MAX_BATCH_ROWS, MODEL_BASELINE_MB, embed_mem_mb
 from vcf_agent.schema import VARIANT_COLUMNS, embedding_schema, info_column_name
 
+from helpers import variant, whole_vcf_as_one_shard
+
 DATA = Path(os.environ.get("VCF_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 COHORT = DATA / "cohorts" / "1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz"
 COHORT_SPLIT_RECORDS = 6139  # bcftools norm -m -any | bcftools view -H | wc -l (data README; rechecked below)
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def variant(**values) -> dict:
-    row = {column.name: None for column in VARIANT_COLUMNS}
-    row.update(source="test", chrom="1", pos=1000, ref="C", alt="T", variant_class="snv")
-    row.update(values)
-    row["end"] = row["end"] or row["pos"] + len(row["ref"]) - 1
-    row["variant_id"] = row["variant_id"] or f"{row['chrom']}:{row['pos']}:{row['ref']}:{row['alt']}"
-    return row
 
 
 def write_shard(path: Path, rows: list[dict]) -> Path:
@@ -85,13 +78,8 @@ def model():
 @pytest.fixture(scope="module")
 def cohort_shard(tmp_path_factory) -> Path:
     """The 1000 Genomes chr22 cohort as one variant shard, made by the project's converter."""
-    from vcf_agent.ingest.pipeline import convert_vcf
-    from vcf_agent.ingest.shards import ShardSize
-
     assert COHORT.exists(), f"real test data missing: {COHORT} (set VCF_TEST_DATA)"
-    converted = convert_vcf(COHORT, tmp_path_factory.mktemp("cohort"), source="kg", shard_size=ShardSize(records=10**9))
-    (variants,) = converted.parquet["variants"]
-    return variants
+    return whole_vcf_as_one_shard(COHORT, tmp_path_factory.mktemp("cohort"), "kg")
 
 
 def repeat_shard(shard: Path, records: int, out: Path) -> Path:

@@ -31,18 +31,23 @@ def python(code: str, *args: str, env: dict | None = None) -> subprocess.Complet
 
 
 IMPORT_EVERY_MODULE = """
-import importlib, json, os, pkgutil, vcf_agent
+import importlib, json, os, pkgutil, sys, vcf_agent
 before = dict(os.environ)
 names = [m.name for m in pkgutil.walk_packages(vcf_agent.__path__, "vcf_agent.")]
 for name in names:
     importlib.import_module(name)
 after = dict(os.environ)
 changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-print(json.dumps({"modules": len(names), "changed": changed}))
+# these read their variable once, when imported: they must wait for setup_process
+early = [name for name in ("lancedb", "huggingface_hub", "tokenizers", "transformers") if name in sys.modules]
+print(json.dumps({"modules": len(names), "changed": changed, "imported_early": early}))
 """
 
 
 def test_importing_every_module_leaves_the_environment_unchanged():
+    # ... and imports nothing that reads its settings at import: a rule script imports the package
+    # first and calls setup_process (logs.run_job) afterwards; LANCEDB_LOG set after `import
+    # lancedb` would be ignored.
     import json
 
     done = python(IMPORT_EVERY_MODULE)
@@ -50,6 +55,7 @@ def test_importing_every_module_leaves_the_environment_unchanged():
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["modules"] >= 30  # the walk found the package, not an empty folder
     assert report["changed"] == []
+    assert report["imported_early"] == []
 
 
 def test_setup_process_sets_what_the_tools_read_and_keeps_the_users_choices():

@@ -33,27 +33,28 @@ MIN_HELPER_DUCKDB_MB = 128
 
 # mem_mb is what the whole job may use. On a cluster that includes the Snakemake process running
 # inside the job (~160 MB measured under SLURM), hence no rule asks for less than 400 MB even when
-# its own tool needs a few MB.
+# its own tool needs a few MB. export_onnx_model: torch, sentence-transformers and ONNX once, to
+# make the light runtime's model file. embed_shard: the onnx runtime's model takes ~170 MB (a job
+# peaks at 290-360 MB; sentence-transformers: ~690 MB, TORCH_EMBED_MEM_MB), the batch size is
+# derived from what is left (embed_batch_rows); CUDA adds 1-3 GB of host memory (GPU_EMBED_MEM_MB).
+# The stores grow with the data (lancedb_mem_mb, kuzu_mem_mb); the example's graph peaks at ~350
+# MB, and ~540 MB with the Snakemake inside a SLURM job (killed there when it declared 460).
 DEFAULT_RESOURCES = {
-    "check_vcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "normalize_vcf": {"mem_mb": 800, "runtime": 30, "threads": 2},
-    "index_bcf": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "plan_shards": {"mem_mb": 400, "runtime": 10, "threads": 1},
-    "convert_shard": {"mem_mb": 1200, "runtime": 10, "threads": 2},
-    "summarize_run": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    "simulate_example": {"mem_mb": 800, "runtime": 10, "threads": 1},
-    "plot_resources": {"mem_mb": 400, "runtime": 5, "threads": 1},
-    # torch, sentence-transformers and ONNX once, to make the light runtime's model file
-    "export_onnx_model": {"mem_mb": 2000, "runtime": 15, "threads": 2},
-    # the onnx runtime's model takes ~170 MB (a job peaks at 290-360 MB; sentence-transformers:
-    # ~690 MB, TORCH_EMBED_MEM_MB); the batch size is derived from what is left (embed_batch_rows).
-    # CUDA adds 1-3 GB of host memory: GPU_EMBED_MEM_MB.
-    "embed_shard": {"mem_mb": 640, "runtime": 10, "threads": 2},
-    # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb.
-    "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
-    # the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a
-    # SLURM job (killed there when it declared 460)
-    "load_kuzu": {"mem_mb": 640, "runtime": 10, "threads": 2},
+    rule: {"mem_mb": mem_mb, "runtime": runtime, "threads": threads}
+    for rule, (mem_mb, runtime, threads) in {
+        "check_vcf": (400, 10, 1),
+        "normalize_vcf": (800, 30, 2),
+        "index_bcf": (400, 10, 1),
+        "plan_shards": (400, 10, 1),
+        "convert_shard": (1200, 10, 2),
+        "summarize_run": (400, 5, 1),
+        "simulate_example": (800, 10, 1),
+        "plot_resources": (400, 5, 1),
+        "export_onnx_model": (2000, 15, 2),
+        "embed_shard": (640, 10, 2),
+        "load_lancedb": (1024, 10, 2),
+        "load_kuzu": (640, 10, 2),
+    }.items()
 }
 
 

@@ -42,7 +42,7 @@ streamed to LanceDB, one `add` per ROWS_PER_WRITE rows, so memory depends on
 the batch and write sizes, not on the table. From CHILD_PROCESS_MIN_ROWS rows the
 writing runs in a child process, whose memory is gone before the ANN index
 build needs its own; then the indexes are built, reading the vectors in small
-batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (ALLOCATOR_ARENAS). The
+batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (vcf_agent.runtime.setup_process). The
 store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
 """
 
@@ -56,12 +56,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from lancedb.index import Bitmap, BTree, IvfPq
 
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import read_json, write_json
@@ -90,6 +88,9 @@ from vcf_agent.stores.build import (
     utc_now,
 )
 
+# lancedb is imported where it is used: it reads LANCEDB_LOG once, when imported, and the entry
+# points set it (vcf_agent.runtime.setup_process) after their own imports.
+
 #: Rows below which no ANN index is built (exact search is fast and exact there).
 ANN_MIN_ROWS = 100_000
 #: Rows per IVF partition aimed at (Lance's default is 8,192; fewer partitions build faster).
@@ -103,9 +104,9 @@ BATCH_ROWS = 4096
 #: it is finished: peak RSS of a 1,000,000-row load was 480 MB with one add per
 #: 100,000 rows and 750 MB with one add for all.
 ROWS_PER_WRITE = 131_072
-#: Rows per batch of Lance's scans (LANCE_DEFAULT_BATCH_SIZE, default 8,192) during the load,
-#: and glibc malloc arenas of the loading processes (MALLOC_ARENA_MAX; glibc's default is 8
-#: per core, and each arena keeps what its threads freed). The IVF_PQ build reads every
+#: Rows per batch of Lance's scans (LANCE_DEFAULT_BATCH_SIZE, default 8,192) during the load
+#: (set for the load only, as it was afterwards), beside the two malloc arenas every entry point
+#: gives its process (vcf_agent.runtime.ALLOCATOR_ARENAS). The IVF_PQ build reads every
 #: vector in such batches on Lance's worker threads: building the index of 1,000,000 rows in
 #: a fresh process peaked at 822-932 MiB as Lance sets it up, 780-811 MiB with two arenas and
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
@@ -124,6 +125,8 @@ PROMOTIONS = {
 
 def open_table(path: Path | str = "results/lancedb", table: str = LANCE_TABLE):
     """The variants table of a store written by `load_lancedb`."""
+    import lancedb
+
     return lancedb.connect(str(path)).open_table(table)
 
 
@@ -329,7 +332,7 @@ def load_lancedb(
                        scratch, threads, mem_mb, rows_per_write, progress)  # fmt: skip
         counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
         seconds["rows"] = round(time.perf_counter() - started, 3)
-        table = lancedb.connect(str(build.path)).open_table(LANCE_TABLE)
+        table = open_table(build.path)
         _check_rows(table, shards, counts)
         indexes = []
         if counts.rows >= max(ann_min_rows, 256):
@@ -378,6 +381,8 @@ class WriteJob:
             con = duckdb_connect(Path(self.scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
             shadowed = shadowed_rows(con, [s.variants for s in shards])
             con.close()
+        import lancedb
+
         table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
         counts = Counts()
         _write_rows(table, shards, layout, shadowed, counts, self.rows_per_write, self.progress)
@@ -465,6 +470,8 @@ def _check_rows(table, shards: Sequence[Shard], counts: Counts) -> None:
 
 
 def _scalar_indexes(table, counts: Counts) -> list[dict]:
+    from lancedb.index import Bitmap, BTree
+
     made = []
     for column, kind in LANCE_SCALAR_INDEXES.items():
         if counts.non_null[column] == 0:
@@ -485,6 +492,8 @@ _FEWER_PARTITIONS = re.compile(r"Reduce num_partitions to <= (\d+)")
 
 
 def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
+    from lancedb.index import IvfPq
+
     params = ann_parameters(rows, distinct, dim)
     for _ in range(4):
         try:
@@ -503,6 +512,8 @@ def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
 
 
 def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Counts, indexes, summary, seconds) -> dict:
+    import lancedb
+
     sources: dict[str, dict] = {}
     for shard in shards:
         entry = sources.setdefault(shard.source, {"shards": 0, "variant_rows": 0})
