@@ -1,7 +1,7 @@
 # vcf-agent: one command to install and run the example, one to install and test.
 #   make example   install everything, then run the workflow on the bundled example
 #   make test      install everything, then run the whole test suite (what CI runs)
-#   make test-fast the tests that run no workflow, in one process (under 2 minutes)
+#   make test-fast the tests that run no workflow, in one process (~1 min of CPU; docs/performance.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := example
 
