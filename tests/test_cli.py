@@ -117,7 +117,7 @@ def test_tables_for_people(capsys, results, argv, expected):
         (("region", "22:9-3"), "the end is before the start"),
         (("region", "chr99:1-5"), "unknown contig 'chr99'"),
         (("search", "x", "--af-min", "3"), "af_min 3.0: must be at most 1"),
-        (("shared", "HG00096"), "at least two"),
+        (("shared", "HG00096"), "samples: must be at least 2 values"),
         (("sample", "HG00096", "--limit", "0"), "limit"),
     ],
 )

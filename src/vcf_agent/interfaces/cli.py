@@ -237,14 +237,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _variant_label(row: dict) -> str:
-    return row["variant_id"]
-
-
 def render_hits(hits) -> None:
     rows = [
         (
-            i, _variant_label(vars(h)), h.gene, h.consequence, h.variant_class, h.af, h.filter,
+            i, h.variant_id, h.gene, h.consequence, h.variant_class, h.af, h.filter,
             h.similarity, h.carriers, h.carrier_samples,
         )
         for i, h in enumerate(hits, 1)

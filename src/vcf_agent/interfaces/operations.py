@@ -10,6 +10,7 @@ added to Filters (or to a model passed as `filters=`) is therefore a filter of b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -182,6 +183,7 @@ def is_cli_only(field) -> bool:
     return isinstance(field.json_schema_extra, dict) and bool(field.json_schema_extra.get("cli_only"))
 
 
+@functools.cache
 def parameters(name: str, *, filters: type[Filters] = Filters, cli: bool = True) -> type[Parameters]:
     """The parameters model of operation `name` (with `cli=False`, less the command-line-only fields)."""
     operation = OPERATIONS[name]

@@ -14,7 +14,10 @@ itself; each answer comes from one snapshot, named in the X-VCF-Agent-Build
 header. A connection whose request line and headers do not arrive within
 HEADER_TIMEOUT seconds of its first byte is closed (`HeaderTimeoutProtocol`).
 
-The OpenAPI schema is at /openapi.json (interactive docs at /docs).
+The endpoints of the operations are generated (`add_operation_routes`): each takes its
+operation's parameters model (vcf_agent.interfaces.operations, the filters among them) as
+query parameters named as the CLI's arguments, and answers its result model
+(vcf_agent.query.results). The OpenAPI schema is at /openapi.json (interactive docs at /docs).
 """
 
 from __future__ import annotations

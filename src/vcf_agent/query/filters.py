@@ -22,10 +22,7 @@ from pydantic import (
 )
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.schema import info_column_name
 from vcf_agent.vocabulary import VARIANT_CLASSES, joined
-
-AF_COLUMN = info_column_name("AF")
 
 #: Columns of a vector hit and of the rows of region/sample/shared tables.
 CORE_ROW_COLUMNS = (
@@ -40,6 +37,16 @@ _ALLOWED = {"gene": ". _ - : + / @ ( ) *", "consequence": ". _ + -", "filter": "
 _NAME_MAX = 1_000  # sample names and variant ids
 _ID_MAX = 100_000  # a variant id holds its alleles, which can be long
 _REGION = re.compile(r"(?P<chrom>.+?)(?::(?P<start>[\d,_]+(?:\.\d+)?[kKmM]?)(?:-(?P<end>[\d,_]+(?:\.\d+)?[kKmM]?))?)?")
+
+
+def __getattr__(name: str) -> Any:
+    # AF_COLUMN comes from vcf_agent.schema, which imports pyarrow: read on first use, so that the
+    # CLI's parser (built from these models) and a --server client do not load pyarrow
+    if name == "AF_COLUMN":
+        from vcf_agent.schema import info_column_name
+
+        return info_column_name("AF")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NotFound(VcfAgentError):
