@@ -193,9 +193,9 @@ def request_mix(store: Path, seed: int) -> list[tuple[str, str, dict]]:
         mix.append(("similar", "/similar", {"variant_id": vid, "region": region, "limit": 10}))
         mix.append(("region", "/region", {"region": f"{chrom}:{pos}-{pos + 20_000}", "limit": 20}))
     for sample in samples[:200]:
-        mix.append(("sample", "/sample", {"id": sample, "limit": 20}))
+        mix.append(("sample", "/sample", {"sample": sample, "limit": 20}))
     for text in ("rare missense variant", "common deletion", "insertion in a gene", "structural variant"):
-        mix.append(("search", "/search", {"q": text, "limit": 10}))
+        mix.append(("search", "/search", {"text": text, "limit": 10}))
     mix.append(("stats", "/stats", {}))
     rng.shuffle(mix)
     return mix

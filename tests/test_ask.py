@@ -131,11 +131,11 @@ def test_http_ask_and_list_answer_fast_on_a_warm_server(stores, truth):
     asked = [item for item in questions(STORE) if item.get("bcftools")][:20]
     with TestClient(app) as client:
         for item in asked[:3]:
-            client.get("/ask", params={"q": item["q"]})  # first questions read the stores' pages
+            client.get("/ask", params={"question": item["q"]})  # first questions read the stores' pages
         seconds = []
         for item in asked:
             started = time.perf_counter()
-            reply = client.get("/ask", params={"q": item["q"]})
+            reply = client.get("/ask", params={"question": item["q"]})
             seconds.append(time.perf_counter() - started)
             assert reply.status_code == 200, reply.text
             assert reply.json()["calls"] == [

@@ -82,7 +82,7 @@ def test_shared_and_region_json(capsys, results, bcftools):
     )
     both = sum(all(set(re.split(r"[/|]", gt)) - {"0", "."} for gt in line.split("\t")[:2]) for line in lines)
     assert shared["total"] == both
-    region = ask(capsys, results, "region", "22:16050000-16060000", "--class", "snv", "--limit", "3")
+    region = ask(capsys, results, "region", "22:16050000-16060000", "--variant-class", "snv", "--limit", "3")
     assert len(region["variants"]) == 3 and all(v["variant_class"] == "snv" for v in region["variants"])
 
 
@@ -118,8 +118,8 @@ def test_tables_for_people(capsys, results, argv, expected):
         (("variant", "22:1:A:G"), "unknown variant '22:1:A:G'"),
         (("region", "22:9-3"), "the end is before the start"),
         (("region", "chr99:1-5"), "unknown contig 'chr99'"),
-        (("search", "x", "--af-min", "3"), "af_min: 3.0 is outside 0-1"),
-        (("shared", "HG00096"), "at least two"),
+        (("search", "x", "--af-min", "3"), "af_min 3.0: must be at most 1"),
+        (("shared", "HG00096"), "samples: must be at least 2 values"),
         (("sample", "HG00096", "--limit", "0"), "limit"),
     ],
 )

@@ -69,7 +69,7 @@ def test_health_and_openapi(client, query_stores):
 def test_variant_and_sample_answers_match_bcftools(client, bcftools):
     record = client.get("/variant", params={"variant_id": "22:16051453:A:C"}).json()
     assert {c["sample"]: c["gt"] for c in record["carriers"]} == bcftools.genotypes("kg", "22:16051453:A:C")
-    sample = client.get("/sample", params={"id": "HG00096", "limit": 3}).json()
+    sample = client.get("/sample", params={"sample": "HG00096", "limit": 3}).json()
     hom = bcftools.split("kg", "%POS\n", view=("-s", "HG00096"), include='GT="AA"')
     assert sample["counts"]["hom_alt"] == len(hom) and len(sample["variants"]) == 3
 
@@ -79,7 +79,7 @@ def test_region_shared_and_vector_endpoints(client, bcftools):
     assert region["total"] == len(bcftools.ids("kg", view=("-r", "22:16050000-16060000", "--regions-overlap", "1")))
     shared = client.get("/shared", params=[("samples", "HG00096"), ("samples", "HG00097"), ("limit", 2)]).json()
     assert shared["samples"] == ["HG00096", "HG00097"] and len(shared["variants"]) == 2
-    hits = client.get("/search", params={"q": "insertion", "region": "chrX", "limit": 3, "carriers": 2}).json()
+    hits = client.get("/search", params={"text": "insertion", "region": "chrX", "limit": 3, "carriers": 2}).json()
     assert len(hits) == 3 and all(h["chrom"] == "chrX" and len(h["carrier_samples"]) <= 2 for h in hits)
     near = client.get("/similar", params={"variant_id": "22:16051453:A:G", "carried_by": "HG00096"}).json()
     assert near and all("HG00096" in bcftools.genotypes("kg", h["variant_id"]) for h in near[:3])
@@ -89,13 +89,13 @@ def test_region_shared_and_vector_endpoints(client, bcftools):
     ("url", "params", "status", "message"),
     [
         ("/variant", {"variant_id": "22:1:A:G"}, 404, "unknown variant"),
-        ("/sample", {"id": "HG00096' OR '1'='1"}, 404, "unknown sample"),
+        ("/sample", {"sample": "HG00096' OR '1'='1"}, 404, "unknown sample"),
         ("/region", {"region": "chr99:1-2"}, 404, "unknown contig"),
         ("/region", {"region": "22:9-3"}, 400, "end is before the start"),
         ("/shared", [("samples", "HG00096"), ("samples", "HG00096")], 400, "at least two"),
-        ("/search", {"q": "x", "af_min": 0.9, "af_max": 0.1}, 400, "above af_max"),
-        ("/search", {"q": "x", "gene": "A' OR 1=1"}, 422, None),
-        ("/sample", {"id": "HG00096", "limit": 0}, 422, None),
+        ("/search", {"text": "x", "af_min": 0.9, "af_max": 0.1}, 400, "above af_max"),
+        ("/search", {"text": "x", "gene": "A' OR 1=1"}, 422, None),
+        ("/sample", {"sample": "HG00096", "limit": 0}, 422, None),
     ],
 )
 def test_errors_have_a_status_and_one_line(client, url, params, status, message):
@@ -175,10 +175,10 @@ def test_the_served_api_answers_many_clients_at_once(served):
     """200 concurrent requests of every kind on a real `vcf-agent serve`: all answered, all correct."""
     requests = [
         ("/variant", {"variant_id": "22:16050654:A:<CN3>", "carriers": 5}),
-        ("/sample", {"id": "HG00099", "limit": 5}),
+        ("/sample", {"sample": "HG00099", "limit": 5}),
         ("/region", {"region": "22:16.05M-16.06M", "limit": 5}),
         ("/similar", {"variant_id": "22:16051453:A:C", "limit": 5}),
-        ("/search", {"q": "rare deletion", "limit": 5}),
+        ("/search", {"text": "rare deletion", "limit": 5}),
     ]
 
     async def run() -> list[httpx.Response]:
@@ -215,8 +215,8 @@ LOAD_REQUESTS = [
     ("/stats", {}),
     ("/variant", {"variant_id": "chrX:2700157:G:A", "carriers": 5}),
     ("/health", {}),
-    ("/search", {"q": "rare deletion", "limit": 5}),
-    ("/sample", {"id": "37150", "limit": 5}),
+    ("/search", {"text": "rare deletion", "limit": 5}),
+    ("/sample", {"sample": "37150", "limit": 5}),
 ]
 CLIENTS = 4
 #: Seconds the new LanceDB table is published alone (the server must wait for the graph).

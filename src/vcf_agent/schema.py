@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from vcf_agent.vocabulary import IMPACTS, VARIANT_CLASSES, joined
+
 #: Embedding width of the default model (all-MiniLM-L6-v2).
 DEFAULT_VECTOR_DIM = 384
 
@@ -59,15 +61,10 @@ VARIANT_COLUMNS: tuple[Column, ...] = (
     Column("id", pa.string(), "VCF ID column (rsID), null when '.'"),
     Column("qual", pa.float64(), "QUAL, null when '.'"),
     Column("filter", pa.string(), "FILTER as in the VCF ('PASS', 'q10;s50'), null when '.'"),
-    Column(
-        "variant_class",
-        pa.string(),
-        "snv, mnp, insertion, deletion, indel, symbolic, breakend, overlap, non_ref or no_alt (ALT .)",
-        False,
-    ),
+    Column("variant_class", pa.string(), joined(VARIANT_CLASSES) + " (vocabulary.VARIANT_CLASS_MEANINGS)", False),
     Column("gene", pa.string(), "gene symbol of the most severe annotation of this ALT (ANN/CSQ)"),
     Column("consequence", pa.string(), "consequence of the most severe annotation (SO terms joined by '&')"),
-    Column("impact", pa.string(), "HIGH, MODERATE, LOW or MODIFIER of that annotation"),
+    Column("impact", pa.string(), joined(IMPACTS) + " of that annotation"),
 )
 """Core columns of results/parquet/variants; typed INFO columns follow them."""
 
@@ -90,7 +87,7 @@ ANNOTATION_COLUMNS: tuple[Column, ...] = (
     Column("gene", pa.string(), "gene symbol (ANN Gene_Name, CSQ SYMBOL)", False),
     Column("gene_id", pa.string(), "gene identifier (ANN Gene_ID, CSQ Gene)"),
     Column("consequence", pa.string(), "SO consequence terms joined by '&'"),
-    Column("impact", pa.string(), "HIGH, MODERATE, LOW or MODIFIER"),
+    Column("impact", pa.string(), joined(IMPACTS)),
     Column("feature_id", pa.string(), "transcript or feature identifier"),
     Column("hgvs_c", pa.string(), "HGVS coding notation"),
     Column("hgvs_p", pa.string(), "HGVS protein notation"),

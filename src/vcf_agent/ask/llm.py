@@ -12,10 +12,8 @@ anything or depends on an LLM runtime: the request is one HTTP POST (urllib).
 from __future__ import annotations
 
 import json
-import typing
 import urllib.error
 import urllib.request
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.ask.planner import DESCRIPTIONS, FILTERED, OPERATIONS, REQUIRED, Call
@@ -29,16 +27,6 @@ if TYPE_CHECKING:
 LLM_TIMEOUT = 60
 #: Largest reply read from the endpoint (bytes).
 MAX_REPLY = 1 << 20
-FILTER_DOCS = {
-    "region": "chrom, chrom:pos or chrom:start-end (1-based, inclusive; 16.1M, 20k allowed)",
-    "gene": "gene symbol of the variant's most severe annotation",
-    "consequence": "one Sequence Ontology term, e.g. missense_variant",
-    "filter": "FILTER value: PASS or one filter name",
-    "af_min": "lowest INFO/AF (0-1)",
-    "af_max": "highest INFO/AF (0-1)",
-    "variant_class": "variant class",
-    "carried_by": "only variants this sample carries",
-}
 ARGUMENT_DOCS = {
     "text": "what to look for, in words",
     "variant_id": "chrom:pos:ref:alt as stored, or an rsID",
@@ -69,8 +57,9 @@ def parameters_schema(operation: str) -> dict[str, Any]:
     from vcf_agent.query import MAX_LIMIT, VARIANT_CLASSES
 
     properties: dict[str, Any] = {}
+    filter_docs = _filter_docs()
     for name, kind in OPERATIONS[operation].items():
-        schema: dict[str, Any] = {"type": kind, "description": ARGUMENT_DOCS.get(name) or FILTER_DOCS[name]}
+        schema: dict[str, Any] = {"type": kind, "description": ARGUMENT_DOCS.get(name) or filter_docs[name]}
         if kind == "array":
             schema.update(items={"type": "string"}, minItems=2, maxItems=100)
         if kind == "integer":
@@ -82,7 +71,7 @@ def parameters_schema(operation: str) -> dict[str, Any]:
         for name, hint in _filter_hints().items():
             if name in properties:
                 continue
-            schema = {"type": "number" if hint is float else "string", "description": FILTER_DOCS[name]}
+            schema = {"type": "number" if hint is float else "string", "description": filter_docs[name]}
             if hint is float:
                 schema.update(minimum=0, maximum=1)
             if name == "variant_class":
@@ -96,16 +85,18 @@ def parameters_schema(operation: str) -> dict[str, Any]:
     }
 
 
+def _filter_docs() -> dict[str, str]:
+    """The filters' descriptions (the CLI's help and the HTTP docs say the same)."""
+    from vcf_agent.query.filters import Filters
+
+    return {name: field.description or name for name, field in Filters.model_fields.items()}
+
+
 def _filter_hints() -> dict[str, type]:
     """Filters' fields and their value types (Region is given as text)."""
-    from vcf_agent import query
+    from vcf_agent.query.filters import Filters, value_type
 
-    hints = typing.get_type_hints(query.Filters, vars(query))
-    found = {}
-    for f in fields(query.Filters):
-        options = [t for t in typing.get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
-        found[f.name] = float if float in options else str
-    return found
+    return {name: float if value_type(f.annotation) is float else str for name, f in Filters.model_fields.items()}
 
 
 def validate(name: str, arguments: Any) -> Call:

@@ -18,9 +18,9 @@ The planner is offline, deterministic and needs no language model:
 A question it cannot map is answered with the operations and arguments it could
 have used. Only a semantic search loads the sentence model.
 
-AF words (INFO/AF of the record): rare = AF <= 0.01, very rare / ultra-rare = AF <= 0.001,
-low-frequency = 0.01 <= AF <= 0.05, common = AF >= 0.05, singleton = AF <= 1.5 / (2 N)
-with N the samples of the largest input file (one ALT copy among N diploid samples,
+AF words (INFO/AF of the record; bounds from vcf_agent.vocabulary): rare = AF <= 0.01,
+very rare / ultra-rare = AF <= 0.001, low-frequency = 0.01 <= AF <= 0.05, common = AF >= 0.05,
+singleton = AF <= 1.5 / (2 N) with N the samples of the largest input file (one ALT copy among N diploid samples,
 below two copies).
 """
 
@@ -29,11 +29,18 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.listing import RSID, SPELLED_ID
+from vcf_agent.vocabulary import (
+    COMMON_AF_MIN,
+    LOW_FREQUENCY_AF,
+    RARE_AF_MAX,
+    SINGLETON_ALT_COPIES,
+    VERY_RARE_AF_MAX,
+)
 
 if TYPE_CHECKING:
     from vcf_agent.query import Stores
@@ -159,10 +166,10 @@ CLASS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 FUZZY_CLASSES = {"deletion": "deletions", "insertion": "insertions", "deletions": "deletions"}
 PASS_WORDS = r"pass(?:ed|es|ing)?(?: (?:all )?(?:the )?filters?)?|filter(?:ed)? pass|high[- ]quality"
 AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
-    (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": 0.001}),
-    (r"low[- ]frequency", {"af_min": 0.01, "af_max": 0.05}),
-    (r"rare", {"af_max": 0.01}),
-    (r"(?<!in )(?<!most )common(?! to)|frequent", {"af_min": 0.05}),
+    (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": VERY_RARE_AF_MAX}),
+    (r"low[- ]frequency", dict(zip(("af_min", "af_max"), LOW_FREQUENCY_AF, strict=True))),
+    (r"rare", {"af_max": RARE_AF_MAX}),
+    (r"(?<!in )(?<!most )common(?! to)|frequent", {"af_min": COMMON_AF_MIN}),
 )
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)\s*(%)?"
 AF_BOUND = re.compile(
@@ -457,7 +464,7 @@ class Vocabulary:
         rows = stores.graph.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
         self.filters = {name for row in rows for name in row["f"].split(";")} - {"PASS"}
         largest = max((entry.samples for entry in stores.list_files()), default=0)
-        self.singleton_af = round(1.5 / (2 * largest), 8) if largest else None
+        self.singleton_af = round(SINGLETON_ALT_COPIES / (2 * largest), 8) if largest else None
         self.contigs = [c.name for c in stores.stats().contigs]
 
 
@@ -822,8 +829,7 @@ def _search_text(question: str) -> str:
 def filters_of(arguments: dict[str, Any]):
     from vcf_agent.query import Filters
 
-    names = {f.name for f in fields(Filters)}
-    return Filters(**{name: value for name, value in arguments.items() if name in names})
+    return Filters(**{name: value for name, value in arguments.items() if name in Filters.model_fields})
 
 
 def run_call(stores: Stores, call: Call) -> Any:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.runtime import setup_process
@@ -20,16 +21,6 @@ records with their carriers, samples, shared variants, regions and totals.
 Every command reads --results DIR (default: results), prints a table, or JSON
 with --json, and exits non-zero with a one-line message on an error.
 Run `vcf-agent COMMAND --help` for each command's options and examples."""
-
-FILTER_HELP = """\
-filters (every command that lists variants):
-  --region chrom:start-end   variants overlapping the region (1-based, inclusive; 16.1M, 20k allowed)
-  --gene SYMBOL              gene of the most severe annotation
-  --consequence TERM         an SO term among the variant's consequences (missense_variant)
-  --filter NAME              FILTER value: PASS or one filter name
-  --af-min X / --af-max X    INFO/AF range (0-1)
-  --class CLASS              snv, mnp, insertion, deletion, indel, symbolic, breakend, ...
-  --carried-by SAMPLE        only variants this sample carries (through the Kuzu graph)"""
 
 EXAMPLES = {
     "search": """\
@@ -48,7 +39,7 @@ examples:
     "sample": """\
 examples:
   vcf-agent sample HG00096
-  vcf-agent sample HG00096 --class deletion --af-max 0.01 --limit 20
+  vcf-agent sample HG00096 --variant-class deletion --af-max 0.01 --limit 20
   vcf-agent sample NA12878 --region chr21:10M-20M --json""",
     "shared": """\
 examples:
@@ -79,58 +70,37 @@ examples:
 examples:
   vcf-agent serve                                  # http://127.0.0.1:8000/docs
   vcf-agent serve --host 0.0.0.0 --port 8080 --results /data/run1/results
-  curl 'http://127.0.0.1:8000/search?q=missense%20variant&limit=5'""",
+  curl 'http://127.0.0.1:8000/search?text=missense%20variant&limit=5'""",
 }
 
 
 # ---------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
+    """The parser; each query command's options come from its parameters model
+    (interfaces.operations: its arguments and the fields of `filters`, by default query.Filters)."""
+    from vcf_agent.interfaces.operations import OPERATIONS, parameters
+
     parser = argparse.ArgumentParser(
         prog="vcf-agent", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
-    filters = _filter_options()
 
-    def command(name: str, summary: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        epilog = (FILTER_HELP + "\n\n" if filters in parents else "") + EXAMPLES[name]
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(
             name,
             help=summary,
             description=summary,
-            epilog=epilog,
-            parents=[common, *parents],
+            epilog=EXAMPLES[name],
+            parents=[common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    search = command("search", "variants whose description is nearest to TEXT (semantic search)", filters)
-    search.add_argument("text", metavar="TEXT", help="what to look for, in words")
-    similar = command("similar", "nearest neighbours of a stored variant", filters)
-    similar.add_argument("variant_id", metavar="VARIANT_ID", help="chrom:pos:ref:alt as in the stores")
-    for vector_command in (search, similar):
-        vector_command.add_argument(
-            "--postfilter", action="store_true", help="filter after the vector search (faster, may return fewer)"
-        )
-        vector_command.add_argument("--carriers", type=int, default=5, help="carrier names shown per hit (5)")
-        vector_command.set_defaults(limit_default=10)
-    variant = command("variant", "one variant: record, annotations and carriers with zygosity and phase")
-    variant.add_argument("variant_id", metavar="VARIANT_ID", help="chrom:pos:ref:alt as in the stores")
-    variant.add_argument("--carriers", type=int, default=None, help="list at most N carriers (default: all)")
-    sample = command("sample", "the variants a sample carries, and its het/hom-alt counts", filters)
-    sample.add_argument("sample", metavar="SAMPLE", help="sample name from the VCF header")
-    shared = command("shared", "variants carried by every one of the samples", filters)
-    shared.add_argument("samples", metavar="SAMPLE", nargs="+", help="two or more sample names")
-    region = command("region", "variants in a region with their carrier counts", filters)
-    region.add_argument("region_arg", metavar="REGION", help="chrom, chrom:pos or chrom:start-end")
-    command("stats", "what the stores hold: files, samples, variants, genotypes, genes, contigs, model")
-    ask = command("ask", "a question in plain words, answered with calls of the operations above")
-    ask.add_argument("question", metavar="QUESTION", help="the question, in quotes")
-    ask.add_argument("--llm", metavar="URL", help="plan with an OpenAI-compatible chat-completions endpoint")
-    ask.add_argument("--llm-model", default="local", help="model name sent to the --llm endpoint (local)")
-    listing = command("list", "what the stores hold, by name: samples, genes, contigs or files")
-    listing.add_argument("what", metavar="WHAT", choices=("samples", "genes", "contigs", "files"))
+    for name, operation in OPERATIONS.items():
+        model = parameters(name, **({"filters": filters} if filters is not None else {}))
+        add_parameters(command(name, operation.summary), model)
     serve = command("serve", "the read-only HTTP API (JSON, OpenAPI at /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (8000)")
@@ -148,72 +118,56 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--results", type=Path, default=Path("results"), help="the workflow's results folder")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    common.add_argument("--limit", type=int, default=None, help="rows to return (10 for searches, else 100)")
     common.add_argument("--model", default=None, help="local model folder, if the stores used another model")
     return common
 
 
-def _filter_options() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    group = options.add_argument_group("filters")
-    group.add_argument("--region", help=argparse.SUPPRESS)
-    group.add_argument("--gene", help=argparse.SUPPRESS)
-    group.add_argument("--consequence", help=argparse.SUPPRESS)
-    group.add_argument("--filter", dest="filter_value", help=argparse.SUPPRESS)
-    group.add_argument("--af-min", type=float, help=argparse.SUPPRESS)
-    group.add_argument("--af-max", type=float, help=argparse.SUPPRESS)
-    group.add_argument("--class", dest="variant_class", help=argparse.SUPPRESS)
-    group.add_argument("--carried-by", help=argparse.SUPPRESS)
-    return options
+def add_parameters(parser: argparse.ArgumentParser, model) -> None:
+    """One argument per field of a parameters model: a required field is positional
+    (`sample` -> SAMPLE), the others options (`af_min` -> --af-min); help from the descriptions."""
+    from vcf_agent.query.filters import value_type
+
+    filters = parser.add_argument_group("filters") if model.filters_model is not None else parser
+    own = model.operation.arguments.model_fields
+    for name, field in model.model_fields.items():
+        kind = value_type(field.annotation)
+        options: dict[str, Any] = {"help": _help(field)}
+        if typing.get_origin(kind) is Literal:
+            options.update(choices=typing.get_args(kind), metavar=name.upper())
+        elif typing.get_origin(kind) is list:
+            options["nargs"] = "+"
+        elif kind in (int, float):
+            options["type"] = kind
+        if field.is_required():
+            parser.add_argument(name, **{"metavar": name.upper(), **options})
+            continue
+        group = parser if name in own else filters
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            group.add_argument(flag, dest=name, action="store_const", const=True, help=options["help"])
+        else:
+            group.add_argument(flag, dest=name, **{"metavar": name.upper(), **options})
+    parser.set_defaults(parameters=model)
 
 
-def _filters(args: argparse.Namespace):
-    from vcf_agent.query import Filters
+def _help(field) -> str:
+    default = None if field.is_required() else field.get_default()
+    return (field.description or "") + (f" ({default})" if default not in (None, False) else "")
 
-    return Filters(
-        region=getattr(args, "region", None),
-        gene=getattr(args, "gene", None),
-        consequence=getattr(args, "consequence", None),
-        filter=getattr(args, "filter_value", None),
-        af_min=getattr(args, "af_min", None),
-        af_max=getattr(args, "af_max", None),
-        variant_class=getattr(args, "variant_class", None),
-        carried_by=getattr(args, "carried_by", None),
-    )
+
+def parameters_of(args: argparse.Namespace):
+    """The command's parameters model filled from the command line (BadQuery if one is invalid)."""
+    model = args.parameters
+    given = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
+    return model.checked(**given)
 
 
 # ---------------------------------------------------------------- commands
 
 
-def _limit(args: argparse.Namespace) -> int:
-    return args.limit if args.limit is not None else getattr(args, "limit_default", 100)
-
-
 def run_command(args: argparse.Namespace, stores) -> Any:
-    """The result object of one command (query.* dataclasses)."""
-    if args.command == "search":
-        return stores.search(
-            args.text, _filters(args), limit=_limit(args), prefilter=not args.postfilter, carriers=args.carriers
-        )
-    if args.command == "similar":
-        return stores.similar(
-            args.variant_id, _filters(args), limit=_limit(args), prefilter=not args.postfilter, carriers=args.carriers
-        )
-    if args.command == "variant":
-        return stores.variant(args.variant_id, carriers=args.carriers)
-    if args.command == "sample":
-        return stores.sample(args.sample, _filters(args), limit=_limit(args))
-    if args.command == "shared":
-        return stores.shared(args.samples, _filters(args), limit=_limit(args))
-    if args.command == "region":
-        return stores.region(args.region_arg, _filters(args).without("region"), limit=_limit(args))
-    if args.command == "stats":
-        return stores.stats()
-    if args.command == "ask":
-        return stores.ask(args.question, llm=args.llm, llm_model=args.llm_model, limit=args.limit)
-    if args.command == "list":
-        return stores.listing(args.what)
-    raise AssertionError(args.command)
+    """The result object of one command (query.results models)."""
+    return parameters_of(args).run(stores)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,14 +239,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _variant_label(row: dict) -> str:
-    return row["variant_id"]
-
-
 def render_hits(hits) -> None:
     rows = [
         (
-            i, _variant_label(vars(h)), h.gene, h.consequence, h.variant_class, h.af, h.filter,
+            i, h.variant_id, h.gene, h.consequence, h.variant_class, h.af, h.filter,
             h.similarity, h.carriers, h.carrier_samples,
         )
         for i, h in enumerate(hits, 1)

@@ -14,7 +14,10 @@ itself; each answer comes from one snapshot, named in the X-VCF-Agent-Build
 header. A connection whose request line and headers do not arrive within
 HEADER_TIMEOUT seconds of its first byte is closed (`HeaderTimeoutProtocol`).
 
-The OpenAPI schema is at /openapi.json (interactive docs at /docs).
+The endpoints of the operations are generated (`add_operation_routes`): each takes its
+operation's parameters model (vcf_agent.interfaces.operations, the filters among them) as
+query parameters named as the CLI's arguments, and answers its result model
+(vcf_agent.query.results). The OpenAPI schema is at /openapi.json (interactive docs at /docs).
 """
 
 from __future__ import annotations
@@ -26,31 +29,33 @@ import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from inspect import Parameter, Signature
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import h11
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathPart
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from vcf_agent import __version__
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.interfaces.operations import OPERATIONS, parameters
 from vcf_agent.query import (
     GRAPH_HANDLES,
     KUZU_DIR,
     KUZU_MANIFEST,
     LANCE_DIR,
     LANCE_MANIFEST,
-    MAX_LIMIT,
-    VARIANT_CLASSES,
     BadQuery,
-    Counts,
     Filters,
     Hit,
     NotFound,
+    RegionResult,
+    SampleResult,
+    SharedResult,
     Stats,
     StoreMissing,
     Stores,
@@ -92,101 +97,11 @@ class Health(BaseModel):
     version: str
 
 
-class VariantRow(BaseModel):
-    variant_id: str
-    chrom: str
-    pos: int
-    end: int | None = None
-    ref: str
-    alt: str
-    variant_class: str
-    gene: str | None = None
-    consequence: str | None = None
-    impact: str | None = None
-    filter: str | None = None
-    af: float | None = None
-
-
-class SampleRow(VariantRow):
-    gt: str
-    phased: bool
-    zygosity: str
-
-
-class SharedRow(VariantRow):
-    #: each sample's GT, in the order of `samples`
-    genotypes: list[str | None]
-
-
-class RegionRow(VariantRow):
-    carriers: int
-
-
-@dataclass
-class SampleResponse:
-    sample: str
-    files: list[str]
-    filters: dict[str, Any]
-    counts: Counts
-    variants: list[SampleRow]
-    truncated: bool
-
-
-@dataclass
-class SharedResponse:
-    samples: list[str]
-    filters: dict[str, Any]
-    total: int
-    variants: list[SharedRow]
-    truncated: bool
-
-
-@dataclass
-class RegionResponse:
-    region: str
-    filters: dict[str, Any]
-    total: int
-    variants: list[RegionRow]
-    truncated: bool
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "a malformed argument"},
     404: {"model": ErrorBody, "description": "unknown variant, sample or contig"},
     503: {"model": ErrorBody, "description": "a store is missing or closed"},
 }
-
-_TERM = r"^[A-Za-z0-9_.+\-]{1,100}$"
-_GENE = r"^[A-Za-z0-9][A-Za-z0-9_.:+\-/@()*]{0,99}$"
-VariantClass = Literal[VARIANT_CLASSES]  # type: ignore[valid-type]
-
-
-def query_filters(
-    region: Annotated[str | None, Query(max_length=1000, description="chrom, chrom:pos or chrom:start-end")] = None,
-    gene: Annotated[str | None, Query(pattern=_GENE, description="gene of the most severe annotation")] = None,
-    consequence: Annotated[str | None, Query(pattern=_TERM, description="an SO term, e.g. missense_variant")] = None,
-    filter: Annotated[str | None, Query(pattern=_TERM, description="PASS or one FILTER name")] = None,
-    af_min: Annotated[float | None, Query(ge=0, le=1, description="lowest INFO/AF")] = None,
-    af_max: Annotated[float | None, Query(ge=0, le=1, description="highest INFO/AF")] = None,
-    variant_class: Annotated[VariantClass | None, Query(description="variant class")] = None,
-    carried_by: Annotated[str | None, Query(max_length=1000, description="only variants this sample carries")] = None,
-) -> Filters:
-    return Filters(
-        region=region,
-        gene=gene,
-        consequence=consequence,
-        filter=filter,
-        af_min=af_min,
-        af_max=af_max,
-        variant_class=variant_class,
-        carried_by=carried_by,
-    )
-
-
-FiltersParam = Annotated[Filters, Depends(query_filters)]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows to return")]
-CarriersShown = Annotated[int, Query(ge=0, le=MAX_LIMIT, description="carrier names per hit")]
-VariantId = Annotated[str, Query(min_length=1, max_length=100_000, description="chrom:pos:ref:alt as stored")]
 
 
 class LiveStores:
@@ -358,7 +273,7 @@ def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI
     )
     _add_error_handlers(app)
     _add_routes(app)
-    _add_ask_routes(app)
+    add_operation_routes(app)
     app.state.live = live
     return app
 
@@ -404,66 +319,48 @@ def _add_routes(app: FastAPI) -> None:
             "version": __version__,
         }
 
-    @app.get("/stats", response_model=Stats, summary="files, samples, variants, genotypes, genes, contigs, model")
-    def stats(stores: StoresParam) -> dict:
-        return to_jsonable(stores.stats())
 
-    @app.get("/search", response_model=list[Hit], summary="semantic search: variants nearest to the text")
-    def search(
-        stores: StoresParam,
-        q: Annotated[str, Query(min_length=1, max_length=10_000, description="what to look for, in words")],
-        filters: FiltersParam,
-        limit: Limit = 10,
-        carriers: CarriersShown = 10,
-        prefilter: bool = True,
-    ) -> list:
-        return to_jsonable(stores.search(q, filters, limit=limit, prefilter=prefilter, carriers=carriers))
+#: What each operation's endpoint answers (the result models of vcf_agent.query.results).
+RESPONSES: dict[str, Any] = {
+    "search": list[Hit],
+    "similar": list[Hit],
+    "variant": VariantRecord,
+    "sample": SampleResult,
+    "shared": SharedResult,
+    "region": RegionResult,
+    "stats": Stats,
+    "list": list[dict[str, Any]],
+}
+MODEL_RESPONSES = ("search", "similar", "variant", "sample", "shared", "region", "stats")
 
-    @app.get("/similar", response_model=list[Hit], summary="nearest neighbours of a stored variant")
-    def similar(
-        stores: StoresParam,
-        variant_id: VariantId,
-        filters: FiltersParam,
-        limit: Limit = 10,
-        carriers: CarriersShown = 10,
-        prefilter: bool = True,
-    ) -> list:
-        return to_jsonable(stores.similar(variant_id, filters, limit=limit, prefilter=prefilter, carriers=carriers))
 
-    @app.get("/variant", response_model=VariantRecord, summary="one variant with annotations and carriers")
-    def variant(
-        stores: StoresParam,
-        variant_id: VariantId,
-        carriers: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="list at most N carriers")] = None,
-    ) -> dict:
-        return to_jsonable(stores.variant(variant_id, carriers=carriers))
+def add_operation_routes(app: FastAPI, filters: type[Filters] = Filters) -> None:
+    """One GET endpoint per operation, its query parameters the operation's parameters model
+    (interfaces.operations, the fields of `filters` among them: the CLI's options, same names)."""
+    for name, operation in OPERATIONS.items():
+        model = parameters(name, filters=filters, cli=False)
+        path = "/list/{what}" if name == "list" else f"/{name}"
+        response = RESPONSES.get(name, AskResponse)
+        app.get(path, response_model=response, summary=operation.summary)(_endpoint(name, model))
 
-    @app.get("/sample", response_model=SampleResponse, summary="variants a sample carries, with zygosity counts")
-    def sample(
-        stores: StoresParam,
-        id: Annotated[str, Query(min_length=1, max_length=1000, description="sample name")],
-        filters: FiltersParam,
-        limit: Limit = 100,
-    ) -> dict:
-        return to_jsonable(stores.sample(id, filters, limit=limit))
 
-    @app.get("/shared", response_model=SharedResponse, summary="variants carried by every one of the samples")
-    def shared(
-        stores: StoresParam,
-        samples: Annotated[list[str], Query(min_length=2, max_length=100, description="two or more sample names")],
-        filters: FiltersParam,
-        limit: Limit = 100,
-    ) -> dict:
-        return to_jsonable(stores.shared(samples, filters, limit=limit))
+def _endpoint(name: str, model) -> Callable[..., Any]:
+    def endpoint(stores: Stores, **given: Any) -> Any:
+        params = model.checked(**given) if name == "list" else given["params"]
+        result = params.run(stores)
+        # result models go out as they are (FastAPI serializes them by their response model); the
+        # listings and ask's answer (dataclasses holding results) as plain JSON values
+        return result if name in MODEL_RESPONSES else to_jsonable(result)
 
-    @app.get("/region", response_model=RegionResponse, summary="variants in a region with carrier counts")
-    def region(
-        stores: StoresParam,
-        region: Annotated[str, Query(min_length=1, max_length=1000, description="chrom, chrom:pos or chrom:start-end")],
-        filters: Annotated[Filters, Depends(_filters_without_region)],
-        limit: Limit = 100,
-    ) -> dict:
-        return to_jsonable(stores.region(region, filters, limit=limit))
+    if name == "list":  # the listing is a path: /list/samples
+        listing = model.model_fields["what"].annotation
+        given = [Parameter("what", Parameter.KEYWORD_ONLY, annotation=Annotated[listing, PathPart()])]
+    else:
+        given = [Parameter("params", Parameter.KEYWORD_ONLY, annotation=Annotated[model, Query()])]
+    stores = Parameter("stores", Parameter.POSITIONAL_OR_KEYWORD, annotation=StoresParam)
+    endpoint.__signature__ = Signature([stores, *given])  # type: ignore[attr-defined]
+    endpoint.__name__ = name
+    return endpoint
 
 
 class AskCall(BaseModel):
@@ -492,40 +389,11 @@ class AskResponse(BaseModel):
     seconds: float
 
 
-Listing = Literal["samples", "genes", "contigs", "files"]
-
-
 def _warm_ask(stores: Stores) -> None:
     """The names /ask checks questions against (samples, genes, contigs, filters), read before the first question."""
     from vcf_agent.ask.planner import vocabulary
 
     vocabulary(stores)
-
-
-def _add_ask_routes(app: FastAPI) -> None:
-    @app.get("/ask", response_model=AskResponse, summary="a question in plain words, answered by the operations")
-    def ask(
-        stores: StoresParam,
-        q: Annotated[str, Query(min_length=1, max_length=10_000, description="the question")],
-        limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="rows per call")] = None,
-    ) -> dict:
-        return to_jsonable(stores.ask(q, limit=limit))
-
-    @app.get("/list/{what}", response_model=list[dict[str, Any]], summary="the samples, genes, contigs or files held")
-    def listing(stores: StoresParam, what: Listing) -> list:
-        return to_jsonable(stores.listing(what))
-
-
-def _filters_without_region(
-    gene: Annotated[str | None, Query(pattern=_GENE)] = None,
-    consequence: Annotated[str | None, Query(pattern=_TERM)] = None,
-    filter: Annotated[str | None, Query(pattern=_TERM)] = None,
-    af_min: Annotated[float | None, Query(ge=0, le=1)] = None,
-    af_max: Annotated[float | None, Query(ge=0, le=1)] = None,
-    variant_class: VariantClass | None = None,
-    carried_by: Annotated[str | None, Query(max_length=1000)] = None,
-) -> Filters:
-    return query_filters(None, gene, consequence, filter, af_min, af_max, variant_class, carried_by)
 
 
 def serve(

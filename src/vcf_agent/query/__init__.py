@@ -57,11 +57,12 @@ import importlib
 _HOMES = {
     "filters": (
         "AF_COLUMN", "BadQuery", "CORE_ROW_COLUMNS", "Filters", "MAX_LIMIT", "MAX_POSITION", "NO_FILTERS",
-        "NotFound", "Region", "StoreMissing", "VARIANT_CLASSES", "_plain_text",
+        "NotFound", "Region", "StoreMissing", "VARIANT_CLASSES", "_plain_text", "one_line",
     ),
     "results": (
         "Annotation", "Carrier", "Contig", "Counts", "Hit", "RegionResult", "SampleResult", "SharedResult",
-        "Stats", "VariantRecord", "counted", "to_jsonable", "zygosity",
+        "Stats", "VariantRecord", "VariantRow", "SampleRow", "SharedRow", "RegionRow", "counted", "to_jsonable",
+        "zygosity",
     ),
     "stores": (
         "KUZU_DIR", "KUZU_GRAPH", "KUZU_MANIFEST", "LANCE_DIR", "LANCE_MANIFEST", "Stores", "complete_builds",

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import re
+import types
+import typing
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    ValidationError,
+    model_validator,
+)
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.schema import info_column_name
-
-#: Variant classes the workflow writes (schema.VARIANT_COLUMNS' variant_class).
-VARIANT_CLASSES = (
-    "snv",
-    "mnp",
-    "insertion",
-    "deletion",
-    "indel",
-    "symbolic",
-    "breakend",
-    "overlap",
-    "non_ref",
-    "no_alt",
-)
-AF_COLUMN = info_column_name("AF")
+from vcf_agent.vocabulary import VARIANT_CLASSES, joined
 
 #: Columns of a vector hit and of the rows of region/sample/shared tables.
 CORE_ROW_COLUMNS = (
@@ -40,6 +37,16 @@ _ALLOWED = {"gene": ". _ - : + / @ ( ) *", "consequence": ". _ + -", "filter": "
 _NAME_MAX = 1_000  # sample names and variant ids
 _ID_MAX = 100_000  # a variant id holds its alleles, which can be long
 _REGION = re.compile(r"(?P<chrom>.+?)(?::(?P<start>[\d,_]+(?:\.\d+)?[kKmM]?)(?:-(?P<end>[\d,_]+(?:\.\d+)?[kKmM]?))?)?")
+
+
+def __getattr__(name: str) -> Any:
+    # AF_COLUMN comes from vcf_agent.schema, which imports pyarrow: read on first use, so that the
+    # CLI's parser (built from these models) and a --server client do not load pyarrow
+    if name == "AF_COLUMN":
+        from vcf_agent.schema import info_column_name
+
+        return info_column_name("AF")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class NotFound(VcfAgentError):
@@ -126,60 +133,135 @@ class Region:
         return f"{self.chrom}:{self.start}-{self.end if self.end is not None else ''}"
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Structured filters shared by every operation (None = no condition)."""
+#: Checks of the filters' text fields: the pattern (also the HTTP/CLI check) and, in words, what it allows.
+_PATTERNS = {"gene": (_GENE.pattern, _ALLOWED["gene"]), "consequence": (_TERM.pattern, _ALLOWED["consequence"])}
+_PATTERNS["filter"] = (_TERM.pattern, _ALLOWED["filter"])
 
-    region: Region | None = None
-    #: gene symbol of the variant's most severe annotation
-    gene: str | None = None
-    #: one SO term, e.g. missense_variant (matches when it is one of the variant's terms)
-    consequence: str | None = None
-    #: FILTER value: PASS, or one filter name (matches when it is one of the record's filters)
-    filter: str | None = None
-    af_min: float | None = None
-    af_max: float | None = None
-    variant_class: str | None = None
-    #: only variants this sample carries (an ALT allele in its genotype)
-    carried_by: str | None = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.region, str):
-            object.__setattr__(self, "region", Region.parse(self.region))
-        _matching(self.gene, _GENE, "gene")
-        _matching(self.consequence, _TERM, "consequence")
-        _matching(self.filter, _TERM, "filter")
-        for name in ("af_min", "af_max"):
-            value = getattr(self, name)
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                    raise BadQuery(f"{name}: {value!r} is not a number")
-                if not 0.0 <= value <= 1.0:
-                    raise BadQuery(f"{name}: {value} is outside 0-1")
-                object.__setattr__(self, name, float(value))
+def _region_of(value: Any) -> Any:
+    return Region.parse(value) if isinstance(value, str) else value
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    return value
+
+
+def _sample_name(value: str | None) -> str | None:
+    return None if value is None else _plain_text(value, "sample")
+
+
+def _text_field(name: str, description: str) -> Any:
+    pattern, allowed = _PATTERNS[name]
+    return Field(None, pattern=f"^{pattern}$", description=f"{description} (letters, digits and {allowed})")
+
+
+_AF = Annotated[Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None, BeforeValidator(_no_bool)]
+
+
+class Filters(BaseModel):
+    """Structured filters shared by every operation (None = no condition).
+
+    The CLI options (``--af-min``) and the HTTP query parameters (``af_min``) are generated
+    from these fields, their checks and their descriptions (vcf_agent.interfaces.operations):
+    a field added here is a filter of both. Invalid values raise BadQuery (one line).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: Annotated[InstanceOf[Region] | None, BeforeValidator(_region_of)] = Field(
+        None,
+        description="variants overlapping chrom, chrom:pos or chrom:start-end (1-based, inclusive; 16.1M, 20k allowed)",
+    )
+    gene: str | None = _text_field("gene", "gene symbol of the variant's most severe annotation")
+    consequence: str | None = _text_field(
+        "consequence", "one SO term among the variant's consequences, e.g. missense_variant"
+    )
+    filter: str | None = _text_field("filter", "FILTER value: PASS or one filter name among the record's")
+    af_min: _AF = Field(None, description="lowest INFO/AF (0-1)")
+    af_max: _AF = Field(None, description="highest INFO/AF (0-1)")
+    variant_class: Literal[VARIANT_CLASSES] | None = Field(  # type: ignore[valid-type]
+        None, description=f"variant class: {joined(VARIANT_CLASSES)}"
+    )
+    carried_by: Annotated[str | None, AfterValidator(_sample_name)] = Field(
+        None, max_length=_NAME_MAX, description="only variants this sample carries (through the Kuzu graph)"
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise BadQuery(one_line(error)) from None
+
+    @model_validator(mode="after")
+    def _af_in_order(self) -> Filters:
         if self.af_min is not None and self.af_max is not None and self.af_min > self.af_max:
-            raise BadQuery(f"af_min {self.af_min} is above af_max {self.af_max}")
-        if self.variant_class is not None and self.variant_class not in VARIANT_CLASSES:
-            raise BadQuery(f"variant_class {self.variant_class!r}: use one of {', '.join(VARIANT_CLASSES)}")
-        if self.carried_by is not None:
-            _plain_text(self.carried_by, "sample")
+            raise ValueError(f"af_min {self.af_min} is above af_max {self.af_max}")
+        return self
 
     @property
     def needs_af(self) -> bool:
         return self.af_min is not None or self.af_max is not None
 
+    def values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
     def without(self, *names: str) -> Filters:
-        return Filters(**{f.name: (None if f.name in names else getattr(self, f.name)) for f in fields(self)})
+        """The same filters less `names` (None is always valid: nothing to check again)."""
+        return self.model_copy(update=dict.fromkeys(names))
+
+    def replace(self, **changes: Any) -> Filters:
+        """The same filters with `changes`, checked."""
+        return type(self)(**{**self.values(), **changes})
 
     def describe(self) -> dict[str, Any]:
         return {name: str(value) if isinstance(value, Region) else value for name, value in _items(self)}
 
 
 def _items(filters: Filters) -> Iterator[tuple[str, Any]]:
-    for f in fields(filters):
-        value = getattr(filters, f.name)
+    for name, value in filters.values().items():
         if value is not None:
-            yield f.name, value
+            yield name, value
+
+
+def value_type(annotation: Any) -> Any:
+    """What a field holds, less None and Annotated: float, str, a Literal, list[str], Region (typed as text)."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        options = [value_type(option) for option in typing.get_args(annotation) if option is not type(None)]
+        annotation = options[0] if len(options) == 1 else annotation
+    if isinstance(annotation, InstanceOf):
+        return annotation.type
+    return annotation
+
+
+_BOUNDS = {
+    "less_than_equal": "at most {le}",
+    "greater_than_equal": "at least {ge}",
+    "too_short": "at least {min_length} values",
+    "too_long": "at most {max_length} values",
+}
+
+
+def one_line(error: ValidationError) -> str:
+    """The first problem of a pydantic ValidationError, as one line naming the argument and its value."""
+    first = error.errors(include_url=False)[0]
+    name = ".".join(str(part) for part in first["loc"]) or "arguments"
+    value = first.get("input")
+    if first["type"] == "value_error":
+        cause = str(first["ctx"]["error"])
+        return cause if not first["loc"] or cause.startswith(name) else f"{name}: {cause}"
+    if first["type"] == "string_pattern_mismatch" and name in _PATTERNS:
+        return f"{name} {value!r}: not a valid {name} (letters, digits and {_PATTERNS[name][1]} only)"
+    if first["type"] in _BOUNDS:
+        shown = f" {value!r}" if isinstance(value, int | float) else ""
+        return f"{name}{shown}: must be {_BOUNDS[first['type']].format(**first['ctx'])}"
+    if first["type"] == "literal_error":
+        return f"{name} {value!r}: use one of {first['ctx']['expected']}"
+    shown = f" {value!r}" if isinstance(value, str | int | float) else ""
+    return f"{name}{shown}: {first['msg'][0].lower()}{first['msg'][1:]}".replace("\n", " ")
 
 
 NO_FILTERS = Filters()

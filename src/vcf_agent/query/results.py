@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import fields, is_dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, Field, PlainSerializer, PlainValidator
+
+from vcf_agent.vocabulary import IMPACTS, ZYGOSITIES, ZYGOSITY_MEANINGS, joined
 
 # ---------------------------------------------------------------- results
 
 
-@dataclass
-class Counts:
-    """Carriers of a variant (or variants of a sample) by zygosity."""
+class Result(BaseModel):
+    """A result model; also built positionally, in field order (as the dataclasses were)."""
+
+    def __init__(self, *values: Any, **named: Any) -> None:
+        named.update(zip(type(self).model_fields, values, strict=False))
+        super().__init__(**named)
+
+
+class Counts(Result):
+    """Carriers of a variant (or variants of a sample) by zygosity (vocabulary.ZYGOSITIES)."""
 
     carriers: int = 0
-    het: int = 0
-    hom_alt: int = 0
-    #: one ALT copy in a haploid genotype (chrX in males, chrM, haploid callers)
-    hemizygous: int = 0
-    #: an ALT with a missing allele beside it (./1)
-    partial: int = 0
+    het: int = Field(0, description=ZYGOSITY_MEANINGS["het"])
+    hom_alt: int = Field(0, description=ZYGOSITY_MEANINGS["hom_alt"])
+    hemizygous: int = Field(0, description=ZYGOSITY_MEANINGS["hemizygous"])
+    partial: int = Field(0, description=ZYGOSITY_MEANINGS["partial"])
     phased: int = 0
 
 
@@ -51,12 +59,14 @@ def counted(groups: Iterable[dict]) -> Counts:
     return counts
 
 
-@dataclass
-class Carrier:
+Zygosity = Literal[ZYGOSITIES]  # type: ignore[valid-type]
+
+
+class Carrier(Result):
     sample: str
     gt: str
     phased: bool
-    zygosity: str
+    zygosity: Zygosity
     alt_count: int
     ploidy: int
     dp: int | None
@@ -64,19 +74,17 @@ class Carrier:
     source: str | None
 
 
-@dataclass
-class Annotation:
+class Annotation(Result):
     gene: str
     consequence: str | None
-    impact: str | None
+    impact: str | None = Field(description=joined(IMPACTS))
     feature_id: str | None
     hgvs_c: str | None
     hgvs_p: str | None
     source: str | None
 
 
-@dataclass
-class VariantRecord:
+class VariantRecord(Result):
     """One variant: its columns, INFO values, annotations, files and carriers."""
 
     variant_id: str
@@ -99,12 +107,12 @@ class VariantRecord:
     annotations: list[Annotation]
     counts: Counts
     carriers: list[Carrier]
-    #: True when `carriers` was cut at the requested limit (counts are always complete)
-    carriers_truncated: bool = False
+    carriers_truncated: bool = Field(
+        False, description="True when `carriers` was cut at the requested limit (counts are always complete)"
+    )
 
 
-@dataclass
-class Hit:
+class Hit(Result):
     """A vector-search hit with its graph context."""
 
     variant_id: str
@@ -119,59 +127,108 @@ class Hit:
     filter: str | None
     af: float | None
     text: str | None
-    #: cosine distance to the query (0 = same direction)
-    distance: float
+    distance: float = Field(description="cosine distance to the query (0 = same direction)")
     similarity: float
     carriers: int
-    #: the first carriers by sample name (at most the requested number)
-    carrier_samples: list[str]
-    #: genes of all annotations of the variant (IN_GENE)
-    genes: list[str]
+    carrier_samples: list[str] = Field(description="the first carriers by sample name (at most the requested number)")
+    genes: list[str] = Field(description="genes of all annotations of the variant (IN_GENE)")
 
 
-@dataclass
-class SampleResult:
+class VariantRow(BaseModel):
+    """A row of the `variants` table of a sample, shared or region result."""
+
+    variant_id: str
+    chrom: str
+    pos: int
+    end: int | None = None
+    ref: str
+    alt: str
+    variant_class: str
+    gene: str | None = None
+    consequence: str | None = None
+    impact: str | None = None
+    filter: str | None = None
+    af: float | None = None
+
+
+class SampleRow(VariantRow):
+    gt: str
+    phased: bool
+    zygosity: Zygosity
+
+
+class SharedRow(VariantRow):
+    genotypes: list[str | None] = Field(description="each sample's GT, in the order of `samples`")
+
+
+class RegionRow(VariantRow):
+    carriers: int
+
+
+def _arrow_table(value: Any) -> pa.Table:
+    if not isinstance(value, pa.Table):
+        raise ValueError("variants: not an Arrow table")
+    return value
+
+
+def _rows_as(row: type[BaseModel]) -> Callable[[pa.Table], list]:
+    def rows(table: pa.Table) -> list:
+        return [row.model_construct(**values) for values in table.to_pylist()]
+
+    return rows
+
+
+def _rows(row: type[BaseModel]) -> Any:
+    """An Arrow table in Python (`.variants.to_pandas()`), a list of `row` objects in JSON."""
+    return Annotated[
+        pa.Table,
+        PlainValidator(_arrow_table, json_schema_input_type=list[row]),
+        PlainSerializer(_rows_as(row), return_type=list[row]),
+    ]
+
+
+SampleRows = _rows(SampleRow)
+SharedRows = _rows(SharedRow)
+RegionRows = _rows(RegionRow)
+
+
+class SampleResult(Result):
     sample: str
     files: list[str]
     filters: dict[str, Any]
-    #: variants matching the filters, by zygosity (complete, whatever the limit)
-    counts: Counts
-    #: the first `limit` of them in contig/position order, with the sample's genotype
-    variants: pa.Table
+    counts: Counts = Field(description="variants matching the filters, by zygosity (complete, whatever the limit)")
+    variants: SampleRows = Field(
+        description="the first `limit` of them in contig/position order, with the sample's genotype"
+    )
     truncated: bool
 
 
-@dataclass
-class SharedResult:
+class SharedResult(Result):
     samples: list[str]
     filters: dict[str, Any]
-    #: variants carried by every one of the samples
-    total: int
-    #: the first `limit` of them; column `genotypes` holds each sample's GT in `samples` order
-    variants: pa.Table
+    total: int = Field(description="variants carried by every one of the samples")
+    variants: SharedRows = Field(
+        description="the first `limit` of them; column `genotypes` holds each sample's GT in `samples` order"
+    )
     truncated: bool
 
 
-@dataclass
-class RegionResult:
+class RegionResult(Result):
     region: str
     filters: dict[str, Any]
     total: int
-    #: the first `limit` variants by position, with their carrier counts
-    variants: pa.Table
+    variants: RegionRows = Field(description="the first `limit` variants by position, with their carrier counts")
     truncated: bool
 
 
-@dataclass
-class Contig:
+class Contig(Result):
     name: str
     variants: int
     first: int
     last: int
 
 
-@dataclass
-class Stats:
+class Stats(Result):
     results: str
     files: list[str]
     samples: int
@@ -189,7 +246,9 @@ class Stats:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON values: dataclasses -> dicts, Arrow tables -> lists of rows, NaN -> null."""
+    """Plain JSON values: result models and dataclasses -> dicts, Arrow tables -> lists of rows, NaN -> null."""
+    if isinstance(value, BaseModel):
+        return to_jsonable(value.model_dump())
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, pa.Table):

@@ -9,7 +9,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -477,7 +476,7 @@ class Stores:
         row = table.slice(0, 1).to_pylist()[0]
         counts, found = self._carriers_of(variant_id, carriers)
         info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
-        core = {f.name: row.get(f.name) for f in fields(VariantRecord) if f.name in row}
+        core = {name: row.get(name) for name in VariantRecord.model_fields if name in row}
         return VariantRecord(
             **core,
             info={name: value for name, value in info.items() if value is not None},
@@ -632,7 +631,7 @@ class Stores:
     def region(self, region: Region | str, filters: Filters | None = None, *, limit: int = 100) -> RegionResult:
         """Variants overlapping `region` (and matching the filters), by position, with carrier counts."""
         region = Region.parse(region) if isinstance(region, str) else region
-        filters = self.check(replace(filters or NO_FILTERS, region=region))
+        filters = self.check((filters or NO_FILTERS).replace(region=region))
         limit = _limit(limit)
         if filters.carried_by is not None:
             found = self.sample(filters.carried_by, filters.without("carried_by"), limit=limit)
