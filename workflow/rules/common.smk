@@ -62,6 +62,7 @@ if config.get("reference"):
 wildcard_constraints:
     vcf="|".join(re.escape(name) for name in VCFS),
     shard=r"\d{5}",
+    part=r"p\d{5}",
 
 
 def vcf_path(wildcards):
@@ -134,6 +135,9 @@ def kept_outputs(wildcards):
         ],
         vcf=VCFS,
     )
+    per_partition = [
+        path for kind in ("graph", "record") for path in kuzu_partition_outputs(kind)()
+    ]
     per_shard = [
         path
         for pattern in (
@@ -146,7 +150,7 @@ def kept_outputs(wildcards):
         )
         for path in shard_outputs(pattern)
     ]
-    return ["results/normalized/inputs.json", *per_vcf, *per_shard]
+    return ["results/normalized/inputs.json", *per_vcf, *per_shard, *per_partition]
 
 
 def shard_stats_of_all(wildcards):
@@ -191,9 +195,12 @@ DEFAULT_RESOURCES = {
     "embed_shard": {"mem_mb": 640, "runtime": 10, "threads": 2},
     # the stores grow with the data: see lancedb_mem_mb and kuzu_mem_mb at the end.
     "load_lancedb": {"mem_mb": 1024, "runtime": 10, "threads": 2},
+    # the graph: a plan, a job per partition, and load_kuzu, which links and indexes them
+    "plan_kuzu_partitions": {"mem_mb": 400, "runtime": 5, "threads": 1},
     # the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a
-    # SLURM job (killed there when it declared 460)
-    "load_kuzu": {"mem_mb": 640, "runtime": 10, "threads": 2},
+    # SLURM job (killed there when it declared 460); see kuzu_partition_mem_mb.
+    "load_kuzu_partition": {"mem_mb": 640, "runtime": 10, "threads": 2},
+    "load_kuzu": {"mem_mb": 400, "runtime": 10, "threads": 1},
 }
 
 
@@ -372,26 +379,73 @@ def lancedb_runtime(wildcards, input, attempt):
     return int(base + stored_counts(input.stats)["variants"] / 1e6 * 2) * attempt
 
 
-def kuzu_mem_mb(wildcards, input, attempt):
-    # Kuzu's COPY holds a whole rel table in its buffer pool (mem_mb minus 400 MB for
-    # the processes): ~60 bytes per CARRIES edge and direction, both stored (30 more
-    # each with a source property, i.e. several VCFs), ~100 per Variant node, ~600 per
-    # IN_GENE edge (both ways, 7 strings). A larger pool only caches more. See
-    # benchmarks/bench_stores.py for the measured peaks.
-    counts = stored_counts(input.stats)
+# ---------------------------------------------------------------- the graph's partitions
+
+KUZU_DEFAULTS = {
+    # genotypes (CARRIES edges) per partition: a load job peaks at ~105 MB + 130 B per edge
+    "partition_edges": 4_000_000,
+}
+
+
+def kuzu_setting(key):
+    return config.get("kuzu", {}).get(key, KUZU_DEFAULTS[key])
+
+
+def kuzu_plan():
+    """The partitions of checkpoint plan_kuzu_partitions (waits for it)."""
+    with open(checkpoints.plan_kuzu_partitions.get().output.plan) as handle:
+        return json.load(handle)["partitions"]
+
+
+def kuzu_partition(wildcards):
+    for partition in kuzu_plan():
+        if partition["name"] == wildcards.part:
+            return partition
+    raise WorkflowError(f"graph partition {wildcards.part} is not in the plan")
+
+
+def partition_shards(pattern):
+    """The shard files of one partition, in the plan's order (config order, then shard order)."""
+
+    def inputs(wildcards):
+        shards = [label.split("/") for label in kuzu_partition(wildcards)["shards"]]
+        return [pattern.format(vcf=vcf, shard=shard) for vcf, shard in shards]
+
+    return inputs
+
+
+def kuzu_partition_outputs(kind):
+    """Every partition's database (kind graph) or record (kind record)."""
+    suffix = {"graph": "kuzu", "record": "json"}[kind]
+
+    def inputs(wildcards=None):
+        checkpoints.summarize_inputs.get()
+        return [f"results/kuzu_parts/{p['name']}.{suffix}" for p in kuzu_plan()]
+
+    return inputs
+
+
+def kuzu_partition_mem_mb(wildcards, attempt):
+    # Kuzu's COPY holds a whole rel table of the partition in its buffer pool (mem_mb minus
+    # 400 MB for the processes): ~60 bytes per CARRIES edge and direction, both stored (30
+    # more each with a source property, i.e. several VCFs), ~100 per Variant node, ~600 per
+    # IN_GENE edge (both ways, 7 strings). Bounded by kuzu.partition_edges whatever the
+    # cohort; benchmarks/bench_stores.py --partitions measures the peaks.
+    partition = kuzu_partition(wildcards)
     per_edge = 2 * (60 + (30 if len(VCFS) > 1 else 0))
     data = (
-        counts["genotypes"] * per_edge
-        + counts["variants"] * 100
-        + counts["annotations"] * 600
+        partition["genotypes"] * per_edge
+        + partition["variants"] * 100
+        + partition.get("annotations", 0) * 600
     )
-    return int(rule_resource("load_kuzu", "mem_mb") + data / 1e6) * attempt
+    return int(rule_resource("load_kuzu_partition", "mem_mb") + data / 1e6) * attempt
 
 
-def kuzu_runtime(wildcards, input, attempt):
+def kuzu_partition_runtime(wildcards, attempt):
     # ~1,000,000 genotype edges per second, with the DuckDB preparation.
-    counts = stored_counts(input.stats)
-    base = rule_resource("load_kuzu", "runtime")
+    partition = kuzu_partition(wildcards)
+    base = rule_resource("load_kuzu_partition", "runtime")
     return (
-        int(base + counts["genotypes"] / 1e6 / 60 + counts["variants"] / 1e6) * attempt
+        int(base + partition["genotypes"] / 1e6 / 60 + partition["variants"] / 1e6)
+        * attempt
     )
