@@ -408,8 +408,9 @@ def partition_shards(pattern):
     """The shard files of one partition, in the plan's order (config order, then shard order)."""
 
     def inputs(wildcards):
-        shards = [label.split("/") for label in kuzu_partition(wildcards)["shards"]]
-        return [pattern.format(vcf=vcf, shard=shard) for vcf, shard in shards]
+        # labels are "<vcf>/<shard>" (a VCF name holds no slash)
+        labels = kuzu_partition(wildcards)["shards"]
+        return [pattern.replace("{vcf}/{shard}", label) for label in labels]
 
     return inputs
 

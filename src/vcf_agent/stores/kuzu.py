@@ -171,6 +171,7 @@ class Graph:
             read_only=read_only,
             buffer_pool_size=int(buffer_pool_mb or 0) * 2**20,
             max_num_threads=int(threads or 0),
+            **({"max_db_size": _address_space(path)} if read_only else {}),
         )
         self._conn = graphdb.Connection(self._db, num_threads=int(threads or 0))
         self._prepared: dict[str, Any] = {}
@@ -222,6 +223,18 @@ class Graph:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: The least address space a read-only database reserves (see _address_space).
+MIN_ADDRESS_SPACE = 1 << 32
+
+
+def _address_space(path: Path) -> int:
+    """What a read-only database reserves of the address space: Kuzu's default is 8 TiB per
+    database, so a process could open only ~15 (47-bit user space: "Mmap ... failed"); a
+    read-only database never grows, so four times its file (at least 4 GiB), a power of two."""
+    size = path.stat().st_size if path.exists() else 0
+    return max(MIN_ADDRESS_SPACE, 1 << (4 * size).bit_length())
 
 
 def read_partitions(store: Path | str) -> dict:
