@@ -65,6 +65,16 @@ chromosome 22 (~90 M carrier genotypes) is ~23 partitions, the genome (~7e9) ~1,
 partitions of ~600 MiB each, ~110 GiB of disk (0.016 GiB per million edges, measured),
 as many independent jobs.
 
+Measured here (``python benchmarks/bench_stores.py --only kuzu --variants 100000
+--genotypes 8000000 --shard-records 6139 --partitions 1 4 16``: the same 7,935,344
+genotypes, each partition's load in a fresh process, as its job runs it): one
+partition 1,146 MiB; 4 partitions of 1,983,836 edges 417 MiB each (first = last =
+largest job); 16 partitions of 495,959 edges 304 MiB (job 1) to 317 MiB (job 16).
+So a job costs ~175 MiB + ~122 B per edge of its own partition, flat in the number of
+partitions: ~665 MiB at the default 4,000,000, for a chromosome as for the genome.
+A read-only partition reserves four times its file of address space (Kuzu's default,
+8 TiB per database, lets a process open only ~15).
+
 How a partition loads
 ---------------------
 DuckDB (bounded by its memory_limit; in a child process for large inputs) writes one
