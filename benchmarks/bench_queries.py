@@ -64,18 +64,23 @@ WORDS = (
 # ---------------------------------------------------------------- the store
 
 
-def build_store(work: Path, variants: int, genotypes: int) -> Path:
+def build_store(
+    work: Path, variants: int, genotypes: int, partition_edges: int | None = None, shard_records: int = 100_000
+) -> Path:
     """The scaled shards, loaded by the package's loaders into work/store (reused when complete)."""
     from scaled_data import build_scaled_shards
 
-    from vcf_agent.stores.kuzu import load_kuzu
+    from vcf_agent.stores.kuzu import DEFAULT_PARTITION_EDGES, load_kuzu
     from vcf_agent.stores.lance import load_lancedb
 
     # source "base": the shards' `source` column (from the base cohort) then names their folder too
-    shards = build_scaled_shards(work / "scaled", variants=variants, genotypes=genotypes, source="base")
+    shards = build_scaled_shards(
+        work / "scaled", variants=variants, genotypes=genotypes, source="base", shard_records=shard_records
+    )
     store = work / "store"
     done = store / "bench-store.json"
-    wanted = {"variants": shards.n_variants, "genotypes": shards.n_genotypes}
+    edges = partition_edges or DEFAULT_PARTITION_EDGES
+    wanted = {"variants": shards.n_variants, "genotypes": shards.n_genotypes, "partition_edges": edges}
     if done.exists() and json.loads(done.read_text()) == wanted:
         return store
     store.mkdir(parents=True, exist_ok=True)
@@ -85,7 +90,7 @@ def build_store(work: Path, variants: int, genotypes: int) -> Path:
     started = time.perf_counter()
     load_kuzu(
         shards.variants, shards.genotypes, shards.annotations, store / "kuzu", store / "kuzu.json",
-        samples={shards.source: shards.samples}, threads=2, mem_mb=4096,
+        samples={shards.source: shards.samples}, threads=2, mem_mb=4096, partition_edges=edges,
     )  # fmt: skip
     print(f"Kuzu loaded in {time.perf_counter() - started:.0f} s", flush=True)
     done.write_text(json.dumps(wanted))
@@ -113,7 +118,7 @@ def single_user(store: Path, repeats: int, seed: int) -> dict[str, list[float]]:
         stats = stores.stats()
         contig = stats.contigs[0]
         carried = [r["id"] for r in stores.graph.query(_GENOTYPED, {"n": 2000})]
-        samples = [r["id"] for r in stores.graph.query("MATCH (s:Sample) RETURN s.id AS id")]
+        samples = [r["id"] for r in stores.graph.shared("MATCH (s:Sample) RETURN s.id AS id")]
         print(f"store: {stats.variants:,} variants, {stats.genotypes:,} genotypes, {stats.samples:,} samples")
 
         def pick_variant() -> str:
@@ -371,6 +376,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="an existing results folder to measure instead of building one")
     parser.add_argument("--variants", type=int, default=1_000_000)
     parser.add_argument("--genotypes", type=int, default=10_000_000)
+    parser.add_argument("--partition-edges", type=int, help="kuzu.partition_edges of the store built")
+    parser.add_argument("--shard-records", type=int, default=100_000, help="records per scaled shard")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60)
@@ -379,7 +386,9 @@ def main() -> None:
     parser.add_argument("--serve-options", default="", help="extra `vcf-agent serve` options, e.g. '--threads 16'")
     args = parser.parse_args()
     SERVE_OPTIONS.extend(args.serve_options.split())
-    store = args.store or build_store(args.work, args.variants, args.genotypes)
+    store = args.store or build_store(
+        args.work, args.variants, args.genotypes, args.partition_edges, args.shard_records
+    )
     single = single_user(store, args.repeats, args.seed)
     many = None if args.no_server else many_users(store, args.clients, args.seconds, args.seed)
     report(single, many)

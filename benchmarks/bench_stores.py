@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stores.py                        # 1,000,000 variants, 10,000,000 genotypes
     python benchmarks/bench_stores.py --variants 200000 --genotypes 2000000 --data /tmp/scaled
+    python benchmarks/bench_stores.py --only kuzu --genotypes 8000000 --shard-records 6139 --partitions 1 4 16
 
 The data is the real 1000 Genomes chr22 cohort repeated at shifted positions
 (benchmarks/scaled_data.py; built once, then reused from --data). Each load runs
@@ -9,6 +10,12 @@ in its own process through the package function its rule calls, measured with
 benchmarks/measure.py (peak RSS of the whole process tree). The declared memory
 defaults to what rules load_lancedb and load_kuzu would declare for this data
 (vcf_agent.resources, which workflow/rules/common.smk uses).
+
+With --partitions K...: the same shards cut into K graph partitions each
+(kuzu.partition_edges = genotypes / K, whole shards: give --shard-records small
+enough for 16 shards), every partition loaded by vcf_agent.stores.kuzu.load_partition
+in a fresh process, as rule load_kuzu_partition runs it; printed per K: the
+partitions, their largest, and the peak RSS of the first, last and largest job.
 """
 
 from __future__ import annotations
@@ -33,11 +40,19 @@ def lancedb_mem_mb(variants: int) -> int:
 def kuzu_mem_mb(variants: int, genotypes: int) -> int:
     """What rule load_kuzu declares for one VCF without annotations (vcf_agent.resources)."""
     counts = {"variants": variants, "genotypes": genotypes, "annotations": 0}
-    return resources.kuzu_mem_mb(resources.DEFAULT_RESOURCES["load_kuzu"]["mem_mb"], counts, 1, several_sources=False)
+    return resources.kuzu_partition_mem_mb(resources.DEFAULT_RESOURCES["load_kuzu_partition"]["mem_mb"], counts, 1, several_sources=False)
 
 
 def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:
     """Run one load in this process (called through --stage) and return its manifest."""
+    if name == "kuzu-partition":
+        from vcf_agent.stores.kuzu import load_partition
+
+        job = json.loads(out.read_text())
+        return load_partition(
+            job["name"], job["variants"], job["genotypes"], job["annotations"], job["graph"], job["record"],
+            samples=job["samples"], plan=job["plan"], threads=threads, mem_mb=mem_mb,
+        )  # fmt: skip
     shards = build_scaled_shards(data, **json.loads((data / "wanted.json").read_text()))
     if name == "lancedb":
         from vcf_agent.stores.lance import load_lancedb
@@ -64,7 +79,9 @@ def main() -> None:
     parser.add_argument("--lancedb-mem-mb", type=int, help="declared memory of the LanceDB load")
     parser.add_argument("--kuzu-mem-mb", type=int, help="declared memory of the Kuzu load")
     parser.add_argument("--only", choices=("lancedb", "kuzu"), help="measure one store's load only")
-    parser.add_argument("--stage", choices=("lancedb", "kuzu"), help=argparse.SUPPRESS)
+    parser.add_argument("--shard-records", type=int, default=100_000, help="records per scaled shard")
+    parser.add_argument("--partitions", type=int, nargs="+", help="cut the graph into K partitions, for each K")
+    parser.add_argument("--stage", choices=("lancedb", "kuzu", "kuzu-partition"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mem-mb", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -73,7 +90,7 @@ def main() -> None:
         print(json.dumps(stage(args.stage, args.data, args.out, args.threads, args.mem_mb)))
         return
 
-    wanted = {"variants": args.variants, "genotypes": args.genotypes}
+    wanted = {"variants": args.variants, "genotypes": args.genotypes, "shard_records": args.shard_records}
     shards = build_scaled_shards(args.data, **wanted)
     (args.data / "wanted.json").write_text(json.dumps(wanted))
     mem = {
@@ -84,6 +101,10 @@ def main() -> None:
         f"data: {shards.n_variants:,} variants with {shards.dim}-d vectors, {shards.n_genotypes:,} genotypes,"
         f" {len(shards.variants)} shards ({args.data})"
     )
+    if args.partitions:
+        for count in args.partitions:
+            partitioned(shards, count, args.data, args.threads)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-stores-", dir=args.data) as out:
         for name in [args.only] if args.only else ["lancedb", "kuzu"]:
             command = [sys.executable, __file__, "--stage", name, "--data", str(args.data), "--out", out]
@@ -91,6 +112,43 @@ def main() -> None:
             measured = run_measured(command)
             manifest = json.loads(measured.stdout.strip().splitlines()[-1])
             report(name, manifest, measured, mem[name], shards)
+
+
+def partitioned(shards, count: int, data: Path, threads: int) -> None:
+    """Every partition of a `count`-partition graph loaded in its own process, as its own job would be."""
+    from vcf_agent.stores.kuzu import plan_graph, shard_extents
+
+    samples = {shards.source: shards.samples}
+    edges = -(-shards.n_genotypes // count)
+    plan = plan_graph(shard_extents(shards.variants, shards.genotypes), shards.genotypes, samples, edges)
+    label = {f"{shards.source}/{Path(v).stem}": i for i, v in enumerate(shards.variants)}
+    peaks, seconds = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-partitions-", dir=data) as out:
+        for partition in plan["partitions"]:
+            at = [label[name] for name in partition["shards"]]
+            kinds = ("variants", "genotypes", "annotations")
+            job = {
+                "name": partition["name"], "samples": samples, "plan": plan,
+                "graph": f"{out}/{partition['name']}.kuzu", "record": f"{out}/{partition['name']}.json",
+                **{kind: [str(getattr(shards, kind)[i]) for i in at] for kind in kinds},
+            }  # fmt: skip
+            job_file = Path(out) / "job.json"
+            job_file.write_text(json.dumps(job))
+            mem_mb = kuzu_mem_mb(partition["variants"], partition["genotypes"])
+            command = [sys.executable, __file__, "--stage", "kuzu-partition", "--data", str(data)]
+            command += ["--out", str(job_file), "--threads", str(threads), "--mem-mb", str(mem_mb)]
+            measured = run_measured(command)
+            record = json.loads(measured.stdout.strip().splitlines()[-1])
+            peaks.append((measured.peak_rss_mb, record["counts"]["CARRIES"], mem_mb))
+            seconds.append(record["seconds"]["CARRIES"])
+    largest = max(peaks)
+    print(
+        f"Kuzu, {len(peaks)} partitions of {shards.n_genotypes:,} genotypes (kuzu.partition_edges {edges:,}):"
+        f" peak RSS per load job: first {peaks[0][0]:,.0f} MiB, last {peaks[-1][0]:,.0f} MiB, largest"
+        f" {largest[0]:,.0f} MiB ({largest[1]:,} edges, declared mem_mb {largest[2]:,});"
+        f" COPY CARRIES {min(seconds):.1f}-{max(seconds):.1f} s per partition",
+        flush=True,
+    )
 
 
 def report(name: str, manifest: dict, measured, mem_mb: int, shards) -> None:

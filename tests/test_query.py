@@ -11,7 +11,7 @@ import pytest
 from vcf_agent import query
 from vcf_agent.query import BadQuery, Filters, NotFound, Region, StoreMissing, Stores, to_jsonable, zygosity
 
-from helpers import nonref_genotypes, split_records
+from helpers import nonref_genotypes, run_workflow, split_records
 
 pytestmark = pytest.mark.slow  # the query_stores workflow run
 
@@ -362,3 +362,59 @@ def test_results_are_plain_json(stores):
 )
 def test_zygosity_words(gt, alt_count, ploidy, expected):
     assert zygosity(gt, alt_count, ploidy) == expected
+
+
+# ---------------------------------------------------------------- a partitioned graph
+
+
+@pytest.fixture(scope="module")
+def partitioned(query_stores, tmp_path_factory):
+    """The same inputs built again with small shards and the graph cut into partitions of at
+    most 50,000 genotypes (config kuzu.partition_edges): one of ~80,000 per kg shard of 1,000
+    records, so each kg shard is a partition of its own, and the small VCFs share one."""
+    workdir = tmp_path_factory.mktemp("partitioned")
+    config = {
+        "vcfs": {name: str(path) for name, path in query_stores.inputs.items()},
+        "reference": None,
+        "shard": {"records": 1000},
+        "kuzu": {"partition_edges": 50_000},
+    }
+    run_workflow(workdir, config, "results/lancedb.json", "results/kuzu.json")
+    with Stores.open(workdir / "results") as opened:
+        yield opened
+
+
+def test_a_partitioned_graph_counts_and_answers_as_one_partition(stores, partitioned, query_stores, bcftools):
+    manifest, whole = partitioned.manifests["kuzu.json"], stores.manifests["kuzu.json"]
+    assert whole["partitions"] == 1 and manifest["partitions"] >= 4
+    assert manifest["counts"] == whole["counts"]
+    stats, inputs = partitioned.stats(), query_stores.inputs
+    assert stats.graph_variants == sum(split_records(path) for path in inputs.values())
+    calls = bcftools.split("annotated", "[%GT\n]")
+    half_missing = sum(1 for line in calls if "." in line and set(re.split(r"[/|]", line)) - {"0", "."})
+    assert stats.genotypes == sum(nonref_genotypes(path) for path in inputs.values()) + half_missing
+    one = stores.stats()
+    assert (stats.samples, stats.genes, stats.contigs) == (one.samples, one.genes, one.contigs)
+    samples = stores.sample_names()
+    kg = bcftools.samples("kg")
+    calls = [
+        lambda s: s.variant(KG_SV),
+        lambda s: s.variant(KG_MULTIALLELIC[1], carriers=5),
+        lambda s: s.sample(kg[0], limit=100),
+        lambda s: s.sample(kg[7], limit=5000),  # walks every partition
+        lambda s: s.sample(HAPLOID_SAMPLE, limit=10),
+        lambda s: s.sample(kg[3], Filters(region=Region.parse("22:16100000-16300000")), limit=50),
+        lambda s: s.sample(kg[3], Filters(af_max=0.05, variant_class="snv"), limit=50),
+        lambda s: s.sample(kg[5], Filters(carried_by=kg[6]), limit=20),
+        lambda s: s.shared([kg[0], kg[1]], limit=100),
+        lambda s: s.shared([kg[2], kg[4]], Filters(af_min=0.2), limit=30),
+        lambda s: s.region(KG_REGION, limit=100),
+        lambda s: s.region("22:16000000-16500000", limit=2000),
+        lambda s: s.region("22:16200000-16400000", Filters(carried_by=kg[9]), limit=100),
+        lambda s: [(h.variant_id, h.carriers, h.carrier_samples, h.genes) for h in s.similar(KG_SV, limit=20)],
+        lambda s: s.resolve_variant("rs62224611"),
+        lambda s: (s.list_samples(), s.list_genes(), s.list_files()),
+    ]
+    for call in calls:
+        assert to_jsonable(call(partitioned)) == to_jsonable(call(stores))
+    assert samples == partitioned.sample_names()

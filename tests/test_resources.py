@@ -72,8 +72,8 @@ def test_one_retry_policy_for_every_formula(attempt):
         lambda a: resources.embed_runtime(base("embed_shard", "runtime"), records, a),
         lambda a: resources.lancedb_mem_mb(base("load_lancedb"), counts["variants"], a),
         lambda a: resources.lancedb_runtime(base("load_lancedb", "runtime"), counts["variants"], a),
-        lambda a: resources.kuzu_mem_mb(base("load_kuzu"), counts, a, several_sources=True),
-        lambda a: resources.kuzu_runtime(base("load_kuzu", "runtime"), counts, a),
+        lambda a: resources.kuzu_partition_mem_mb(base("load_kuzu_partition"), counts, a, several_sources=True),
+        lambda a: resources.kuzu_partition_runtime(base("load_kuzu_partition", "runtime"), counts, a),
     ]
     for formula in formulas:
         assert formula(attempt) == attempt * formula(1)
@@ -109,7 +109,7 @@ def test_store_loads_fit_their_declared_memory(counts, attempt):
     assert duckdb_limit_mb(lance, 4) + PROCESS_OVERHEAD_MB <= lance
     assert lance >= PROCESS_OVERHEAD_MB + 500
     for several in (False, True):
-        kuzu = resources.kuzu_mem_mb(base("load_kuzu"), counts, attempt, several_sources=several)
+        kuzu = resources.kuzu_partition_mem_mb(base("load_kuzu_partition"), counts, attempt, several_sources=several)
         data = resources.kuzu_data_mb(counts["genotypes"], counts["variants"], counts["annotations"],
                                       several_sources=several)  # fmt: skip
         assert kuzu - PROCESS_OVERHEAD_MB >= data  # the buffer pool holds the largest rel table

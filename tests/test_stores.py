@@ -24,7 +24,7 @@ import pytest
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
 from vcf_agent.stores import lance
-from vcf_agent.stores.build import StoreBuild, hold_build, load_in_progress
+from vcf_agent.stores.build import ShardExtent, StoreBuild, hold_build, load_in_progress, plan_partitions
 from vcf_agent.stores.kuzu import open_graph
 from vcf_agent.stores.lance import ann_parameters, common_type, convert, load_lancedb, open_table
 
@@ -205,6 +205,32 @@ def test_info_fields_typed_differently_by_two_vcfs_share_a_column():
     assert convert(pa.array([[1, 2], None], pa.list_(pa.int32())), pa.string()).to_pylist() == ["1,2", None]
 
 
+# ---------------------------------------------------------------- graph partitions
+
+
+def test_partitions_take_whole_shards_and_keep_each_position_in_one():
+    shard = ShardExtent
+    shards = [  # (VCF, shard, contig, first, last position, variants, genotypes), as two VCFs' plans give them
+        shard("a", "00001", "1", 1, 100, 100, 40), shard("a", "00002", "1", 101, 200, 100, 40),
+        shard("a", "00003", "2", 1, 50, 50, 40), shard("a", "00004", "3", 1, 10, 10, 30),
+        shard("a", "00005", "3", 11, 20, 10, 30), shard("a", "00006", "3", 21, 30, 10, 30),
+        shard("b", "00001", "1", 50, 150, 100, 40), shard("b", "00002", "2", 10, 20, 10, 200),
+    ]  # fmt: skip
+    plan = plan_partitions(shards, 60)
+    # Contig 1: b/00001 reaches into both of a's shards, so no cut fits between them (120 genotypes
+    # in one partition); contig 2: b/00002 (200 genotypes) lies inside a/00003; contig 3 is cut at 60.
+    assert [(p["ranges"], sorted(p["shards"]), p["genotypes"]) for p in plan] == [
+        ([["1", 1, 200]], ["a/00001", "a/00002", "b/00001"], 120),
+        ([["2", 1, 50]], ["a/00003", "b/00002"], 240),
+        ([["3", 1, 20]], ["a/00004", "a/00005"], 60),
+        ([["3", 21, 30]], ["a/00006"], 30),
+    ]
+    assert [p["name"] for p in plan] == ["p00001", "p00002", "p00003", "p00004"]
+    assert len(plan_partitions(shards, 10**9)) == 1  # all contigs in one partition
+    with pytest.raises(VcfAgentError, match="partition_edges"):
+        plan_partitions(shards, 0)
+
+
 # ---------------------------------------------------------------- atomic swap
 
 
@@ -217,7 +243,7 @@ def test_a_failed_load_keeps_the_previous_stores(built, tmp_path):
         damaged.write_bytes(damaged.read_bytes()[:300])  # cut short, as by a full disk
     result = run_workflow(work, config_for(hx=data_file(VCF)), extra=("--keep-going",), check=False)
     assert result.returncode != 0
-    for rule in ("load_lancedb", "load_kuzu"):
+    for rule in ("load_lancedb", "plan_kuzu_partitions"):  # the graph's plan reads the genotypes first
         (log,) = (work / "results" / "logs" / rule).glob("*.log")
         last = log.read_text().strip().splitlines()[-1]
         assert "ERROR" in last and ".parquet" in last and "Traceback" not in log.read_text(), last

@@ -37,7 +37,8 @@ MIN_HELPER_DUCKDB_MB = 128
 # make the light runtime's model file. embed_shard: the onnx runtime's model takes ~170 MB (a job
 # peaks at 290-360 MB; sentence-transformers: ~690 MB, TORCH_EMBED_MEM_MB), the batch size is
 # derived from what is left (embed_batch_rows); CUDA adds 1-3 GB of host memory (GPU_EMBED_MEM_MB).
-# The stores grow with the data (lancedb_mem_mb, kuzu_mem_mb); the example's graph peaks at ~350
+# The stores grow with the data (lancedb_mem_mb, kuzu_partition_mem_mb: one job per graph partition, bounded by
+# kuzu.partition_edges; load_kuzu only links the partitions); the example's graph peaks at ~350
 # MB, and ~540 MB with the Snakemake inside a SLURM job (killed there when it declared 460).
 DEFAULT_RESOURCES = {
     rule: {"mem_mb": mem_mb, "runtime": runtime, "threads": threads}
@@ -53,7 +54,9 @@ DEFAULT_RESOURCES = {
         "export_onnx_model": (2000, 15, 2),
         "embed_shard": (640, 10, 2),
         "load_lancedb": (1024, 10, 2),
-        "load_kuzu": (640, 10, 2),
+        "plan_kuzu_partitions": (400, 5, 1),
+        "load_kuzu_partition": (640, 10, 2),
+        "load_kuzu": (400, 10, 1),
     }.items()
 }
 
@@ -166,12 +169,14 @@ def kuzu_data_mb(genotypes: int, variants: int, annotations: int, *, several_sou
     return (genotypes * per_edge + variants * 100 + annotations * 600) / 1e6
 
 
-def kuzu_mem_mb(base: float, counts: dict, attempt: int, *, several_sources: bool) -> int:
-    # The buffer pool is mem_mb minus PROCESS_OVERHEAD_MB for the processes.
-    data = kuzu_data_mb(counts["genotypes"], counts["variants"], counts["annotations"], several_sources=several_sources)
+def kuzu_partition_mem_mb(base: float, counts: dict, attempt: int, *, several_sources: bool) -> int:
+    """One graph partition's load (its genotypes, variants, annotations); the buffer pool is
+    mem_mb minus PROCESS_OVERHEAD_MB for the processes."""
+    annotations = counts.get("annotations", 0)
+    data = kuzu_data_mb(counts["genotypes"], counts["variants"], annotations, several_sources=several_sources)
     return retried(base + data, attempt)
 
 
-def kuzu_runtime(base: float, counts: dict, attempt: int) -> int:
+def kuzu_partition_runtime(base: float, counts: dict, attempt: int) -> int:
     # ~1,000,000 genotype edges per second, with the DuckDB preparation.
     return retried(base + counts["genotypes"] / 1e6 / 60 + counts["variants"] / 1e6, attempt)

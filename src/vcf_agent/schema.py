@@ -203,7 +203,9 @@ _VARIANT_NODE_PROPERTIES = (
     "variant_id", "chrom", "pos", "end", "ref", "alt", "id", "qual", "filter",
     "variant_class", "gene", "consequence", "impact",
 )  # fmt: skip
-VARIANT_NODE = NodeTable("Variant", _variant_columns(*_VARIANT_NODE_PROPERTIES))
+#: INFO/AF on the graph's Variant nodes, so that AF filters run in the graph (null without a numeric AF).
+VARIANT_AF = Column("af", pa.float64(), "INFO/AF of this ALT when the VCF declares a numeric AF, else null")
+VARIANT_NODE = NodeTable("Variant", (*_variant_columns(*_VARIANT_NODE_PROPERTIES), VARIANT_AF))
 GENE_NODE = NodeTable("Gene", (Column("symbol", pa.string(), "gene symbol of an ANN/CSQ annotation", False),))
 FILE_NODE = NodeTable(
     "File",

@@ -64,6 +64,7 @@ if config.get("reference"):
 wildcard_constraints:
     vcf="|".join(re.escape(name) for name in VCFS),
     shard=r"\d{5}",
+    part=r"p\d{5}",
 
 
 def vcf_path(wildcards):
@@ -151,8 +152,11 @@ def kept_outputs(wildcards):
         ],
         vcf=VCFS,
     )
+    per_partition = [
+        path for kind in ("graph", "record") for path in kuzu_partition_outputs(kind)()
+    ]
     per_shard = shard_outputs(*SHARD_FILES.values())
-    return ["results/normalized/inputs.json", *per_vcf, *per_shard]
+    return ["results/normalized/inputs.json", *per_vcf, *per_shard, *per_partition]
 
 
 def shard_stats_of_all(wildcards):
@@ -354,12 +358,61 @@ def lancedb_runtime(wildcards, input, attempt):
     )
 
 
-def kuzu_mem_mb(wildcards, input, attempt):
-    base = rule_resource("load_kuzu", "mem_mb")
-    counts = stored_counts(input.stats)
-    return RESOURCES.kuzu_mem_mb(base, counts, attempt, several_sources=len(VCFS) > 1)
+# ---------------------------------------------------------------- the graph's partitions
+
+KUZU_DEFAULTS = {
+    # genotypes (CARRIES edges) per partition: a load job peaks at ~105 MB + 130 B per edge
+    "partition_edges": 4_000_000,
+}
 
 
-def kuzu_runtime(wildcards, input, attempt):
-    base = rule_resource("load_kuzu", "runtime")
-    return RESOURCES.kuzu_runtime(base, stored_counts(input.stats), attempt)
+def kuzu_setting(key):
+    return config.get("kuzu", {}).get(key, KUZU_DEFAULTS[key])
+
+
+def kuzu_plan():
+    """The partitions of checkpoint plan_kuzu_partitions (waits for it)."""
+    with open(checkpoints.plan_kuzu_partitions.get().output.plan) as handle:
+        return json.load(handle)["partitions"]
+
+
+def kuzu_partition(wildcards):
+    for partition in kuzu_plan():
+        if partition["name"] == wildcards.part:
+            return partition
+    raise WorkflowError(f"graph partition {wildcards.part} is not in the plan")
+
+
+def partition_shards(pattern):
+    """The shard files of one partition, in the plan's order (config order, then shard order)."""
+
+    def inputs(wildcards):
+        # labels are "<vcf>/<shard>" (a VCF name holds no slash)
+        labels = kuzu_partition(wildcards)["shards"]
+        return [pattern.replace("{vcf}/{shard}", label) for label in labels]
+
+    return inputs
+
+
+def kuzu_partition_outputs(kind):
+    """Every partition's database (kind graph) or record (kind record)."""
+    suffix = {"graph": "kuzu", "record": "json"}[kind]
+
+    def inputs(wildcards=None):
+        checkpoints.summarize_inputs.get()
+        return [f"results/kuzu_parts/{p['name']}.{suffix}" for p in kuzu_plan()]
+
+    return inputs
+
+
+def kuzu_partition_mem_mb(wildcards, attempt):
+    base = rule_resource("load_kuzu_partition", "mem_mb")
+    partition = kuzu_partition(wildcards)
+    return RESOURCES.kuzu_partition_mem_mb(
+        base, partition, attempt, several_sources=len(VCFS) > 1
+    )
+
+
+def kuzu_partition_runtime(wildcards, attempt):
+    base = rule_resource("load_kuzu_partition", "runtime")
+    return RESOURCES.kuzu_partition_runtime(base, kuzu_partition(wildcards), attempt)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,17 +22,21 @@ if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
 #: with its own buffer pool: under 500 clients on two cores four handles answered no faster than
 #: one, and their caches made the server's memory grow for minutes instead of seconds.
 GRAPH_HANDLES = 1
+#: Partitions open at once (each open database costs ~60 MiB and its query working set, see
+#: vcf_agent.stores.kuzu): beyond, the least recently used idle one is closed. A chromosome at
+#: the default partition size is ~23 partitions; the genome's ~1,750 are never all open.
+OPEN_PARTITIONS = 32
 
 
-class _GraphPool:
-    """A bounded pool of read-only graphs (kuzu_store.Graph) shared by all threads.
+class _Handles:
+    """A bounded pool of read-only handles on one partition's database, shared by all threads.
 
     Kuzu runs one query at a time per connection, so a thread borrows a graph
     for the length of one query; at most `size` queries run at once (more would
     only queue for the CPU) and each graph opened costs one buffer pool.
     """
 
-    def __init__(self, path: Path, size: int = 4, buffer_pool_mb: int | None = None) -> None:
+    def __init__(self, path: Path, size: int, buffer_pool_mb: int | None) -> None:
         from vcf_agent.stores import kuzu as kuzu_store
 
         self.path = path
@@ -41,6 +47,7 @@ class _GraphPool:
         self._lock = threading.Lock()
         self._all: list[Graph] = []
         self._closed = False
+        self.users = 0  # borrowers now (counted by _GraphPool, which closes only idle partitions)
         self._idle.put(self._open())  # opened now, so that a broken graph fails at open time
 
     def _open(self) -> Graph:
@@ -55,7 +62,7 @@ class _GraphPool:
         return graph
 
     @contextlib.contextmanager
-    def _borrow(self) -> Iterator[Graph]:
+    def borrow(self) -> Iterator[Graph]:
         with self._free_slots:
             if self._closed:
                 raise StoreMissing(f"{self.path}: the stores are closed")
@@ -68,14 +75,6 @@ class _GraphPool:
             finally:
                 self._idle.put(graph)
 
-    def query(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._borrow() as graph:
-            return graph.query(cypher, params)
-
-    def query_arrow(self, cypher: str, params: dict[str, Any] | None = None) -> pa.Table:
-        with self._borrow() as graph:
-            return graph.query_arrow(cypher, params)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -83,6 +82,162 @@ class _GraphPool:
         for graph in graphs:
             with contextlib.suppress(Exception):
                 graph.close()
+
+
+class _GraphPool:
+    """The partitions of a graph store (vcf_agent.stores.kuzu), opened read-only on first use.
+
+    Routing uses the store's index (partitions.json): per partition and contig its first
+    and last position, last end and longest span. `part_of` gives a variant's partition from
+    its position, `parts_of_region` those a region overlaps, `walk` the partitions in the
+    order of `ORDER BY v.chrom, v.pos` (a partition's positions on a contig are one range,
+    disjoint from every other partition's). At most `max_open` partitions stay open.
+    """
+
+    def __init__(
+        self, path: Path, size: int = 4, buffer_pool_mb: int | None = None, max_open: int = OPEN_PARTITIONS
+    ) -> None:
+        from vcf_agent.stores import kuzu as kuzu_store
+
+        self.path = path
+        try:
+            index = kuzu_store.read_partitions(path)
+        except VcfAgentError as error:
+            raise StoreMissing(str(error)) from error
+        self.partitions: list[dict] = index["partitions"]
+        self._files = [path / part["file"] for part in self.partitions]
+        self._size, self._buffer_pool_mb, self._max_open = size, buffer_pool_mb, max(1, max_open)
+        #: contig -> [(first, last, end, partition)] by first position
+        self._ranges: dict[str, list[tuple[int, int, int, int]]] = {}
+        for i, part in enumerate(self.partitions):
+            for chrom, held in part["chroms"].items():
+                self._ranges.setdefault(chrom, []).append((held["first"], held["last"], held["end"], i))
+        for ranges in self._ranges.values():
+            ranges.sort()
+        self._firsts = {chrom: [r[0] for r in ranges] for chrom, ranges in self._ranges.items()}
+        self._lock = threading.Lock()
+        self._open: OrderedDict[int, _Handles] = OrderedDict()
+        self._closed = False
+        with self._part(0):  # opened now, so that a broken graph fails at open time
+            pass
+
+    # ---------------------------------------------------------------- routing
+
+    def part_of(self, chrom: str, pos: int) -> int | None:
+        """The partition holding position `pos` of `chrom` (None: no variant there)."""
+        firsts = self._firsts.get(chrom)
+        if not firsts:
+            return None
+        at = bisect.bisect_right(firsts, pos) - 1
+        if at < 0:
+            return None
+        first, last, _, part = self._ranges[chrom][at]
+        return part if first <= pos <= last else None
+
+    def part_of_id(self, variant_id: str) -> int | None:
+        """The partition of a variant id (chrom:pos:ref:alt; a contig name may hold ':')."""
+        at = variant_id.find(":")
+        while at > 0:
+            chrom = variant_id[:at]
+            if chrom in self._ranges:
+                pos = variant_id[at + 1 :].split(":", 1)[0]
+                if pos.isdigit():
+                    return self.part_of(chrom, int(pos))
+            at = variant_id.find(":", at + 1)
+        return None
+
+    def parts_of_region(self, chrom: str, start: int, end: int) -> list[int]:
+        """The partitions holding a variant of `chrom` that may overlap start..end (pos <= end, end >= start)."""
+        ranges = self._ranges.get(chrom, ())
+        return sorted({part for first, _, last_end, part in ranges if first <= end and last_end >= start})
+
+    def parts_of_ids(self, ids: Sequence[str]) -> dict[int, list[str]]:
+        """Variant ids grouped by partition (ids of no partition are left out: no such variant)."""
+        grouped: dict[int, list[str]] = {}
+        for vid in ids:
+            part = self.part_of_id(vid)
+            if part is not None:
+                grouped.setdefault(part, []).append(vid)
+        return grouped
+
+    def walk(self, parts: Sequence[int] | None = None, chrom: str | None = None) -> list[tuple[int, list[str]]]:
+        """(partition, its contigs) in the order of `ORDER BY v.chrom, v.pos`: the pieces of
+        consecutive contigs of one partition come as one step."""
+        allowed = None if parts is None else set(parts)
+        pieces = sorted(
+            (name, first, part)
+            for name, ranges in self._ranges.items()
+            if chrom is None or name == chrom
+            for first, _, _, part in ranges
+            if allowed is None or part in allowed
+        )
+        steps: list[tuple[int, list[str]]] = []
+        for name, _, part in pieces:
+            if steps and steps[-1][0] == part:
+                steps[-1][1].append(name)
+            else:
+                steps.append((part, [name]))
+        return steps
+
+    def edges(self, part: int) -> int:
+        return int(self.partitions[part]["counts"].get("CARRIES", 0))
+
+    def total(self, table: str) -> int:
+        return sum(int(part["counts"].get(table, 0)) for part in self.partitions)
+
+    # ---------------------------------------------------------------- queries
+
+    @contextlib.contextmanager
+    def _part(self, part: int) -> Iterator[_Handles]:
+        with self._lock:
+            if self._closed:
+                raise StoreMissing(f"{self.path}: the stores are closed")
+            handles = self._open.get(part)
+            if handles is None:
+                handles = self._open[part] = _Handles(self._files[part], self._size, self._buffer_pool_mb)
+                self._close_idle()
+            self._open.move_to_end(part)
+            handles.users += 1
+        try:
+            yield handles
+        finally:
+            with self._lock:
+                handles.users -= 1
+
+    def _close_idle(self) -> None:
+        """Close the least recently used partitions beyond max_open that nobody is querying."""
+        for part in list(self._open):
+            if len(self._open) <= self._max_open:
+                return
+            if self._open[part].users == 0:
+                self._open.pop(part).close()
+
+    def query(self, cypher: str, params: dict[str, Any] | None = None, part: int | None = None) -> list[dict[str, Any]]:
+        """Rows of one partition, or with `part` None of every partition one after the other
+        (for listings and checks: aggregate them yourself; the hot paths route instead)."""
+        if part is None:
+            return [row for i in range(len(self.partitions)) for row in self.query(cypher, params, i)]
+        with self._part(part) as handles, handles.borrow() as graph:
+            return graph.query(cypher, params)
+
+    def shared(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows about Sample, File and SAMPLE_IN_FILE, which every partition holds whole."""
+        return self.query(cypher, params, 0)
+
+    def each(self, cypher: str, params: dict[str, Any] | None, parts: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows of these partitions one after the other."""
+        return [row for part in parts for row in self.query(cypher, params, part)]
+
+    def query_arrow(self, cypher: str, params: dict[str, Any] | None = None, part: int = 0) -> pa.Table:
+        with self._part(part) as handles, handles.borrow() as graph:
+            return graph.query_arrow(cypher, params)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opened, self._open = list(self._open.values()), OrderedDict()
+        for handles in opened:
+            handles.close()
 
 
 #: Cypher conditions on the Variant node `v`, each with the parameters it binds (values only).
@@ -164,7 +319,7 @@ _SPREAD_IDS = "MATCH (v:Variant) WHERE offset(id(v)) % $step = 0 RETURN v.varian
 
 
 def graph_conditions(filters: Filters) -> tuple[list[str], dict[str, Any]]:
-    """Cypher WHERE conditions on `v` for the filters Kuzu can evaluate (all but AF and carried_by)."""
+    """Cypher WHERE conditions on `v` for the filters Kuzu evaluates (all but carried_by)."""
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if filters.region is not None:
@@ -184,6 +339,12 @@ def graph_conditions(filters: Filters) -> tuple[list[str], dict[str, Any]]:
         if value is not None:
             conditions.append(condition)
             params[name] = value
+    # Variant.af is null without a numeric AF, and a null is outside every range.
+    for name, condition in (("af_min", "v.af >= $af_min"), ("af_max", "v.af <= $af_max")):
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(condition)
+            params[name] = float(value)
     return conditions, params
 
 

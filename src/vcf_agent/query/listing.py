@@ -68,30 +68,36 @@ _BY_RSID = (
     "MATCH (v:Variant) WHERE v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id))"
     " RETURN v.variant_id AS id, v.chrom AS chrom, v.pos AS pos ORDER BY chrom, pos, id"
 )
+_BY_ID = "MATCH (v:Variant {variant_id: $id}) RETURN v.variant_id AS id"
 _BY_ALLELES = (
     "MATCH (v:Variant) WHERE v.chrom = $chrom AND v.pos = $pos AND v.ref = $ref AND v.alt = $alt"
     " RETURN v.variant_id AS id ORDER BY id"
 )
 
 
+# The graph is partitioned (vcf_agent.stores.kuzu): counts over variants add up over the
+# partitions; samples and files are the same in every partition (`shared`).
+
+
 def list_samples(stores: Stores) -> list[SampleEntry]:
     files: dict[str, list[str]] = {}
-    for row in stores.graph.query(_SAMPLE_FILES):
+    for row in stores.graph.shared(_SAMPLE_FILES):
         files.setdefault(row["sample"], []).append(row["name"])
-    return [
-        SampleEntry(row["sample"], row["variants"], files.get(row["sample"], []))
-        for row in stores.graph.query(_SAMPLES)
-    ]
+    carried: dict[int, list] = {}
+    for row in stores.graph.query(_SAMPLES):
+        carried.setdefault(row["o"], [row["sample"], 0])[1] += row["variants"]
+    return [SampleEntry(name, n, files.get(name, [])) for _, (name, n) in sorted(carried.items())]
 
 
 def list_genes(stores: Stores) -> list[GeneEntry]:
     genes: dict[str, GeneEntry] = {}
     for row in stores.graph.query(_ANNOTATED):
-        genes[row["gene"]] = GeneEntry(row["gene"], 0, row["n"], [])
+        genes.setdefault(row["gene"], GeneEntry(row["gene"], 0, 0, [])).annotated += row["n"]
     for row in stores.graph.query(_MOST_SEVERE):
         entry = genes.setdefault(row["gene"], GeneEntry(row["gene"], 0, 0, []))
         entry.variants += row["n"]
-        entry.contigs.append(row["chrom"])
+        if row["chrom"] not in entry.contigs:
+            entry.contigs.append(row["chrom"])
     for entry in genes.values():
         entry.contigs.sort(key=_natural_key)
     return [genes[name] for name in sorted(genes, key=str.casefold)]
@@ -102,11 +108,13 @@ def list_contigs(stores: Stores) -> list[Contig]:
 
 
 def list_files(stores: Stores) -> list[FileEntry]:
-    samples = {r["name"]: r["n"] for r in stores.graph.query(_FILE_SAMPLES)}
-    variants = {r["name"]: r["n"] for r in stores.graph.query(_FILE_VARIANTS)}
+    samples = {r["name"]: r["n"] for r in stores.graph.shared(_FILE_SAMPLES)}
+    variants: dict[str, int] = {}
+    for r in stores.graph.query(_FILE_VARIANTS):
+        variants[r["name"]] = variants.get(r["name"], 0) + r["n"]
     return [
         FileEntry(r["name"], r["path"], samples.get(r["name"], 0), variants.get(r["name"], 0))
-        for r in stores.graph.query(_FILES)
+        for r in stores.graph.shared(_FILES)
     ]
 
 
@@ -116,8 +124,10 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
     Empty when none."""
     text = text.strip()
     if RSID.fullmatch(text):
-        return [r["id"] for r in stores.graph.query(_BY_RSID, {"id": "rs" + text[2:]})]
-    if stores.graph.query("MATCH (v:Variant {variant_id: $id}) RETURN v.variant_id AS id", {"id": text}):
+        rows = stores.graph.query(_BY_RSID, {"id": "rs" + text[2:]})  # any partition may hold it
+        return [r["id"] for r in sorted(rows, key=lambda r: (r["chrom"], r["pos"], r["id"]))]
+    part = stores.graph.part_of_id(text)
+    if part is not None and stores.graph.query(_BY_ID, {"id": text}, part):
         return [text]
     match = SPELLED_ID.fullmatch(text)
     if match is None:
@@ -125,7 +135,10 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
     pos = int(match["pos"].replace(",", ""))
     ref, alt = match["ref"].upper(), match["alt"] if match["alt"].startswith("<") else match["alt"].upper()
     for chrom in contig_spellings(stores, match["chrom"]):
-        found = stores.graph.query(_BY_ALLELES, {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt})
+        part = stores.graph.part_of(chrom, pos)
+        if part is None:
+            continue
+        found = stores.graph.query(_BY_ALLELES, {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, part)
         if found:
             return [r["id"] for r in found]
     return []

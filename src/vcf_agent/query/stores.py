@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -22,6 +21,7 @@ from vcf_agent.query.filters import (
     _ID_MAX,
     AF_COLUMN,
     CORE_ROW_COLUMNS,
+    MAX_POSITION,
     NO_FILTERS,
     BadQuery,
     Filters,
@@ -48,6 +48,7 @@ from vcf_agent.query.graph import (
     GRAPH_HANDLES,
     JOIN_SECONDS_PER_EDGE,
     KEY_LOOKUP_SECONDS,
+    OPEN_PARTITIONS,
     _genotypes_of,
     _GraphPool,
     _where,
@@ -64,7 +65,6 @@ from vcf_agent.query.results import (
     SharedResult,
     Stats,
     VariantRecord,
-    _tally,
     counted,
     zygosity,
 )
@@ -76,7 +76,8 @@ if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
 
 LANCE_DIR = "lancedb"
 KUZU_DIR = "kuzu"
-KUZU_GRAPH = Path(KUZU_DIR) / "graph.kuzu"
+#: the graph store's index of its partitions (vcf_agent.stores.kuzu)
+KUZU_GRAPH = Path(KUZU_DIR) / "partitions.json"
 LANCE_MANIFEST = "lancedb.json"
 KUZU_MANIFEST = "kuzu.json"
 
@@ -100,13 +101,12 @@ class Stores:
         self._contigs = self._load_contigs()
         self.max_span = self._longest_variant()
         self._sample_names: list[str] | None = None
-        self._edges: int | None = None
-        carries = {r["name"] for r in self.graph.query("CALL table_info('CARRIES') RETURN name")}
+        carries = {r["name"] for r in self.graph.shared("CALL table_info('CARRIES') RETURN name")}
         self._genotypes_all = _genotypes_of(carries)
-        files = self.graph.query("MATCH (f:File) RETURN f.name AS name")
+        files = self.graph.shared("MATCH (f:File) RETURN f.name AS name")
         #: graphs of one VCF leave CARRIES.source out: it is that VCF
         self._only_file = files[0]["name"] if len(files) == 1 and "source" not in carries else None
-        self._has_genes = bool(self.graph.query("MATCH (g:Gene) RETURN count(*) AS n")[0]["n"])
+        self._has_genes = self.graph.total("Gene") > 0
         self._model_lock = threading.Lock()
         self._encoder = None
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -210,15 +210,19 @@ class Stores:
         return kind.list_size if isinstance(kind, pa.FixedSizeListType) else DEFAULT_VECTOR_DIM
 
     def _load_contigs(self) -> dict[str, Contig]:
-        rows = self.graph.query(
-            "MATCH (v:Variant) RETURN v.chrom AS chrom, count(*) AS n, min(v.pos) AS first, max(v.`end`) AS last"
-        )
-        contigs = [Contig(r["chrom"], r["n"], r["first"], r["last"]) for r in rows]
-        return {c.name: c for c in sorted(contigs, key=lambda c: _natural_key(c.name))}
+        """From the graph's index: what each partition holds of each contig."""
+        merged: dict[str, Contig] = {}
+        for part in self.graph.partitions:
+            for chrom, held in part["chroms"].items():
+                known = merged.get(chrom)
+                n, first, last = held["variants"], held["first"], held["end"]
+                if known is not None:
+                    n, first, last = known.variants + n, min(known.first, first), max(known.last, last)
+                merged[chrom] = Contig(chrom, n, first, last)
+        return {name: merged[name] for name in sorted(merged, key=_natural_key)}
 
     def _longest_variant(self) -> int:
-        rows = self.graph.query("MATCH (v:Variant) RETURN max(v.`end` - v.pos) AS span")
-        return int(rows[0]["span"] or 0) if rows else 0
+        return max((held["span"] for part in self.graph.partitions for held in part["chroms"].values()), default=0)
 
     def warm(self, threads: int = 1) -> None:
         """Load what queries would otherwise load on first use: the model, the indexes, the node
@@ -229,15 +233,17 @@ class Stores:
 
         self.stats()
         names = self.sample_names()
-        for cypher in _WARM_CYPHER:
-            self.graph.query(cypher)
+        for part in range(min(len(self.graph.partitions), OPEN_PARTITIONS)):
+            for cypher in _WARM_CYPHER:
+                self.graph.query(cypher, None, part)
         for name in ("variant_id", "pos", "chrom", "gene", "consequence"):
             if name in self.columns:
                 self.lance.count(col(name) >= lit(0 if name == "pos" else ""))
         self.search("warm-up", limit=1)
         if threads > 1 and names:
             step = max(1, self.lance.rows // (2 * threads))
-            ids = [r["id"] for r in self.graph.query(_SPREAD_IDS, {"step": step, "n": 2 * threads})]
+            step = max(1, step // len(self.graph.partitions))
+            ids = [r["id"] for r in self.graph.query(_SPREAD_IDS, {"step": step, "n": 2 * threads}, 0)]
             calls = [partial(self.variant, vid, carriers=20) for vid in ids]
             calls += [partial(self.similar, vid, limit=10) for vid in ids[::2]]
             calls += [partial(self.sample, names[i * len(names) // len(ids)], limit=20) for i in range(len(ids))]
@@ -259,7 +265,7 @@ class Stores:
 
     def _require_sample(self, sample: str) -> str:
         sample = _plain_text(sample, "sample")
-        rows = self.graph.query("MATCH (s:Sample {id: $id}) RETURN s.id AS id", {"id": sample})
+        rows = self.graph.shared("MATCH (s:Sample {id: $id}) RETURN s.id AS id", {"id": sample})
         if not rows:
             raise NotFound(f"unknown sample {sample!r}")
         return sample
@@ -391,13 +397,32 @@ class Stores:
             fetch *= 4
 
     def _carried_ids(self, filters: Filters) -> set[str]:
-        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
-        rows = self.graph.query(
+        conditions, params = graph_conditions(filters.without("carried_by"))
+        rows = self.graph.each(
             f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {_where(['s.id = $sample', *conditions])}"
             " RETURN v.variant_id AS id",
             {**params, "sample": filters.carried_by},
+            self._parts_for(filters),
         )
         return {row["id"] for row in rows}
+
+    def _parts_for(self, filters: Filters) -> list[int]:
+        """The partitions a query with these filters needs: a region's, else every one."""
+        if filters.region is None:
+            return list(range(len(self.graph.partitions)))
+        end = filters.region.end if filters.region.end is not None else MAX_POSITION
+        return self.graph.parts_of_region(filters.region.chrom, filters.region.start, end)
+
+    def _walk(self, cypher: str, params: dict, limit: int, filters: Filters) -> list[dict]:
+        """The first `limit` rows of `cypher` (ordered by v.chrom, v.pos; its WHERE includes
+        `v.chrom IN $walk_chroms`), asking the partitions in that order until `limit` are found."""
+        chrom = filters.region.chrom if filters.region is not None else None
+        rows: list[dict] = []
+        for part, chroms in self.graph.walk(self._parts_for(filters), chrom):
+            if len(rows) >= limit:
+                break
+            rows += self.graph.query(cypher, {**params, "walk_chroms": chroms, "limit": limit - len(rows)}, part)
+        return rows
 
     def _hits(self, table: pa.Table, carriers: int) -> list[Hit]:
         ids = table.column("variant_id").to_pylist()
@@ -442,19 +467,18 @@ class Stores:
 
         A variant that `all_of` finds nothing for has no entry.
         """
-        if len(ids) * KEY_LOOKUP_SECONDS > self._carries_edges() * JOIN_SECONDS_PER_EDGE:
-            return {row["id"]: row for row in self.graph.query(all_of, {"ids": ids, **params})}
-        return {vid: self.graph.query(one, {"id": vid, **params})[0] for vid in ids}
-
-    def _carries_edges(self) -> int:
-        if self._edges is None:
-            self._edges = self.graph.query("MATCH ()-[c:CARRIES]->() RETURN count(c) AS n")[0]["n"]
-        return self._edges
+        found: dict[str, dict] = {}
+        for part, here in self.graph.parts_of_ids(ids).items():  # each id asks its own partition only
+            if len(here) * KEY_LOOKUP_SECONDS > self.graph.edges(part) * JOIN_SECONDS_PER_EDGE:
+                found.update({row["id"]: row for row in self.graph.query(all_of, {"ids": here, **params}, part)})
+            else:
+                found.update({vid: self.graph.query(one, {"id": vid, **params}, part)[0] for vid in here})
+        return found
 
     def sample_names(self) -> list[str]:
         """Every sample name, indexed by its Sample node offset (node order = VCF header order)."""
         if self._sample_names is None:
-            rows = self.graph.query("MATCH (s:Sample) RETURN offset(id(s)) AS o, s.id AS id")
+            rows = self.graph.shared("MATCH (s:Sample) RETURN offset(id(s)) AS o, s.id AS id")
             names = [""] * len(rows)
             for row in rows:
                 names[row["o"]] = row["id"]
@@ -474,26 +498,37 @@ class Stores:
             variant_id = self._resolve_one(variant_id)
             table = self._rows_by_id([variant_id], columns)
         row = table.slice(0, 1).to_pylist()[0]
-        counts, found = self._carriers_of(variant_id, carriers)
+        part = self.graph.part_of(row["chrom"], row["pos"])
+        counts, found = self._carriers_of(variant_id, carriers, part)
         info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
         core = {name: row.get(name) for name in VariantRecord.model_fields if name in row}
         return VariantRecord(
             **core,
             info={name: value for name, value in info.items() if value is not None},
-            files=[r["name"] for r in self.graph.query(_FILES_OF, {"id": variant_id})],
-            annotations=[Annotation(**a) for a in self.graph.query(_ANNOTATIONS_OF, {"id": variant_id})],
+            files=[r["name"] for r in self._routed(_FILES_OF, {"id": variant_id}, part)],
+            annotations=[Annotation(**a) for a in self._routed(_ANNOTATIONS_OF, {"id": variant_id}, part)],
             counts=counts,
             carriers=found,
             carriers_truncated=counts.carriers > len(found),
         )
 
-    def _carriers_of(self, variant_id: str, first: int | None = None) -> tuple[Counts, list[Carrier]]:
-        """Zygosity counts (one aggregate query) and the carriers in sample order (all, or the first ones)."""
-        counts = counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}))
+    def _routed(self, cypher: str, params: dict, part: int | None) -> list[dict]:
+        """Rows of the variant's partition (none when no partition holds its position)."""
+        return [] if part is None else self.graph.query(cypher, params, part)
+
+    def _carriers_of(
+        self, variant_id: str, first: int | None = None, part: int | None = None
+    ) -> tuple[Counts, list[Carrier]]:
+        """Zygosity counts (one aggregate query) and the carriers in sample order (all, or the first ones),
+        from the variant's partition."""
+        if part is None:
+            return Counts(), []
+        counts = counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}, part))
         if first is None:
-            table = self.graph.query_arrow(self._genotypes_all, {"id": variant_id})
+            table = self.graph.query_arrow(self._genotypes_all, {"id": variant_id}, part)
         else:
-            table = self.graph.query_arrow(self._genotypes_all + " LIMIT $first", {"id": variant_id, "first": first})
+            cypher, params = self._genotypes_all + " LIMIT $first", {"id": variant_id, "first": first}
+            table = self.graph.query_arrow(cypher, params, part)
         names = self.sample_names()
         columns = {name: table.column(name).to_pylist() for name in table.column_names}
         carriers = [
@@ -521,7 +556,7 @@ class Stores:
         """The variants `sample` carries (matching the filters), with its zygosity counts."""
         sample = self._require_sample(sample)
         filters, limit = self.check(filters), _limit(limit)
-        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
+        conditions, params = graph_conditions(filters.without("carried_by"))
         params["sample"] = sample
         match = "MATCH (s:Sample)-[c:CARRIES]->(v:Variant)"
         extra = ["s.id = $sample"]
@@ -529,29 +564,22 @@ class Stores:
             match += ", (o:Sample)-[:CARRIES]->(v)"
             extra.append("o.id = $other")
             params["other"] = filters.carried_by
-        where = _where([*extra, *conditions])
         files = [
             r["name"]
-            for r in self.graph.query(
+            for r in self.graph.shared(
                 "MATCH (s:Sample {id: $sample})-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name",
                 {"sample": sample},
             )
         ]
         columns = _graph_row_columns(", c.gt AS gt, c.phased AS phased, c.alt_count AS alt_count, c.ploidy AS ploidy")
-        if filters.needs_af:
-            rows = self.graph.query(f"{match} {where} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id", params)
-            rows = self._with_af(rows, filters)
-            counts = Counts()
-            for r in rows:
-                _tally(counts, r["gt"], r["alt_count"], r["ploidy"], r["phased"])
-            page = rows[:limit]
-        else:
-            counts = counted(self.graph.query(f"{match} {where} RETURN {_ZYGOSITY_GROUPS}", params))
-            page = self.graph.query(
-                f"{match} {where} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit",
-                {**params, "limit": limit},
-            )
-            page = self._with_af(page, None)
+        # Counts add up over the partitions the filters need; the page walks them in order.
+        groups = self.graph.each(
+            f"{match} {_where([*extra, *conditions])} RETURN {_ZYGOSITY_GROUPS}", params, self._parts_for(filters)
+        )
+        counts = counted(groups)
+        walked = _where([*extra, *conditions, "v.chrom IN $walk_chroms"])
+        ordered = f"{match} {walked} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+        page = self._walk(ordered, params, limit, filters)
         for r in page:
             r["zygosity"] = zygosity(r["gt"], r["alt_count"], r["ploidy"])
         return SampleResult(
@@ -573,23 +601,18 @@ class Stores:
         for name in names:
             self._require_sample(name)
         filters, limit = self.check(filters), _limit(limit)
-        conditions, params = graph_conditions(filters.without("carried_by", "af_min", "af_max"))
+        conditions, params = graph_conditions(filters.without("carried_by"))
         wanted = [*names, *([filters.carried_by] if filters.carried_by and filters.carried_by not in names else [])]
         params.update(samples=wanted, n=len(wanted))
         # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so the genotypes
         # of the page come from a second query.
-        base = (
-            f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {_where(['s.id IN $samples', *conditions])}"
-            " WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
-        )
-        columns = _graph_row_columns()
-        if filters.needs_af:
-            rows = self._with_af(self.graph.query(f"{base} RETURN {columns} ORDER BY v.chrom, v.pos", params), filters)
-            total, page = len(rows), rows[:limit]
-        else:
-            total = self.graph.query(f"{base} RETURN count(*) AS n", params)[0]["n"]
-            ordered = f"{base} RETURN {columns} ORDER BY v.chrom, v.pos LIMIT $limit"
-            page = self._with_af(self.graph.query(ordered, {**params, "limit": limit}), None)
+        base = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) {where} WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
+        everywhere = base.format(where=_where(["s.id IN $samples", *conditions]))
+        counted_rows = self.graph.each(f"{everywhere} RETURN count(*) AS n", params, self._parts_for(filters))
+        total = sum(row["n"] for row in counted_rows)
+        walked = base.format(where=_where(["s.id IN $samples", *conditions, "v.chrom IN $walk_chroms"]))
+        ordered = f"{walked} RETURN {_graph_row_columns()} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+        page = self._walk(ordered, params, limit, filters)
         genotypes = self._genotypes([r["variant_id"] for r in page], names)
         for r in page:
             r["genotypes"] = [genotypes.get((r["variant_id"], name)) for name in names]
@@ -604,27 +627,11 @@ class Stores:
     def _genotypes(self, ids: list[str], samples: list[str]) -> dict[tuple[str, str], str]:
         """(variant_id, sample) -> GT for the given variants and samples (one key look-up per variant)."""
         found = {}
-        for vid in ids:
-            for row in self.graph.query(_GENOTYPES_OF, {"id": vid, "samples": samples}):
-                found[(vid, row["sample"])] = row["gt"]
+        for part, here in self.graph.parts_of_ids(ids).items():
+            for vid in here:
+                for row in self.graph.query(_GENOTYPES_OF, {"id": vid, "samples": samples}, part):
+                    found[(vid, row["sample"])] = row["gt"]
         return found
-
-    def _with_af(self, rows: list[dict], filters: Filters | None) -> list[dict]:
-        """Add `af` to graph rows (from LanceDB); with AF filters keep only the rows inside the range."""
-        if self.af_column is None:
-            for r in rows:
-                r["af"] = None
-            return rows
-        af = {}
-        if rows:
-            table = self._rows_by_id([r["variant_id"] for r in rows], ["variant_id", self.af_column])
-            af = dict(zip(*(table.column(name).to_pylist() for name in table.column_names), strict=True))
-        kept = []
-        for r in rows:
-            r["af"] = af.get(r["variant_id"])
-            if filters is None or _af_inside(r["af"], filters):
-                kept.append(r)
-        return kept
 
     # ------------------------------------------------------------ regions
 
@@ -664,16 +671,15 @@ class Stores:
     def stats(self) -> Stats:
         """What the stores hold (computed once: the stores are read-only)."""
         if self._stats is None:
-            one = lambda cypher: self.graph.query(cypher)[0]["n"]  # noqa: E731
             lance_manifest, kuzu_manifest = self.manifests[LANCE_MANIFEST], self.manifests[KUZU_MANIFEST]
             self._stats = Stats(
                 results=str(self.results),
-                files=[r["name"] for r in self.graph.query("MATCH (f:File) RETURN f.name AS name ORDER BY name")],
-                samples=one("MATCH (s:Sample) RETURN count(*) AS n"),
+                files=[r["name"] for r in self.graph.shared("MATCH (f:File) RETURN f.name AS name ORDER BY name")],
+                samples=self.graph.shared("MATCH (s:Sample) RETURN count(*) AS n")[0]["n"],
                 variants=self.lance.rows,
-                graph_variants=one("MATCH (v:Variant) RETURN count(*) AS n"),
-                genotypes=one("MATCH ()-[c:CARRIES]->() RETURN count(*) AS n"),
-                genes=one("MATCH (g:Gene) RETURN count(*) AS n"),
+                graph_variants=self.graph.total("Variant"),
+                genotypes=self.graph.total("CARRIES"),
+                genes=kuzu_manifest.get("counts", {}).get("Gene", 0),
                 contigs=list(self._contigs.values()),
                 model=lance_manifest.get("model"),
                 vector_dim=self.vector_dim,
@@ -763,14 +769,8 @@ def _graph_row_columns(extra: str = "") -> str:
     return (
         "v.variant_id AS variant_id, v.chrom AS chrom, v.pos AS pos, v.`end` AS `end`, v.ref AS ref, v.alt AS alt,"
         " v.variant_class AS variant_class, v.gene AS gene, v.consequence AS consequence, v.impact AS impact,"
-        f" v.filter AS filter{extra}"
+        f" v.filter AS filter, v.af AS af{extra}"
     )
-
-
-def _af_inside(value: float | None, filters: Filters) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return (filters.af_min is None or value >= filters.af_min) and (filters.af_max is None or value <= filters.af_max)
 
 
 def _and(left, right):

@@ -442,3 +442,84 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- graph partitions
+
+
+@dataclass(frozen=True)
+class ShardExtent:
+    """Where one shard lies (its contig and the positions it may hold) and what it holds."""
+
+    source: str
+    shard: str
+    chrom: str
+    start: int
+    end: int
+    variants: int
+    genotypes: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}/{self.shard}"
+
+
+def plan_partitions(extents: Sequence[ShardExtent], partition_edges: int) -> list[dict]:
+    """Group shards into graph partitions of at most about `partition_edges` genotypes each.
+
+    A partition is a range of positions, per contig, covering whole shards; contigs follow
+    their first appearance among `extents` (config order, then shard order). A partition is
+    closed before a shard that would take it past `partition_edges`, but only where no
+    shard already in it reaches that shard's start: a position then lies in exactly one
+    partition, so the shards of several VCFs that hold the same variant (and so the
+    duplicate rule of `genotype_overlap`) always meet in one partition. A single shard
+    larger than `partition_edges` is a partition of its own.
+    """
+    if partition_edges < 1:
+        raise fail("kuzu.partition_edges", f"must be a positive number, not {partition_edges}")
+    rank = {chrom: i for i, chrom in enumerate(dict.fromkeys(e.chrom for e in extents))}
+    ordered = sorted(extents, key=lambda e: (rank[e.chrom], e.start, e.end))
+    partitions: list[dict] = []
+    current: dict | None = None
+    reach: tuple[str, int] | None = None  # the contig and last position the open partition's shards cover
+    for extent in ordered:
+        inside = reach is not None and reach[0] == extent.chrom and extent.start <= reach[1]
+        full = current is not None and current["genotypes"] + extent.genotypes > partition_edges
+        if current is None or (full and not inside):
+            current = {"name": f"p{len(partitions) + 1:05d}", "ranges": [], "shards": [], "variants": 0, "genotypes": 0}
+            partitions.append(current)
+            reach = None
+        ranges = current["ranges"]
+        if ranges and ranges[-1][0] == extent.chrom:
+            ranges[-1][2] = max(ranges[-1][2], extent.end)
+        else:
+            ranges.append([extent.chrom, extent.start, extent.end])
+        current["shards"].append(extent.label)
+        current["variants"] += extent.variants
+        current["genotypes"] += extent.genotypes
+        reach = (extent.chrom, max(extent.end, reach[1] if reach and reach[0] == extent.chrom else extent.end))
+    return partitions
+
+
+def present_columns(paths: Sequence[Path | str], names: Sequence[str]) -> set[str]:
+    """The columns among `names` that hold a value somewhere in the Parquet files (from their
+    row-group statistics, without reading the data; a file without statistics is read)."""
+    present: set[str] = set()
+    for path in paths:
+        metadata = parquet_file(path).metadata
+        schema = metadata.schema.to_arrow_schema().names
+        for name in set(names) - present:
+            if name not in schema:
+                continue
+            column = schema.index(name)
+            for group in range(metadata.num_row_groups):
+                chunk = metadata.row_group(group).column(column)
+                stats = chunk.statistics
+                if stats is None or not stats.has_null_count:
+                    if pq.read_table(path, columns=[name]).column(name).null_count < metadata.num_rows:
+                        present.add(name)
+                    break
+                if stats.null_count < metadata.row_group(group).num_rows:
+                    present.add(name)
+                    break
+    return present
