@@ -40,7 +40,8 @@ def lancedb_mem_mb(variants: int) -> int:
 def kuzu_mem_mb(variants: int, genotypes: int) -> int:
     """What rule load_kuzu declares for one VCF without annotations (vcf_agent.resources)."""
     counts = {"variants": variants, "genotypes": genotypes, "annotations": 0}
-    return resources.kuzu_partition_mem_mb(resources.DEFAULT_RESOURCES["load_kuzu_partition"]["mem_mb"], counts, 1, several_sources=False)
+    base = resources.DEFAULT_RESOURCES["load_kuzu_partition"]["mem_mb"]
+    return resources.kuzu_partition_mem_mb(base, counts, 1, several_sources=False)
 
 
 def stage(name: str, data: Path, out: Path, threads: int, mem_mb: int) -> dict:

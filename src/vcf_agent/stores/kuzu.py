@@ -91,8 +91,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -110,8 +108,10 @@ import pyarrow.parquet as pq
 from vcf_agent.errors import VcfAgentError, fail
 from vcf_agent.files import write_json
 from vcf_agent.ingest.header import read_header
-from vcf_agent.ingest.parquet import PROCESS_OVERHEAD_MB, duckdb_connect
+from vcf_agent.ingest.parquet import duckdb_connect
 from vcf_agent.logs import log
+from vcf_agent.resources import PROCESS_OVERHEAD_MB
+from vcf_agent.runtime import run_in_child
 from vcf_agent.schema import (
     CARRIES_REL,
     FILE_NODE,
@@ -664,28 +664,10 @@ class _Prepare:
 
     def run_in_child(self) -> PreparedTables:
         """`run` in a child interpreter, so that DuckDB's memory is returned before Kuzu starts."""
-        job = {k: [str(p) for p in v] if isinstance(v, list) else v for k, v in vars(self).items()}
-        job["scratch"] = str(self.scratch)
-        job["omit"] = {t: sorted(v) for t, v in self.omit.items()}
-        child = subprocess.run(
-            [sys.executable, "-c", "from vcf_agent.stores.kuzu import _prepare_main; _prepare_main()"],
-            input=json.dumps(job),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
-            raise VcfAgentError(lines[-1].removeprefix("ERROR: "))
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-        return PreparedTables(
-            {t: Path(f) for t, f in result["files"].items()},
-            result["rows"],
-            {t: set(v) for t, v in result["omit"].items()},
-            result["overlap"],
-            result["chroms"],
-            result["genes"],
-        )
+        try:
+            return run_in_child(self.run, threads=self.threads)
+        except duckdb.Error as error:  # DuckDB names the file it could not read in its first line
+            raise VcfAgentError(" ".join(str(error).split("\n")[0].split())) from None
 
     def run(self) -> PreparedTables:
         con = duckdb_connect(self.scratch, self.threads, max(128, self.mem_mb - PROCESS_OVERHEAD_MB))
@@ -787,28 +769,6 @@ class _Prepare:
         if len(self.sources) > 1:  # each (sample, variant) once: later VCFs' calls are left out (genotype_overlap)
             genotypes += " ANTI JOIN later_genotypes USING (sample, variant_id, source)"
         _copy_query(con, f"SELECT sample, variant_id, {props} FROM {genotypes}", out)
-
-
-def _prepare_main() -> None:
-    """Entry point of the child process of `_Prepare.run_in_child` (job as JSON on stdin)."""
-    job = json.loads(sys.stdin.read())
-    job["scratch"] = Path(job["scratch"])
-    job["omit"] = {t: set(v) for t, v in job["omit"].items()}
-    for key in ("variants", "genotypes", "annotations"):
-        job[key] = [Path(p) for p in job[key]]
-    try:
-        prepared = _Prepare(**job).run()
-    except VcfAgentError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except duckdb.Error as error:
-        # DuckDB names the file it could not read in its first line.
-        print(f"ERROR: {' '.join(str(error).split(chr(10))[0].split())}", file=sys.stderr)
-        raise SystemExit(1) from None
-    files = {t: str(f) for t, f in prepared.files.items()}
-    omit = {t: sorted(v) for t, v in prepared.omit.items()}
-    result = {"files": files, "rows": prepared.rows, "omit": omit, "overlap": prepared.overlap}
-    print(json.dumps(result | {"chroms": prepared.chroms, "genes": prepared.genes}))
 
 
 TABLE_ORDER = (
