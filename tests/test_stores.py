@@ -22,10 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.ingest.header import read_header
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
+from vcf_agent.stores import kuzu as kuzu_store
 from vcf_agent.stores import lance
 from vcf_agent.stores.build import ShardExtent, StoreBuild, hold_build, load_in_progress, plan_partitions
-from vcf_agent.stores.kuzu import open_graph
+from vcf_agent.stores.kuzu import load_kuzu, open_graph
 from vcf_agent.stores.lance import ann_parameters, common_type, convert, load_lancedb, open_table
 
 from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
@@ -194,6 +196,23 @@ def test_rows_written_by_a_child_process_equal_those_written_here(built, tmp_pat
     with pytest.raises(VcfAgentError, match=str(short)):
         load_lancedb(variants, [short, *embeddings[1:]], tmp_path / "bad", tmp_path / "bad.json")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_graph_prepared_in_a_child_process_equals_one_prepared_here(built, tmp_path, monkeypatch):
+    results = built / "results" / "parquet"
+    variants = sorted((results / "variants" / "hx").glob("*.parquet"))
+    genotypes = [results / "genotypes" / "hx" / p.name for p in variants]
+    annotations = [results / "annotations" / "hx" / p.name for p in variants]
+    samples = {"hx": read_header(built / "results" / "normalized" / "hx.bcf").samples}
+
+    def load(name: str) -> dict:
+        return load_kuzu(variants, genotypes, annotations, tmp_path / name, tmp_path / f"{name}.json", samples=samples)
+
+    here = load("here")
+    monkeypatch.setattr(kuzu_store, "CHILD_PROCESS_MIN_ROWS", 0)  # the path of a large store
+    child = load("child")
+    assert child["counts"] == here["counts"]
+    assert child["counts"]["CARRIES"] == graph_counts(built)["CARRIES"]
 
 
 def test_info_fields_typed_differently_by_two_vcfs_share_a_column():
