@@ -146,7 +146,8 @@ def test_an_rsid_where_a_variant_is_named_answers_with_its_carriers(hail):
     assert [c.arguments for c in answer.calls] == [{"variant_id": line}]
     genotypes = truth.genotypes("hail", line)[0]
     het = {sample for sample, gt in genotypes.items() if sorted(gt.replace("|", "/").split("/")) == ["0", "1"]}
-    listed = answer.answer.split("The first het carriers: ", 1)[1].rstrip(".").removesuffix(", ...").split(", ")
+    shown = answer.answer.split("The first het carriers: ", 1)[1]
+    listed = shown.split(", ...", 1)[0].split(".", 1)[0].split(", ")
     assert len(listed) == min(20, len(het)) and set(listed) <= het
     check_answer(truth, "which samples carry rs575534 and are het?", answer, set(stores.sample_names()))
 

@@ -555,8 +555,9 @@ def parse(stores: Stores, question: str) -> Parsed:
 
 
 def _find_variants(stores: Stores, parsed: Parsed, text: str) -> str:
-    for match in list(RSID.finditer(text)) + list(SPELLED_ID.finditer(text)):
-        if not _whole_word(text, match):
+    written = text  # the offsets of the matches are those of the question as written
+    for match in list(RSID.finditer(written)) + list(SPELLED_ID.finditer(written)):
+        if not _whole_word(written, match) or match.group(0) not in text:
             continue
         spelled = match.group(0)
         found = stores.resolve_variant(spelled)
@@ -685,11 +686,10 @@ def _find_filters(words: Vocabulary, parsed: Parsed, lowered: str) -> str:
             parsed.filters["consequence"] = next((t for t in terms if t in words.consequences), terms[0])
             lowered = re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", " ", lowered, count=1)
             break
-    for pattern, classes in CLASS_WORDS:
+    for pattern, classes in CLASS_WORDS:  # "snps and indels": every class named, one call each
         if re.search(rf"(?<![\w-])(?:{pattern})(?![\w-])", lowered):
-            parsed.classes = classes
+            parsed.classes += tuple(name for name in classes if name not in parsed.classes)
             lowered = re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", " ", lowered, count=1)
-            break
     failed = re.search(rf"(?<![\w-])(?:{FAILED_WORDS})(?![\w-])", lowered)
     lowered = re.sub(rf"(?<![\w-])(?:{FAILED_WORDS})(?![\w-])", " ", lowered)
     if re.search(rf"(?<![\w-])(?:{PASS_WORDS})(?![\w-])", lowered):
@@ -924,7 +924,7 @@ def _listing(parsed: Parsed) -> str | None:
     """samples/genes/contigs/files when the question asks for a list, a count or a ranking of one of them,
     or names nothing else ("input files")."""
     intents = parsed.intents
-    ranking = re.search(r"\b(?:most|fewest|least|rank\w*)\b", parsed.question, re.IGNORECASE)
+    ranking = re.search(r"\b(?:most|fewest|least|rank\w*|each|every|per)\b", parsed.question, re.IGNORECASE)
     if "carriers" in intents and not ranking:
         return None
     for what in ("samples", "genes", "contigs", "files"):
