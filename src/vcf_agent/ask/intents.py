@@ -116,18 +116,23 @@ class Nearest:
         return self.similarity >= THRESHOLD
 
 
-def _phrasing_vectors(stores: Stores) -> tuple[list[tuple[str, str]], np.ndarray]:
-    """(intent, phrasing) pairs and their vectors, computed once per Stores."""
+def phrasing_vectors(stores: Stores) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """(intent, phrasing) pairs and their vectors, computed once per Stores (one forward pass: a server
+    may call this at warm-up, once its model is loaded, so that no question waits for it)."""
+    from vcf_agent.embedding.embed import embed_texts
+
     cache = stores.__dict__.setdefault("_listings", {})
     if "phrasings" not in cache:
         pairs = [(intent, text) for intent, texts in PHRASINGS.items() for text in texts]
-        cache["phrasings"] = pairs, np.stack([stores.embed(text) for _, text in pairs])
+        with stores._model_lock:  # one forward pass over all of them (a query's lock, as Stores.embed takes)
+            vectors = embed_texts([text for _, text in pairs], loaded=stores._model())
+        cache["phrasings"] = pairs, vectors
     return cache["phrasings"]
 
 
 def nearest_intent(stores: Stores, question: str) -> Nearest:
     """The intent whose example phrasing is nearest to `question` (vectors are normalised: dot = cosine)."""
-    pairs, vectors = _phrasing_vectors(stores)
+    pairs, vectors = phrasing_vectors(stores)
     scores = vectors @ stores.embed(question)
     best = int(np.argmax(scores))
     intent, phrasing = pairs[best]
