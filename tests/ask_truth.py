@@ -18,11 +18,12 @@ import yaml
 
 from helpers import TEST_FILES
 
-QUESTIONS = TEST_FILES / "ask_questions.yaml"
+#: The question sets: the example and the query fixture's stores; two more real cohorts (hc, hail).
+QUESTION_FILES = (TEST_FILES / "ask_questions.yaml", TEST_FILES / "ask_questions_cohorts.yaml")
 
 
 def questions(store: str) -> list[dict]:
-    return [item for item in yaml.safe_load(QUESTIONS.read_text()) if item["store"] == store]
+    return [item for path in QUESTION_FILES for item in yaml.safe_load(path.read_text()) if item["store"] == store]
 
 
 def planned(calls) -> list[dict]:
@@ -259,4 +260,26 @@ def with_reference(tool, reference: Path):
         return _pipeline(view_command, norm, query)
 
     tool.split = split
+    return tool
+
+
+def with_contigs(tool):
+    """`tool` (conftest.Bcftools) over inputs without ##contig lines (hail's chr20 file): its indexed copy
+    gets one line per CHROM of the records (bcftools writes no BCF without them; the records are unchanged)."""
+    import subprocess
+
+    from conftest import _pipeline
+
+    def indexed(name: str) -> Path:
+        if name not in tool._indexed:
+            chroms = dict.fromkeys(_pipeline(["bcftools", "query", "-f", "%CHROM\\n", str(tool.inputs[name])]))
+            header = tool.scratch / f"{name}.contigs.txt"
+            header.write_text("".join(f"##contig=<ID={chrom}>\n" for chrom in chroms))
+            copy = tool.scratch / f"{name}.bcf"
+            subprocess.run(["bcftools", "annotate", "-h", header, "-Ob", "-o", copy, tool.inputs[name]], check=True)
+            subprocess.run(["bcftools", "index", copy], check=True)
+            tool._indexed[name] = copy
+        return tool._indexed[name]
+
+    tool.indexed = indexed
     return tool

@@ -163,7 +163,13 @@ CLASS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"structural variants?|svs?|symbolic(?: alleles?)?", ("symbolic",)),
     (r"breakends?|bnds?|translocations?", ("breakend",)),
 )
-FUZZY_CLASSES = {"deletion": "deletions", "insertion": "insertions", "deletions": "deletions"}
+FUZZY_CLASSES = {"deletion": "deletion", "insertion": "insertion", "deletions": "deletions", "insertions": "insertions"}
+#: "not PASS": a record whose FILTER names a failed filter (one call per filter name the stores hold).
+FAILED_WORDS = (
+    r"(?:did ?n[o']t|do ?n[o']t|does ?n[o']t|not|never|non|fail(?:ed|ing|s)?(?: to)?)[- ]pass(?:ed|ing)?"
+    r"(?: (?:all |the )*filters?)?|fail(?:ed|ing|s)? (?:the |any |a )*filters?|filtered[- ]out|non[- ]?pass"
+    r"|low[- ]quality|fail(?:ed|ing|s)?"
+)
 PASS_WORDS = r"pass(?:ed|es|ing)?(?: (?:all )?(?:the )?filters?)?|filter(?:ed)? pass|high[- ]quality"
 AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
     (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": VERY_RARE_AF_MAX}),
@@ -196,7 +202,8 @@ INTENT_WORDS = {
     "contigs": r"contigs?|chromosomes?|chroms?|sequences",
     "files": r"files?|inputs?|vcfs?|call ?sets?|cohorts?",
     "list": r"list|which|what|show|names?|all|enumerate|give me",
-    "stats": r"summary|summari[sz]e|overview|statistics|stats|what(?:'s| is) in|how big|describe the (?:store|data)",
+    "stats": r"summary|summari[sz]e|overview|statistics|stats|what(?:'s| is) in|how big"
+    r"|describe the (?:store|data(?:set|base)?|cohort)|what(?:'s| is) (?:loaded|here|stored)",
     "search": r"search|find|look(?:ing)? for|described as|involving|about",
     "describe": r"tell me about|what is|what's|describe|details?|info(?:rmation)?|annotations?|record",
 }
@@ -444,6 +451,16 @@ class Parsed:
     notes: list[str] = field(default_factory=list)
     #: words that look like sample names or gene symbols the stores do not hold
     unknown_names: list[str] = field(default_factory=list)
+    #: the failed-filter names the stores hold, when the question asks for records that did not PASS
+    failed: list[str] = field(default_factory=list)
+    #: a name several samples end with (HG02024: C1046::HG02024, C1048::HG02024) -> those samples
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    #: the question asks for what the stores cannot hold (failed records where none failed)
+    unanswerable: bool = False
+    #: bases either side of the named variant the question asks about ("within 5 kb of rs123")
+    window: int | None = None
+    #: the intent nearest by phrasing (ask/intents.py), when the rules found none
+    nearest: Any = None
 
 
 class Vocabulary:
@@ -455,6 +472,8 @@ class Vocabulary:
         self.stores = stores
         self.contig_spellings = lambda name: contig_spellings(stores, name)
         self.samples = {name.casefold(): name for name in stores.sample_names()}
+        #: samples named without their prefix (HG02024 for C1046::HG02024 and C1048::HG02024)
+        self.sample_aliases = _sample_aliases(self.samples)
         self.genes = {entry.gene.casefold(): entry for entry in stores.list_genes()}
         self.gene_names = [entry.gene for entry in stores.list_genes()]
         rows = stores.graph.query(
@@ -466,6 +485,14 @@ class Vocabulary:
         largest = max((entry.samples for entry in stores.list_files()), default=0)
         self.singleton_af = round(SINGLETON_ALT_COPIES / (2 * largest), 8) if largest else None
         self.contigs = [c.name for c in stores.stats().contigs]
+
+
+def _sample_aliases(samples: dict[str, str]) -> dict[str, list[str]]:
+    named: dict[str, list[str]] = {}
+    for name in samples.values():
+        if "::" in name:
+            named.setdefault(name.rsplit("::", 1)[1].casefold(), []).append(name)
+    return {alias: names for alias, names in named.items() if alias not in samples}
 
 
 def vocabulary(stores: Stores) -> Vocabulary:
@@ -483,6 +510,12 @@ _CHROMOSOME = re.compile(
     r"\b(?:chromosome|chrom|contig)\s+(?P<name>[A-Za-z0-9_.]+)\b|(?<![\w:])(?P<chr>chr(?:[XYMxym]|MT|mt|\d[A-Za-z0-9_.]*|Un[A-Za-z0-9_.]*))(?![\w:])",
     re.IGNORECASE,
 )
+#: "between 20:13,000,000 and 20:14,000,000", "from chr1:10000 to chr1:20000": one region.
+_POSITION_PAIR = re.compile(
+    r"(?:\bbetween|\bfrom)?\s*(?<![\w:])(?P<chrom>(?:chr)?[A-Za-z0-9_.]+):(?P<start>\d[\d,_]*)\s+(?:and|to|-|until)\s+"
+    r"(?P=chrom):(?P<end>\d[\d,_]*)(?![\w:])",
+    re.IGNORECASE,
+)
 _BARE_CONTIG = re.compile(r"\b(?:on|in)\s+(?P<name>X|Y|M|MT|\d{1,2})\s+(?=(?:from|between)\s+\d)", re.IGNORECASE)
 _RANGE_WORDS = re.compile(
     r"\b(?:from|between)\s+(?P<start>\d[\d,]*(?:\.\d+)?)\s*(?P<su>[kKmM][bB]?)?\s*(?:-|to|and)\s*"
@@ -494,7 +527,7 @@ _LIMIT = re.compile(
     r"|\b(\d{1,5})\s+(?:(?:variants?|hits?|results?|neighbou?rs?)\s+)?(?:most|nearest|closest|best|similar|like)\b",
     re.IGNORECASE,
 )
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]|::)*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
 def _coordinate(number: str, unit: str | None) -> str:
@@ -510,6 +543,7 @@ def parse(stores: Stores, question: str) -> Parsed:
     parsed = Parsed(question=question)
     rest = " " + question.strip() + " "
     rest = _find_variants(stores, parsed, rest)
+    rest = _find_window(parsed, rest)
     rest = _find_region(words, parsed, rest)
     lowered = rest.lower()
     lowered = _find_filters(words, parsed, lowered)
@@ -528,11 +562,17 @@ def parse(stores: Stores, question: str) -> Parsed:
 
 
 def _find_variants(stores: Stores, parsed: Parsed, text: str) -> str:
-    for match in list(RSID.finditer(text)) + list(SPELLED_ID.finditer(text)):
-        if not _whole_word(text, match):
+    written = text  # the offsets of the matches are those of the question as written
+    for match in list(RSID.finditer(written)) + list(SPELLED_ID.finditer(written)):
+        if not _whole_word(written, match) or match.group(0) not in text:
             continue
         spelled = match.group(0)
         found = stores.resolve_variant(spelled)
+        if not found and not RSID.fullmatch(spelled):
+            # an ID column may hold ids of another normalisation (1kGP: ID 1:10399:C:A at chr1:10397)
+            found = [row["id"] for row in stores.graph.query(_BY_ID_COLUMN, {"id": spelled})]
+            if found:
+                parsed.notes.append(f"{spelled} is the ID column of {', '.join(found)}")
         if not found:
             parsed.unknown_variants.append(spelled)
         else:
@@ -543,6 +583,41 @@ def _find_variants(stores: Stores, parsed: Parsed, text: str) -> str:
     return text
 
 
+_BY_ID_COLUMN = (
+    "MATCH (v:Variant) WHERE v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id))"
+    " RETURN v.variant_id AS id ORDER BY id"
+)
+
+
+#: "within 10 kb of rs123", "variants near rs123" (NEAR_BP either side), "5kb around 1-10440-C-A".
+_WINDOW = re.compile(
+    r"\b(?:(?:within|\+/-|±)\s*)?(?P<size>\d+(?:\.\d+)?)\s*(?P<unit>kb|mb|bp|k|m)?\s*(?:of|around|from|either side of)"
+    r"\s+thisvariant\b"
+    r"|\b(?P<near>near(?:by)?|around|surrounding|flanking|next to|in the neighbou?rhood of)\s+thisvariant\b",
+    re.IGNORECASE,
+)
+#: Bases either side of a variant a question calls "near" without a distance.
+NEAR_BP = 10_000
+
+
+def _find_window(parsed: Parsed, text: str) -> str:
+    match = _WINDOW.search(text)
+    if match is None or not parsed.variants:
+        return text
+    if match["near"]:
+        parsed.window = NEAR_BP
+        parsed.notes.append(f"near: within {NEAR_BP // 1000}kb either side")
+    else:
+        scale = {"kb": 1_000, "k": 1_000, "mb": 1_000_000, "m": 1_000_000}.get((match["unit"] or "").lower(), 1)
+        parsed.window = int(float(match["size"]) * scale)
+    return text.replace(match.group(0), " thisvariant ")
+
+
+def _around(variant_id: str, window: int) -> str:
+    chrom, pos, _, _ = variant_id.rsplit(":", 3)
+    return f"{chrom}:{max(1, int(pos) - window)}-{int(pos) + window}"
+
+
 def _whole_word(text: str, match: re.Match) -> bool:
     before = text[match.start() - 1] if match.start() else " "
     after = text[match.end()] if match.end() < len(text) else " "
@@ -550,6 +625,7 @@ def _whole_word(text: str, match: re.Match) -> bool:
 
 
 def _find_region(words: Vocabulary, parsed: Parsed, text: str) -> str:
+    text = _POSITION_PAIR.sub(r"\g<chrom>:\g<start>-\g<end>", text)
     for match in _REGION_TEXT.finditer(text):
         contigs = words.contig_spellings(match["chrom"])
         if not contigs:
@@ -611,17 +687,18 @@ def _find_filters(words: Vocabulary, parsed: Parsed, lowered: str) -> str:
                 parsed.filters.setdefault(name, value)
             lowered = re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", " ", lowered)
             break
-    lowered = _fuzzy_words(lowered, FUZZY_CONSEQUENCES)
+    lowered = _fuzzy_words(lowered, {**FUZZY_CONSEQUENCES, **FUZZY_CLASSES})
     for pattern, terms in CONSEQUENCE_WORDS:
         if re.search(rf"(?<![\w-])(?:{pattern})(?![\w-])", lowered):
             parsed.filters["consequence"] = next((t for t in terms if t in words.consequences), terms[0])
             lowered = re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", " ", lowered, count=1)
             break
-    for pattern, classes in CLASS_WORDS:
+    for pattern, classes in CLASS_WORDS:  # "snps and indels": every class named, one call each
         if re.search(rf"(?<![\w-])(?:{pattern})(?![\w-])", lowered):
-            parsed.classes = classes
+            parsed.classes += tuple(name for name in classes if name not in parsed.classes)
             lowered = re.sub(rf"(?<![\w-])(?:{pattern})(?![\w-])", " ", lowered, count=1)
-            break
+    failed = re.search(rf"(?<![\w-])(?:{FAILED_WORDS})(?![\w-])", lowered)
+    lowered = re.sub(rf"(?<![\w-])(?:{FAILED_WORDS})(?![\w-])", " ", lowered)
     if re.search(rf"(?<![\w-])(?:{PASS_WORDS})(?![\w-])", lowered):
         parsed.filters["filter"] = "PASS"
         lowered = re.sub(rf"(?<![\w-])(?:{PASS_WORDS})(?![\w-])", " ", lowered)
@@ -629,6 +706,11 @@ def _find_filters(words: Vocabulary, parsed: Parsed, lowered: str) -> str:
         if re.search(rf"(?<![\w-]){re.escape(name.lower())}(?![\w-])", lowered) and len(name) > 2:
             parsed.filters["filter"] = name
             lowered = re.sub(rf"(?<![\w-]){re.escape(name.lower())}(?![\w-])", " ", lowered)
+    if failed and "filter" not in parsed.filters:
+        parsed.failed = sorted(words.filters)
+        if not parsed.failed:
+            parsed.notes.append("no record of the stores failed a filter (every FILTER is PASS or missing)")
+            parsed.unanswerable = True
     return lowered
 
 
@@ -650,6 +732,13 @@ def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> N
     for token in _TOKEN.findall(text):
         folded = token.casefold()
         sample = words.samples.get(folded)
+        if sample is None and folded in words.sample_aliases:
+            (sample, *others) = words.sample_aliases[folded]
+            if others:  # the same person in two families (hail: C1046::HG02024, C1048::HG02024): ask which
+                parsed.notes.append(f"{token} names several samples: {', '.join([sample, *others])}")
+                parsed.ambiguous[token] = [sample, *others]
+                continue
+            parsed.notes.append(f"read {token!r} as sample {sample}")
         if sample is not None and sample not in parsed.samples:
             parsed.samples.append(sample)
             continue
@@ -666,7 +755,7 @@ def _find_names(words: Vocabulary, parsed: Parsed, text: str, lowered: str) -> N
                 parsed.genes.append(name)
                 parsed.notes.append(f"read {token!r} as gene {name}")
             continue
-        if _looks_like_name(token):
+        if _looks_like_name(token) and not _known_word(words, token):
             parsed.unknown_names.append(token)
 
 
@@ -683,6 +772,15 @@ def _close_gene(words: Vocabulary, token: str) -> str | None:
     if not scored or scored[0][0] < 0.8 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
         return None
     return scored[0][1]
+
+
+#: Names of assemblies and projects: not samples or genes a question asks about.
+_ASSEMBLIES = re.compile(r"(?:grch|hg|b|ncbi|t2t-?chm)\d+(?:\.\d+)?|chm13|1kgp?\d*|gnomad\w*|clinvar\d*", re.IGNORECASE)
+
+
+def _known_word(words: Vocabulary, token: str) -> bool:
+    """A FILTER name, a contig or an assembly: a name of the question the planner already read or ignores."""
+    return token in words.filters or bool(words.contig_spellings(token)) or bool(_ASSEMBLIES.fullmatch(token))
 
 
 def _looks_like_name(token: str) -> bool:
@@ -704,7 +802,39 @@ def _looks_like_gene(token: str) -> bool:
 
 
 def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[Call], Parsed]:
-    """The calls that answer `question` (empty when it cannot be mapped), and what was read from it.
+    """The calls that answer `question` (empty when it cannot be mapped), and what was read from it:
+    by the rules (:func:`plan_by_rules`), else by the phrasing nearest to the question
+    (:func:`plan_by_phrasing`). A name the stores lack stops both (the answer names it)."""
+    calls, parsed = plan_by_rules(stores, question, limit)
+    if calls or parsed.unknown_names or parsed.ambiguous or parsed.unanswerable:
+        return calls, parsed
+    return plan_by_phrasing(stores, question, parsed), parsed
+
+
+def plan_by_phrasing(stores: Stores, question: str, parsed: Parsed) -> list[Call]:
+    """The call of the operation whose example phrasings are nearest to the question (ask/intents.py),
+    with the filters the question names; none below the threshold or without a required argument."""
+    from vcf_agent.ask.intents import NEEDS, nearest_intent
+
+    nearest = parsed.nearest = nearest_intent(stores, question)
+    if not nearest.mapped:
+        return []
+    intent = nearest.intent
+    if intent in NEEDS:  # the rules would have used the sample, variant or region had the question named one
+        return []
+    parsed.notes.append(f"planned by phrasing: the question reads like {intent!r} ({nearest.phrasing!r})")
+    if intent.startswith("list "):
+        return [Call("list", {"what": intent.split(" ", 1)[1]})]
+    if intent == "stats":
+        return [Call("stats", {})]
+    region = {"region": parsed.region} if parsed.region else {}
+    limit = {"limit": parsed.limit} if parsed.limit else {}
+    one_class = {"variant_class": parsed.classes[0]} if len(parsed.classes) == 1 else {}
+    return [Call("search", {"text": _search_text(question), **region, **parsed.filters, **one_class, **limit})]
+
+
+def plan_by_rules(stores: Stores, question: str, limit: int | None = None) -> tuple[list[Call], Parsed]:
+    """The calls the rules make for `question` (empty when none applies), and what was read from it.
 
     The rules, first match wins: named variants (-> similar when the question asks for
     look-alikes, else variant); two or more samples (-> shared); one sample (-> search
@@ -717,13 +847,31 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
     parsed = parse(stores, question)
     if limit is not None:
         parsed.limit = limit
+    if (parsed.unknown_names or parsed.ambiguous or parsed.unanswerable) and not parsed.variants:
+        # a sample or gene the stores lack, or a name of several samples: answering without it would answer
+        # another question (a variant's answer says how each of the samples carries it)
+        return [], parsed
     filters = dict(parsed.filters)
     region = {"region": parsed.region} if parsed.region else {}
     limit_args = {"limit": parsed.limit} if parsed.limit else {}
     intents = parsed.intents
+    if parsed.variants and parsed.window and "similar" not in intents:
+        # the variants around a named one: a region (one per distinct position of its records)
+        regions = list(dict.fromkeys(_around(vid, parsed.window) for vid in parsed.variants))
+        filters.update({"gene": parsed.genes[0]} if parsed.genes else {})
+        if len(parsed.samples) >= 2:
+            op, named = "shared", {"samples": parsed.samples}
+        elif parsed.samples:
+            op, named = "sample", {"sample": parsed.samples[0]}
+        else:
+            op, named = "region", {}
+        calls = [Call(op, {**named, "region": r, **filters, **limit_args}) for r in regions[:3]]
+        return [c for call in calls for c in _per_class(call, parsed)], parsed
     if parsed.variants or parsed.unknown_variants:
         ids = parsed.variants or parsed.unknown_variants
         if "similar" in intents:
+            if parsed.ambiguous:
+                return [], parsed  # carried_by needs one sample
             if parsed.genes:
                 filters["gene"] = parsed.genes[0]
             if len(parsed.samples) == 1:
@@ -741,7 +889,7 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
             text = _search_text(question)
             return [Call("search", {"text": text, **region, **filters, "carried_by": sample, **limit_args})], parsed
         return _per_class(Call("sample", {"sample": sample, **region, **filters, **whole}), parsed), parsed
-    narrowed = bool(region or filters or parsed.classes)
+    narrowed = bool(region or filters or parsed.classes or parsed.failed)
     listing = _listing(parsed)
     if listing and not narrowed:
         return [Call("list", {"what": listing})], parsed
@@ -753,7 +901,7 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
         return [Call("search", {"text": text, **region, **filters, **one_class, **limit_args})], parsed
     if parsed.region:
         return _per_class(Call("region", {"region": parsed.region, **filters, **whole}), parsed), parsed
-    if filters or parsed.classes:
+    if filters or parsed.classes or parsed.failed:
         words = vocabulary(stores)
         calls = []
         for gene in parsed.genes or [None]:
@@ -769,17 +917,21 @@ def plan(stores: Stores, question: str, limit: int | None = None) -> tuple[list[
 
 
 def _per_class(call: Call, parsed: Parsed) -> list[Call]:
-    """One call per variant class the question names ("indels": insertion, deletion, indel)."""
-    if not parsed.classes:
-        return [call]
-    return [Call(call.operation, {**call.arguments, "variant_class": name}) for name in parsed.classes]
+    """One call per variant class the question names ("indels": insertion, deletion, indel), and per
+    failed filter when it asks for records that did not PASS (the filters have no negation)."""
+    calls = [call]
+    if parsed.failed and "filter" not in call.arguments:
+        calls = [Call(call.operation, {**call.arguments, "filter": name}) for name in parsed.failed]
+    if parsed.classes:
+        calls = [Call(c.operation, {**c.arguments, "variant_class": name}) for c in calls for name in parsed.classes]
+    return calls
 
 
 def _listing(parsed: Parsed) -> str | None:
     """samples/genes/contigs/files when the question asks for a list, a count or a ranking of one of them,
     or names nothing else ("input files")."""
     intents = parsed.intents
-    ranking = re.search(r"\b(?:most|fewest|least|rank\w*)\b", parsed.question, re.IGNORECASE)
+    ranking = re.search(r"\b(?:most|fewest|least|rank\w*|each|every|per)\b", parsed.question, re.IGNORECASE)
     if "carriers" in intents and not ranking:
         return None
     for what in ("samples", "genes", "contigs", "files"):
@@ -897,9 +1049,21 @@ def ask(
 
 
 def cannot_map(parsed: Parsed) -> str:
+    from vcf_agent.ask.intents import NEEDS
+
     lines = ["I could not map this question to the query operations."]
+    if parsed.notes:
+        lines.append("; ".join(note[0].upper() + note[1:] for note in parsed.notes) + ".")
+    if parsed.ambiguous:
+        lines.append("Name one sample.")
     if parsed.unknown_names:
         lines.append(f"The stores hold no sample or gene named {', '.join(parsed.unknown_names)}.")
+    nearest = parsed.nearest
+    if nearest is not None and nearest.mapped and nearest.intent in NEEDS:
+        _, argument, what = NEEDS[nearest.intent]
+        lines.append(
+            f"It reads like {nearest.intent} ({nearest.phrasing!r}), which needs {what} (argument {argument})."
+        )
     lines.append("I can run:")
     for name, description in DESCRIPTIONS.items():
         arguments = [*OPERATIONS[name]] + (
@@ -961,14 +1125,17 @@ def _conditions(arguments: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+_LABELS = {"variant_class": "class", "filter": "FILTER"}
+#: The arguments several calls of one question differ in (one call per contig, class or failed filter).
+_VARYING = ("region", "variant_class", "filter")
+
+
 def _summed(calls, results, errors, figure, parsed) -> list[str]:
     """Several calls of one operation (one per contig, or per class): each one's total, and their sum."""
-    varies = [name for name in ("region", "variant_class") if len({c.arguments.get(name) for c in calls}) > 1]
+    varies = [name for name in _VARYING if len({c.arguments.get(name) for c in calls}) > 1]
     parts, total = [], 0
     for i, (call, result) in enumerate(zip(calls, results, strict=True)):
-        label = " ".join(
-            f"{'class' if name == 'variant_class' else name} {call.arguments.get(name)}" for name in varies
-        )
+        label = " ".join(f"{_LABELS.get(name, name)} {call.arguments.get(name)}" for name in varies)
         if i in errors:
             parts.append(f"{label}: {errors[i]}")
             continue
@@ -983,6 +1150,8 @@ def _summed(calls, results, errors, figure, parsed) -> list[str]:
     }[calls[0].operation]
     classes = sorted({c.arguments["variant_class"] for c in calls if "variant_class" in c.arguments})
     kinds = f" of class {' or '.join(classes)}" if classes else ""
+    if "filter" in varies:
+        kinds += " that failed a filter (counted once per filter it failed)"
     where = _conditions(first, skip=("variant_class", *varies))
     return [f"{figure('total', total, -1)} {what}{kinds}{where} in all ({'; '.join(parts)})."]
 
@@ -1003,7 +1172,7 @@ def _answer_variant(parsed: Parsed, call: Call, record, figure) -> list[str]:
     zygosities += [f"{count('partial')} partial (./1)"] if c.partial else []
     text = [f"{head} is carried by {count('carriers')} sample{_s(c.carriers)}: {', '.join(zygosities)}."]
     carriers = {carrier.sample: carrier for carrier in record.carriers}
-    for sample in parsed.samples:
+    for sample in parsed.samples + [name for names in parsed.ambiguous.values() for name in names]:
         found = carriers.get(sample)
         text.append(
             f"{sample} carries it (GT {found.gt}, {found.zygosity})." if found else f"{sample} does not carry it."
@@ -1092,9 +1261,9 @@ def _answer_region(parsed: Parsed, call: Call, result, figure) -> list[str]:
 def _answer_stats(parsed: Parsed, call: Call, stats, figure) -> list[str]:
     return [
         f"The stores hold {figure('variants', stats.variants)} variants of {figure('samples', stats.samples)} samples"
-        f" in {figure('files', len(stats.files))} files ({', '.join(stats.files)}),"
+        f" in {figure('files', len(stats.files))} file{_s(len(stats.files))} ({', '.join(stats.files)}),"
         f" {figure('genotypes', stats.genotypes)} non-reference genotypes, {figure('genes', stats.genes)} genes"
-        f" and {figure('contigs', len(stats.contigs))} contigs."
+        f" and {figure('contigs', len(stats.contigs))} contig{_s(len(stats.contigs))}."
     ]
 
 
@@ -1111,12 +1280,12 @@ def _answer_list(parsed: Parsed, call: Call, entries, figure) -> list[str]:
         return [f"The stores hold {n} genes: {names}."]
     if what == "contigs":
         return [
-            f"The stores hold {n} contigs: "
+            f"The stores hold {n} contig{_s(len(entries))}: "
             + "; ".join(f"contig {c.name}: {figure('variants', c.variants, c.name)} variants" for c in entries[:25])
             + "."
         ]
     return [
-        f"The stores hold {n} input files: "
+        f"The stores hold {n} input file{_s(len(entries))}: "
         + "; ".join(
             f"{e.name} ({figure('samples', e.samples, e.name)} samples,"
             f" {figure('variants', e.variants, e.name)} variants)"
