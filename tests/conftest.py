@@ -43,6 +43,7 @@ WORKER_GROUPS = {
 LONGEST_FIRST = (
     "example_run",
     "query_stores",
+    "test_ask_cohorts",
     "test_validator_suite",
     "test_invalid_inputs",
     "test_reruns",

@@ -22,6 +22,8 @@ from vcf_agent.query import Stores
 
 from helpers import bcftools_lines, data_file, run_workflow
 
+pytestmark = pytest.mark.slow  # builds stores or a cohort
+
 COHORTS = {
     "hc": "cohorts/1kgp_high_coverage_chr1_3202samples_head.vcf.gz",
     "hail": "cohorts/hail_1kg_chr20_100samples_nocontigs.vcf.gz",

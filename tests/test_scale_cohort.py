@@ -11,6 +11,8 @@ import pytest
 
 from helpers import ROOT, bcftools_lines
 
+pytestmark = pytest.mark.slow  # builds stores or a cohort
+
 #: 1/500 of the full size: 100 kb, one toy gene, ~2,000 sites, still 2,504 samples.
 SIZE = 0.002
 _NORM_LINES = re.compile(r"Lines\s+total/split/realigned/skipped:\s*(\d+)/(\d+)/(\d+)/(\d+)")
