@@ -32,6 +32,7 @@ WORKER_GROUPS = {
     "test_server": "query_stores",
     "test_ask": "query_stores",
     "test_ask_example": "example_run",
+    "test_cli_server": "example_run",
 }
 LONGEST_FIRST = ("example_run", "test_workflow", "query_stores", "test_stores")
 

@@ -80,6 +80,8 @@ examples:
 examples:
   vcf-agent serve                                  # http://127.0.0.1:8000/docs
   vcf-agent serve --host 0.0.0.0 --port 8080 --results /data/run1/results
+  vcf-agent serve --workers 2                      # one process per core
+  vcf-agent stats --server http://127.0.0.1:8000   # any command, asked of the server
   curl 'http://127.0.0.1:8000/search?q=missense%20variant&limit=5'""",
 }
 

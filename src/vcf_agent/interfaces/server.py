@@ -84,6 +84,10 @@ WORKER_FAILURE = "VCF_AGENT_SERVE_FAILURE"
 #: Exit status of a worker that failed before serving (uvicorn.config.STARTUP_FAILURE): uvicorn's
 #: supervisor then stops instead of starting it again.
 STARTUP_FAILURE = 3
+#: Seconds a worker may take to answer uvicorn's supervisor (5 by default): it kills and restarts
+#: one that does not, and a worker importing and opening the stores on a busy machine holds the
+#: GIL for longer than that (on two cores at a load of 20, every worker was killed before it served).
+WORKER_HEALTHCHECK_SECONDS = 120
 #: Seconds the shutdown waits for a background warm-up still running before closing the stores.
 WARM_JOIN_SECONDS = 60.0
 #: Largest request line and headers accepted (bytes).
@@ -627,7 +631,13 @@ def serve(
     with tempfile.NamedTemporaryFile("r", prefix="vcf-agent-serve-", suffix=".txt") as failure:
         os.environ[WORKER_FAILURE] = failure.name
         os.environ[WORKER_OPTIONS] = json.dumps({"results": str(results), **app_options, "model": _text(model)})
-        uvicorn.run("vcf_agent.interfaces.server:app_from_environment", factory=True, workers=workers, **options)
+        uvicorn.run(
+            "vcf_agent.interfaces.server:app_from_environment",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
         reason = failure.read().strip().splitlines()
     if reason:
         raise VcfAgentError(reason[0])
