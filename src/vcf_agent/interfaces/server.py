@@ -88,6 +88,9 @@ STARTUP_FAILURE = 3
 #: one that does not, and a worker importing and opening the stores on a busy machine holds the
 #: GIL for longer than that (on two cores at a load of 20, every worker was killed before it served).
 WORKER_HEALTHCHECK_SECONDS = 120
+#: Niceness of the background warm-up's threads (Linux schedules threads apart): the requests
+#: answered meanwhile get the cores first (under load, a fuzz run's first searches waited > 10 s).
+WARM_NICENESS = 10
 #: Seconds the shutdown waits for a background warm-up still running before closing the stores.
 WARM_JOIN_SECONDS = 60.0
 #: Largest request line and headers accepted (bytes).
@@ -365,6 +368,8 @@ def _warm_in_background(live: LiveStores, threads: int, app: FastAPI) -> threadi
 
     def warm() -> None:
         started = time.perf_counter()
+        with contextlib.suppress(OSError, AttributeError):  # the threads it starts inherit it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICENESS)
         try:
             with live.borrow() as stores:
                 _warm_ask(stores)
