@@ -362,7 +362,7 @@ def create_app(
     return app
 
 
-def _warm_in_background(live: LiveStores, threads: int, app: FastAPI) -> threading.Thread:
+def _warm_in_background(live: LiveStores, threads: int) -> threading.Thread:
     """Stores.warm and the /ask names on the snapshot being served, in a thread: requests are
     answered meanwhile (the first ones may take a little longer). Its time is logged."""
 
@@ -378,7 +378,6 @@ def _warm_in_background(live: LiveStores, threads: int, app: FastAPI) -> threadi
             _log.warning("warm-up stopped: %s", _one_line(error))
         else:
             _log.info("warmed up in %.1f s", time.perf_counter() - started)
-        app.state.warmed = True
 
     thread = threading.Thread(target=warm, name="store-warm-up", daemon=True)
     thread.start()
@@ -400,7 +399,7 @@ def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI
         if owned and live is not None:
             live.start()
             if getattr(app.state, "warm_threads", None):
-                warming = _warm_in_background(live, app.state.warm_threads, app)
+                warming = _warm_in_background(live, app.state.warm_threads)
         try:
             yield
         finally:
@@ -418,7 +417,6 @@ def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI
         # no badge from an online validator: the page loads nothing from outside this server
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.warmed = False
     _add_error_handlers(app)
     _add_routes(app)
     _add_ask_routes(app)
