@@ -17,11 +17,21 @@ the 2,504-sample cohort (zygosity counts and the first 100 variants), `region`
 and `shared`.
 
 Many users: `vcf-agent serve` in its own process and, in this one, `--clients`
-asyncio clients (httpx, one connection each) that send a mix of requests
+asyncio clients (one connection each) that send a mix of requests
 back-to-back on loopback for `--seconds`. Printed: requests, errors (any
 status but 200, any transport error), requests/s, p50/p99 latency per kind and
 overall, and the server's resident memory averaged over the first and the
-last 10 s.
+last 10 s. The mix is written as CLI commands and turned into requests by the
+CLI's own --server client (vcf_agent.interfaces.client), so its parameter names
+are the server's, whatever they are.
+
+Workers (`--compare-workers`, issue 15): `vcf-agent serve --workers 1` and
+`--workers 2` side by side in one run, in alternating rounds (1, 2, 1, 2, ...),
+each after its background warm-up, `--clients` clients (64) for `--seconds`:
+requests/s of each, their ratio (medians over the rounds), and the RSS of the
+server's processes idle after the warm-up, so the RSS the second worker adds.
+
+    python benchmarks/bench_queries.py --store /tmp/qs/results --compare-workers --clients 64 --seconds 30
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import socket
@@ -163,11 +174,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(store: Path, port: int) -> subprocess.Popen:
+def start_server(store: Path, port: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
     import httpx
 
     command = [str(Path(sys.executable).with_name("vcf-agent")), "serve", "--results", str(store), "--port", str(port)]
-    command += SERVE_OPTIONS
+    command += [*SERVE_OPTIONS, *options]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(600):
         if server.poll() is not None:
@@ -181,8 +192,8 @@ def start_server(store: Path, port: int) -> subprocess.Popen:
     raise SystemExit("vcf-agent serve did not start within 60 s")
 
 
-def request_mix(store: Path, seed: int) -> list[tuple[str, str, dict]]:
-    """(kind, path, params) requests to draw from, built from the store's own ids."""
+def request_mix(store: Path, seed: int) -> list[tuple[str, list[str]]]:
+    """(kind, CLI argv) requests to draw from, built from the store's own ids."""
     from vcf_agent.query import Stores
 
     rng = random.Random(seed)
@@ -194,16 +205,29 @@ def request_mix(store: Path, seed: int) -> list[tuple[str, str, dict]]:
     for vid in carried[:200]:
         pos = int(vid.split(":")[1])
         region = f"{chrom}:{max(1, pos - 500_000)}-{pos + 500_000}"
-        mix.append(("variant", "/variant", {"variant_id": vid, "carriers": 20}))
-        mix.append(("similar", "/similar", {"variant_id": vid, "region": region, "limit": 10}))
-        mix.append(("region", "/region", {"region": f"{chrom}:{pos}-{pos + 20_000}", "limit": 20}))
+        mix.append(("variant", ["variant", vid, "--carriers", "20"]))
+        mix.append(("similar", ["similar", vid, "--region", region, "--limit", "10"]))
+        mix.append(("region", ["region", f"{chrom}:{pos}-{pos + 20_000}", "--limit", "20"]))
     for sample in samples[:200]:
-        mix.append(("sample", "/sample", {"sample": sample, "limit": 20}))
+        mix.append(("sample", ["sample", sample, "--limit", "20"]))
     for text in ("rare missense variant", "common deletion", "insertion in a gene", "structural variant"):
-        mix.append(("search", "/search", {"text": text, "limit": 10}))
-    mix.append(("stats", "/stats", {}))
+        mix.append(("search", ["search", text, "--limit", "10"]))
+    mix.append(("stats", ["stats"]))
     rng.shuffle(mix)
     return mix
+
+
+def as_requests(mix: list[tuple[str, list[str]]], port: int) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(kind, path, query) of each command, as `vcf-agent COMMAND --server` would ask it."""
+    from urllib.request import urlopen
+
+    from vcf_agent.interfaces.cli import build_parser
+    from vcf_agent.interfaces.client import request_for
+
+    parser = build_parser()
+    with urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=60) as response:
+        schema = json.loads(response.read())
+    return [(kind, *request_for(parser.parse_args(argv), parser, schema)) for kind, argv in mix]
 
 
 class Connection:
@@ -220,7 +244,7 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def get(self, path: str, params: dict) -> tuple[int, bytes]:
+    async def get(self, path: str, params) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         target = f"{path}?{urlencode(params)}" if params else path
@@ -289,9 +313,9 @@ def watch_memory(pid: int, samples: list[tuple[float, float]], stop) -> None:
 def many_users(store: Path, count: int, seconds: float, seed: int) -> dict:
     import threading
 
-    mix = request_mix(store, seed)
     port = free_port()
     server = start_server(store, port)
+    mix = as_requests(request_mix(store, seed), port)
     memory: list[tuple[float, float]] = []
     stop = threading.Event()
     watcher = threading.Thread(target=watch_memory, args=(server.pid, memory, stop), daemon=True)
@@ -314,6 +338,69 @@ def many_users(store: Path, count: int, seconds: float, seed: int) -> dict:
         "rss_first_10s_mb": round(statistics.mean(first), 1), "rss_last_10s_mb": round(statistics.mean(last), 1),
         "rss_timeline_mb": [round(rss) for _, rss in memory],
     }  # fmt: skip
+
+
+def wait_until_idle(pid: int, timeout: float = 300) -> None:
+    """Until the server's processes have used under 5 % of a core for 2 s (its background warm-up done)."""
+    deadline, quiet = time.monotonic() + timeout, 0
+    last = server_cpu_s(pid)
+    while time.monotonic() < deadline and quiet < 4:
+        time.sleep(0.5)
+        now = server_cpu_s(pid)
+        quiet = quiet + 1 if now - last < 0.025 else 0
+        last = now
+
+
+def server_cpu_s(pid: int) -> float:
+    process = psutil.Process(pid)
+    total = 0.0
+    for member in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = member.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def compare_workers(store: Path, count: int, seconds: float, seed: int, rounds: int) -> dict:
+    """--workers 1 and 2 in alternating rounds: requests/s at `count` clients, idle RSS of each."""
+    commands = request_mix(store, seed)
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for workers in (1, 2):
+            port = free_port()
+            server = start_server(store, port, ("--workers", str(workers)))
+            try:
+                wait_until_idle(server.pid)
+                idle = server_rss_mb(server.pid)
+                load = os.getloadavg()[0]
+                _, done, errors, elapsed = asyncio.run(clients(port, as_requests(commands, port), count, seconds, seed))
+                after = server_rss_mb(server.pid)
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
+            run = {"requests_per_s": done / elapsed, "errors": len(errors), "idle_rss_mb": idle,
+                   "rss_after_mb": after, "load_1min": load}  # fmt: skip
+            runs[workers].append(run)
+            print(f"  --workers {workers}: {run['requests_per_s']:.1f} requests/s, {len(errors)} errors,"
+                  f" idle RSS {idle:.0f} MB, after {after:.0f} MB, load {load:.1f}", flush=True)  # fmt: skip
+    median = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
+    return {
+        "clients": count, "seconds": seconds, "rounds": rounds, "runs": runs, "median": median,
+        "ratio": median[2]["requests_per_s"] / median[1]["requests_per_s"],
+        "extra_worker_rss_mb": median[2]["idle_rss_mb"] - median[1]["idle_rss_mb"],
+    }  # fmt: skip
+
+
+def report_workers(compared: dict) -> None:
+    one, two = compared["median"][1], compared["median"][2]
+    print(
+        f"\n{compared['clients']} clients, {compared['seconds']:.0f} s x {compared['rounds']} rounds, on"
+        f" {os.cpu_count()} cores: --workers 1 {one['requests_per_s']:.1f} requests/s, --workers 2"
+        f" {two['requests_per_s']:.1f} requests/s: {compared['ratio']:.2f}x (target >= 1.8x)\n"
+        f"idle RSS {one['idle_rss_mb']:.0f} MB with one worker, {two['idle_rss_mb']:.0f} MB with two (their"
+        f" supervisor included): the second worker adds {compared['extra_worker_rss_mb']:.0f} MB;"
+        f" load average during the runs {one['load_1min']:.1f} / {two['load_1min']:.1f}"
+    )
 
 
 def _quantiles(values: list[float]) -> dict:
@@ -384,11 +471,21 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true", help="only the single-user latencies")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-options", default="", help="extra `vcf-agent serve` options, e.g. '--threads 16'")
+    parser.add_argument("--compare-workers", action="store_true", help="only --workers 1 against --workers 2")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of --compare-workers (2)")
     args = parser.parse_args()
     SERVE_OPTIONS.extend(args.serve_options.split())
     store = args.store or build_store(
         args.work, args.variants, args.genotypes, args.partition_edges, args.shard_records
     )
+    if args.compare_workers:
+        compared = compare_workers(store, args.clients, args.seconds, args.seed, args.rounds)
+        report_workers(compared)
+        out = Path(args.work) / "bench_workers.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(compared, indent=2))
+        print(f"raw numbers: {out}")
+        return
     single = single_user(store, args.repeats, args.seed)
     many = None if args.no_server else many_users(store, args.clients, args.seconds, args.seed)
     report(single, many)

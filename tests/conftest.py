@@ -34,6 +34,7 @@ WORKER_GROUPS = {
     "test_ask_example": "example_run",
     "test_readme": "example_run",
     "test_search_quality": "example_run",
+    "test_cli_server": "example_run",
 }
 # Longest first, so that no long unit starts last while the other worker idles (greedy list
 # scheduling). Seconds of each unit's slowest tests in a whole-suite run on the 2-core VM (full

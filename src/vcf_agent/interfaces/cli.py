@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -18,9 +19,10 @@ Ask the stores built by the workflow (results/lancedb and results/kuzu):
 semantic search over variant descriptions, nearest neighbours, variant
 records with their carriers, samples, shared variants, regions and totals.
 
-Every command reads --results DIR (default: results), prints a table, or JSON
-with --json, and exits non-zero with a one-line message on an error.
-Run `vcf-agent COMMAND --help` for each command's options and examples."""
+Every command reads --results DIR (default: results), or asks a running
+`vcf-agent serve` instead with --server URL (or $VCF_AGENT_SERVER), prints a
+table, or JSON with --json, and exits non-zero with a one-line message on an
+error. Run `vcf-agent COMMAND --help` for each command's options and examples."""
 
 EXAMPLES = {
     "search": """\
@@ -70,6 +72,8 @@ examples:
 examples:
   vcf-agent serve                                  # http://127.0.0.1:8000/docs
   vcf-agent serve --host 0.0.0.0 --port 8080 --results /data/run1/results
+  vcf-agent serve --workers 2                      # one process per core
+  vcf-agent stats --server http://127.0.0.1:8000   # any command, asked of the server
   curl 'http://127.0.0.1:8000/search?text=missense%20variant&limit=5'""",
 }
 
@@ -87,6 +91,7 @@ def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options()
+    server = _server_option()
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(
@@ -94,7 +99,7 @@ def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
             help=summary,
             description=summary,
             epilog=EXAMPLES[name],
-            parents=[common],
+            parents=[common, *([server] if name != "serve" else [])],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -120,6 +125,18 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
     common.add_argument("--model", default=None, help="local model folder, if the stores used another model")
     return common
+
+
+def _server_option() -> argparse.ArgumentParser:
+    from vcf_agent.interfaces.client import SERVER_VARIABLE
+
+    option = argparse.ArgumentParser(add_help=False)
+    option.add_argument(
+        "--server",
+        metavar="URL",
+        help=f"ask this running `vcf-agent serve` instead of opening the stores (default: ${SERVER_VARIABLE})",
+    )
+    return option
 
 
 def add_parameters(parser: argparse.ArgumentParser, model) -> None:
@@ -171,17 +188,16 @@ def run_command(args: argparse.Namespace, stores) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_process()
     try:
         if args.command == "serve":
             return _serve(args)
-        from vcf_agent.query import Stores, to_jsonable
-
-        with Stores.open(args.results, model=args.model) as stores:
-            result = run_command(args, stores)
+        server = _server_url(args)
+        result = _ask_server(server, args, parser) if server else _ask_stores(args)
         if args.json:
-            json.dump(to_jsonable(result), sys.stdout, indent=2)
+            json.dump(result, sys.stdout, indent=2)
             sys.stdout.write("\n")
         else:
             RENDERERS[args.command](result)
@@ -191,6 +207,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _server_url(args: argparse.Namespace) -> str | None:
+    from vcf_agent.interfaces.client import SERVER_VARIABLE
+
+    return args.server or os.environ.get(SERVER_VARIABLE) or None
+
+
+def _ask_server(server: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """The answer of a running server: its JSON, as the stores would have answered (no store opened)."""
+    from vcf_agent.interfaces.client import ask_server
+
+    return ask_server(server, args, parser)
+
+
+def _ask_stores(args: argparse.Namespace) -> Any:
+    """The answer of the stores in --results, as JSON values (what --json prints and the tables show)."""
+    from vcf_agent.interfaces.startup import defer_rest_client, load_model_meanwhile
+
+    defer_rest_client()
+    # A search needs the model: load it while LanceDB and Kuzu are imported and opened.
+    model = load_model_meanwhile(args.model) if args.command == "search" else None
+    from vcf_agent.query import Stores, to_jsonable
+
+    with Stores.open(args.results, model=args.model) as stores:
+        if model is not None:
+            model.join()
+        return to_jsonable(run_command(args, stores))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -239,11 +283,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def render_hits(hits) -> None:
+def render_hits(hits: list[dict]) -> None:
     rows = [
         (
-            i, h.variant_id, h.gene, h.consequence, h.variant_class, h.af, h.filter,
-            h.similarity, h.carriers, h.carrier_samples,
+            i, h["variant_id"], h["gene"], h["consequence"], h["variant_class"], h["af"], h["filter"],
+            h["similarity"], h["carriers"], h["carrier_samples"],
         )
         for i, h in enumerate(hits, 1)
     ]  # fmt: skip
@@ -252,48 +296,51 @@ def render_hits(hits) -> None:
     console = _console()
     console.print(_table(None, columns, rows))
     for i, h in enumerate(hits, 1):
-        console.print(f"[dim]{i}. {h.text}[/dim]")
+        console.print(f"[dim]{i}. {h['text']}[/dim]")
     if not hits:
         console.print("no variants match")
 
 
-def render_variant(record) -> None:
+def render_variant(record: dict) -> None:
     console = _console()
+    r = record
     core = [
-        ("variant", record.variant_id), ("source", record.source),
-        ("position", f"{record.chrom}:{record.pos}-{record.end}"),
-        ("REF > ALT", f"{record.ref} > {record.alt}"), ("ID", record.id), ("QUAL", record.qual),
-        ("FILTER", record.filter), ("class", record.variant_class), ("gene", record.gene),
-        ("consequence", record.consequence), ("impact", record.impact), ("description", record.text),
-        ("files", record.files),
+        ("variant", r["variant_id"]), ("source", r["source"]), ("position", f"{r['chrom']}:{r['pos']}-{r['end']}"),
+        ("REF > ALT", f"{r['ref']} > {r['alt']}"), ("ID", r["id"]), ("QUAL", r["qual"]),
+        ("FILTER", r["filter"]), ("class", r["variant_class"]), ("gene", r["gene"]),
+        ("consequence", r["consequence"]), ("impact", r["impact"]), ("description", r["text"]),
+        ("files", r["files"]),
     ]  # fmt: skip
-    counts = record.counts
+    counts = r["counts"]
     core.append(
         (
             "carriers",
-            f"{counts.carriers} (het {counts.het}, hom-alt {counts.hom_alt}, hemizygous {counts.hemizygous},"
-            f" partial {counts.partial}; phased {counts.phased})",
+            f"{counts['carriers']} (het {counts['het']}, hom-alt {counts['hom_alt']},"
+            f" hemizygous {counts['hemizygous']}, partial {counts['partial']}; phased {counts['phased']})",
         )
     )
     console.print(_table(None, ("field", "value"), core, show_header=False))
-    if record.info:
-        console.print(_table("INFO", ("field", "value"), sorted(record.info.items())))
-    if record.annotations:
+    if r["info"]:
+        console.print(_table("INFO", ("field", "value"), sorted(r["info"].items())))
+    if r["annotations"]:
         columns = ("gene", "consequence", "impact", "feature", "HGVS.c", "HGVS.p")
-        rows = [(a.gene, a.consequence, a.impact, a.feature_id, a.hgvs_c, a.hgvs_p) for a in record.annotations]
-        console.print(_table("annotations", columns, rows))
-    rows = [(c.sample, c.gt, c.zygosity, c.phased, c.dp, c.gq, c.source) for c in record.carriers]
-    title = "carriers" + (f" (first {len(rows)} of {counts.carriers})" if record.carriers_truncated else "")
+        names = ("gene", "consequence", "impact", "feature_id", "hgvs_c", "hgvs_p")
+        console.print(_table("annotations", columns, [[a[n] for n in names] for a in r["annotations"]]))
+    names = ("sample", "gt", "zygosity", "phased", "dp", "gq", "source")
+    rows = [[c[n] for n in names] for c in r["carriers"]]
+    title = "carriers" + (f" (first {len(rows)} of {counts['carriers']})" if r["carriers_truncated"] else "")
     console.print(_table(title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows))
 
 
 HEADERS = {"variant_id": "variant", "variant_class": "class", "af": "AF", "filter": "FILTER"}
+#: The variant columns every listing shows, in this order (then its own: gt, carriers, ...).
+ROW_COLUMNS = ("variant_id", "gene", "consequence", "variant_class", "af", "filter")
 
 
-def _variant_rows(result, extra: Sequence[str]) -> tuple[list[str], list[list]]:
-    base = ("variant_id", "gene", "consequence", "variant_class", "af", "filter")
-    names = [name for name in (*base, *extra) if name in result.variants.column_names]
-    rows = [[row[name] for name in names] for row in result.variants.to_pylist()]
+def _variant_rows(result: dict, extra: Sequence[str]) -> tuple[list[str], list[list]]:
+    variants = result["variants"]
+    names = [name for name in (*ROW_COLUMNS, *extra) if not variants or name in variants[0]]
+    rows = [[row[name] for name in names] for row in variants]
     header = [HEADERS.get(name, name) for name in names]
     return header, rows
 
@@ -303,54 +350,53 @@ def _more(console, shown: int, total: int) -> None:
         console.print(f"[dim]{shown} of {total} shown; raise --limit or use --json for more[/dim]")
 
 
-def render_sample(result) -> None:
+def render_sample(result: dict) -> None:
     console = _console()
-    c = result.counts
+    c = result["counts"]
     console.print(
-        f"sample {result.sample} ({', '.join(result.files)}): {c.carriers} variants"
-        f" - het {c.het}, hom-alt {c.hom_alt}, hemizygous {c.hemizygous}, partial {c.partial}"
-        + (f"; filters {result.filters}" if result.filters else "")
+        f"sample {result['sample']} ({', '.join(result['files'])}): {c['carriers']} variants"
+        f" - het {c['het']}, hom-alt {c['hom_alt']}, hemizygous {c['hemizygous']}, partial {c['partial']}"
+        + (f"; filters {result['filters']}" if result["filters"] else "")
     )
     header, rows = _variant_rows(result, ("gt", "zygosity"))
     console.print(_table(None, header, rows))
-    _more(console, len(rows), c.carriers)
+    _more(console, len(rows), c["carriers"])
 
 
-def render_shared(result) -> None:
+def render_shared(result: dict) -> None:
     console = _console()
-    console.print(f"{result.total} variants carried by all of {', '.join(result.samples)}")
+    console.print(f"{result['total']} variants carried by all of {', '.join(result['samples'])}")
     header, rows = _variant_rows(result, ("genotypes",))
     console.print(_table(None, header, rows))
-    _more(console, len(rows), result.total)
+    _more(console, len(rows), result["total"])
 
 
-def render_region(result) -> None:
+def render_region(result: dict) -> None:
     console = _console()
-    console.print(f"{result.total} variants in {result.region}" + (f" ({result.filters})" if result.filters else ""))
+    filters = f" ({result['filters']})" if result["filters"] else ""
+    console.print(f"{result['total']} variants in {result['region']}{filters}")
     header, rows = _variant_rows(result, ("carriers",))
     console.print(_table(None, header, rows))
-    _more(console, len(rows), result.total)
+    _more(console, len(rows), result["total"])
 
 
-def render_stats(stats) -> None:
+def render_stats(stats: dict) -> None:
     console = _console()
+    s = stats
     rows = [
-        ("results", stats.results), ("files", stats.files), ("samples", f"{stats.samples:,}"),
-        ("variants (LanceDB)", f"{stats.variants:,}"), ("variants (Kuzu)", f"{stats.graph_variants:,}"),
-        ("genotypes (CARRIES)", f"{stats.genotypes:,}"), ("genes", f"{stats.genes:,}"),
-        ("contigs", len(stats.contigs)), ("model", stats.model), ("vector dim", stats.vector_dim),
-        ("LanceDB built", stats.lancedb_built), ("Kuzu built", stats.kuzu_built), ("indexes", stats.indexes),
-        ("INFO columns", len(stats.info_columns)),
+        ("results", s["results"]), ("files", s["files"]), ("samples", f"{s['samples']:,}"),
+        ("variants (LanceDB)", f"{s['variants']:,}"), ("variants (Kuzu)", f"{s['graph_variants']:,}"),
+        ("genotypes (CARRIES)", f"{s['genotypes']:,}"), ("genes", f"{s['genes']:,}"),
+        ("contigs", len(s["contigs"])), ("model", s["model"]), ("vector dim", s["vector_dim"]),
+        ("LanceDB built", s["lancedb_built"]), ("Kuzu built", s["kuzu_built"]), ("indexes", s["indexes"]),
+        ("INFO columns", len(s["info_columns"])),
     ]  # fmt: skip
     console.print(_table(None, ("", ""), rows, show_header=False))
-    contigs = [(c.name, f"{c.variants:,}", c.first, c.last) for c in stats.contigs]
+    contigs = [(c["name"], f"{c['variants']:,}", c["first"], c["last"]) for c in s["contigs"]]
     console.print(_table("contigs", ("contig", "variants", "first", "last"), contigs))
 
 
-def render_list(entries) -> None:
-    from vcf_agent.query import to_jsonable
-
-    rows = to_jsonable(entries)
+def render_list(rows: list[dict]) -> None:
     console = _console()
     if not rows:
         console.print("nothing listed")
@@ -359,17 +405,17 @@ def render_list(entries) -> None:
     console.print(_table(None, columns, [[row[name] for name in columns] for row in rows]))
 
 
-def render_answer(answer) -> None:
+def render_answer(answer: dict) -> None:
     console = _console()
-    console.print(answer.answer)
-    for call, result in zip(answer.calls, answer.results, strict=True):
-        arguments = " ".join(f"{name}={value}" for name, value in call.arguments.items())
-        console.print(f"\n[bold]{call.operation}[/bold] {arguments}")
+    console.print(answer["answer"])
+    for call, result in zip(answer["calls"], answer["results"], strict=True):
+        arguments = " ".join(f"{name}={value}" for name, value in call["arguments"].items())
+        console.print(f"\n[bold]{call['operation']}[/bold] {arguments}")
         if isinstance(result, dict) and "error" in result:
             console.print(result["error"])
         else:
-            RENDERERS["list" if call.operation == "list" else call.operation](result)
-    for note in answer.notes:
+            RENDERERS["list" if call["operation"] == "list" else call["operation"]](result)
+    for note in answer["notes"]:
         console.print(f"[dim]note: {note}[/dim]")
 
 

@@ -17,7 +17,17 @@ HEADER_TIMEOUT seconds of its first byte is closed (`HeaderTimeoutProtocol`).
 The endpoints of the operations are generated (`add_operation_routes`): each takes its
 operation's parameters model (vcf_agent.interfaces.operations, the filters among them) as
 query parameters named as the CLI's arguments, and answers its result model
-(vcf_agent.query.results). The OpenAPI schema is at /openapi.json (interactive docs at /docs).
+(vcf_agent.query.results). The OpenAPI schema is at /openapi.json, the interactive docs at
+/docs and /redoc, with
+Swagger UI and ReDoc served by this server itself (the package fastapi-offline), so they
+work without internet.
+
+Start-up (`create_app`): the query model loads in a thread while LanceDB and Kuzu are
+imported and opened; the port opens once both are done, and the rest of the warm-up
+(Stores.warm: indexes, node and rel columns, a burst of each operation on every query
+thread, the names /ask checks against) runs in the background after it, while requests
+are already answered. With `workers` > 1 each worker process does all of this for itself,
+and watches for a new build for itself.
 """
 
 from __future__ import annotations
@@ -26,7 +36,10 @@ import contextlib
 import json
 import logging
 import os
+import sys
+import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from inspect import Parameter, Signature
@@ -37,12 +50,14 @@ import h11
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathPart
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from vcf_agent import __version__
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.interfaces.operations import OPERATIONS, parameters
+from vcf_agent.interfaces.startup import load_model_meanwhile
 from vcf_agent.query import (
     GRAPH_HANDLES,
     KUZU_DIR,
@@ -69,6 +84,20 @@ from vcf_agent.runtime import setup_process
 DEFAULT_THREADS = 16
 #: Environment variable passing `serve`'s options to its worker processes.
 WORKER_OPTIONS = "VCF_AGENT_SERVE_OPTIONS"
+#: Environment variable naming the file where a worker that cannot open the stores writes why.
+WORKER_FAILURE = "VCF_AGENT_SERVE_FAILURE"
+#: Exit status of a worker that failed before serving (uvicorn.config.STARTUP_FAILURE): uvicorn's
+#: supervisor then stops instead of starting it again.
+STARTUP_FAILURE = 3
+#: Seconds a worker may take to answer uvicorn's supervisor (5 by default): it kills and restarts
+#: one that does not, and a worker importing and opening the stores on a busy machine holds the
+#: GIL for longer than that (on two cores at a load of 20, every worker was killed before it served).
+WORKER_HEALTHCHECK_SECONDS = 120
+#: Niceness of the background warm-up's threads (Linux schedules threads apart): the requests
+#: answered meanwhile get the cores first (under load, a fuzz run's first searches waited > 10 s).
+WARM_NICENESS = 10
+#: Seconds the shutdown waits for a background warm-up still running before closing the stores.
+WARM_JOIN_SECONDS = 60.0
 #: Largest request line and headers accepted (bytes).
 MAX_REQUEST_LINE = 1 << 20
 #: Seconds a connection has to send a whole request line and headers (then it is closed).
@@ -240,9 +269,34 @@ def create_app(
         _warm_ask(reopened)  # the names /ask checks questions against, read before the switch
         return reopened
 
-    opened = reopen()
-    opened.warm(threads)  # the model, the indexes and the threads' memory, before the first request
-    return _build_app(threads, LiveStores(opened, reopen, watch_seconds), owned=True)
+    loading = load_model_meanwhile(model)  # the model loads while LanceDB and Kuzu are imported and opened
+    opened = Stores.open(results, model=model, graph_handles=graph_handles)
+    loading.join()  # the first search does not wait for it
+    app = _build_app(threads, LiveStores(opened, reopen, watch_seconds), owned=True)
+    app.state.warm_threads = threads  # the rest of the warm-up, once the port is open
+    return app
+
+
+def _warm_in_background(live: LiveStores, threads: int) -> threading.Thread:
+    """Stores.warm and the /ask names on the snapshot being served, in a thread: requests are
+    answered meanwhile (the first ones may take a little longer). Its time is logged."""
+
+    def warm() -> None:
+        started = time.perf_counter()
+        with contextlib.suppress(OSError, AttributeError):  # the threads it starts inherit it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_NICENESS)
+        try:
+            with live.borrow() as stores:
+                _warm_ask(stores)
+                stores.warm(threads)
+        except Exception as error:  # a query would meet the same problem and answer it; keep serving
+            _log.warning("warm-up stopped: %s", _one_line(error))
+        else:
+            _log.info("warmed up in %.1f s", time.perf_counter() - started)
+
+    thread = threading.Thread(target=warm, name="store-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def openapi_document() -> dict[str, Any]:
@@ -256,20 +310,27 @@ def _build_app(threads: int, live: LiveStores | None, *, owned: bool) -> FastAPI
         import anyio.to_thread
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        warming = None
         if owned and live is not None:
             live.start()
+            if getattr(app.state, "warm_threads", None):
+                warming = _warm_in_background(live, app.state.warm_threads)
         try:
             yield
         finally:
+            if warming is not None:
+                warming.join(timeout=WARM_JOIN_SECONDS)
             if owned and live is not None:
                 live.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="vcf-agent",
         version=__version__,
         description="Read-only questions to the vcf-agent stores (LanceDB vectors, Kuzu graph).",
         lifespan=lifespan,
         responses=ERRORS,
+        # no badge from an online validator: the page loads nothing from outside this server
+        swagger_ui_parameters={"validatorUrl": None},
     )
     _add_error_handlers(app)
     _add_routes(app)
@@ -416,6 +477,9 @@ def serve(
     """
     import uvicorn
 
+    from vcf_agent.interfaces.startup import defer_rest_client
+
+    defer_rest_client()
     options = {
         "host": host,
         "port": port,
@@ -435,15 +499,36 @@ def serve(
     if workers <= 1:
         uvicorn.run(create_app(results, **app_options), **options)
         return
-    Stores.open(results, model=model).close()  # a missing or broken store: one line, before any worker
-    os.environ[WORKER_OPTIONS] = json.dumps({"results": str(results), **app_options, "model": _text(model)})
-    uvicorn.run("vcf_agent.interfaces.server:app_from_environment", factory=True, workers=workers, **options)
+    # Each worker opens the stores itself; the first that cannot says why in this file, and
+    # exits with STARTUP_FAILURE, which stops uvicorn's supervisor; its line is then raised here.
+    with tempfile.NamedTemporaryFile("r", prefix="vcf-agent-serve-", suffix=".txt") as failure:
+        os.environ[WORKER_FAILURE] = failure.name
+        os.environ[WORKER_OPTIONS] = json.dumps({"results": str(results), **app_options, "model": _text(model)})
+        uvicorn.run(
+            "vcf_agent.interfaces.server:app_from_environment",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
+        reason = failure.read().strip().splitlines()
+    if reason:
+        raise VcfAgentError(reason[0])
 
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process of `serve(workers=N)` (its options come through the environment)."""
+    from vcf_agent.interfaces.startup import defer_rest_client
+
+    defer_rest_client()
+    setup_process()  # per process: the parent's setting does not reach a spawned worker
     options = json.loads(os.environ[WORKER_OPTIONS])
-    return create_app(options.pop("results"), **options)
+    try:
+        return create_app(options.pop("results"), **options)
+    except VcfAgentError as error:
+        with open(os.environ[WORKER_FAILURE], "a") as failure:
+            failure.write(f"{error}\n")
+        sys.exit(STARTUP_FAILURE)
 
 
 def _text(value: object) -> str | None:
