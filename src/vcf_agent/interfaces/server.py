@@ -452,9 +452,12 @@ class AskResponse(BaseModel):
 
 def _warm_ask(stores: Stores) -> None:
     """The names /ask checks questions against (samples, genes, contigs, filters), read before the first question."""
+    from vcf_agent.ask.intents import phrasing_vectors
     from vcf_agent.ask.planner import vocabulary
 
     vocabulary(stores)
+    with contextlib.suppress(VcfAgentError):  # a store without a usable model plans by rules only
+        phrasing_vectors(stores)  # the fallback planner's example phrasings, embedded once
 
 
 def serve(

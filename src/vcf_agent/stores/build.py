@@ -32,14 +32,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vcf_agent.errors import fail
 from vcf_agent.logs import log
+
+if TYPE_CHECKING:  # every CLI call holds its build (hold_build): no DuckDB import for that
+    import duckdb
 
 
 @dataclass(frozen=True)
