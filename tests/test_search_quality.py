@@ -84,6 +84,16 @@ def test_filters_the_caller_gives_win_over_hints(example):
     assert all("missense_variant" in h.consequence.split("&") and h.af <= 0.01 for h in hinted)
 
 
+def test_hints_order_the_page_and_never_shrink_it(example):
+    """Fewer variants pass the hints than the page holds: they come first, the nearest others follow."""
+    stores, relevance, _ = example
+    passing = relevance.ids("list_contains(terms, 'stop_gained')")
+    assert 0 < len(passing) < 10
+    hits = stores.search("stop gained", limit=10)
+    assert len(hits) == 10
+    assert {h.variant_id for h in hits[: len(passing)]} == passing
+
+
 def test_the_store_vocabulary_is_the_example_vcfs(example):
     """FILTER names and sample count as bcftools reads them from the example VCF."""
     stores, _, workdir = example

@@ -35,7 +35,10 @@ bands of the descriptions (vcf_agent.embedding.describe): rare includes very rar
 common is AF >= 5 %. Words preceded by "not", "no" or "non-" are left alone, as are
 words with no exact filter ("pathogenic": Filters has no clinical-significance
 condition; "indel": three classes, Filters takes one). Filters the caller gave win:
-:func:`merged` adds a hint only where the caller's filter is unset.
+:func:`merged` adds a hint only where the caller's filter is unset. Hints order, they do
+not shrink: `Stores.search` returns the variants that pass the hinted filters first and
+fills the rest of the page with the nearest others (a "rare deletion" search in a sample
+without rare deletions still returns deletions).
 
 The remaining text (the words that became filters taken out) is returned too, for
 callers that show it; the search embeds the full text (what is left is often one word

@@ -331,14 +331,24 @@ class Stores:
         """Variants whose description is nearest to `text`, with their carriers and genes.
 
         `hints`: words of the text that name a filter ("rare", "missense", "failed filter", ...)
-        become filters where `filters` sets none (vcf_agent.query.hints; docs/search-quality.md).
+        become filters where `filters` sets none; the variants that pass them come first, and
+        the nearest others fill the page (vcf_agent.query.hints; docs/search-quality.md).
         """
         filters, limit = self.check(filters), _limit(limit)
+        vector = self.embed(text)
         if hints:  # filter hints (issue 14): vcf_agent.query.hints
             from vcf_agent.query.hints import hinted
 
-            filters = hinted(self, _plain_text(text, "search text", 10_000), filters)
-        return self._nearest(self.embed(text), filters, limit, prefilter, carriers, exclude=None)
+            narrowed = hinted(self, text, filters)
+            first = self._nearest(vector, narrowed, limit, prefilter, carriers, exclude=None)
+            if narrowed == filters or len(first) == limit:
+                return first
+            seen = {hit.variant_id for hit in first}
+            rest = [
+                h for h in self._nearest(vector, filters, limit, prefilter, carriers, None) if h.variant_id not in seen
+            ]
+            return first + rest[: limit - len(first)]
+        return self._nearest(vector, filters, limit, prefilter, carriers, exclude=None)
 
     def similar(
         self,
