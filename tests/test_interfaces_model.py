@@ -29,7 +29,7 @@ from vcf_agent.schema import VARIANT_COLUMNS
 from helpers import ROOT, data_file, query
 
 #: Options every command has that are about the command line itself (where, how to print).
-CLI_OWN = {"help", "results", "json", "model", "parameters", "command"}
+CLI_OWN = {"help", "results", "json", "model", "parameters", "command", "server"}
 
 
 def cli_names(parser: argparse.ArgumentParser) -> dict[str, set[str]]:

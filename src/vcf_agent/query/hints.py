@@ -47,7 +47,6 @@ or nothing). Frequency words give no hint on stores without a numeric ``info_AF`
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -172,7 +171,7 @@ def merged(filters: Filters, hints: dict[str, Any]) -> Filters:
     if filters.af_min is not None or filters.af_max is not None:
         wanted.pop("af_min", None)
         wanted.pop("af_max", None)
-    return dataclasses.replace(filters, **wanted) if wanted else filters
+    return filters.replace(**wanted) if wanted else filters
 
 
 def store_vocabulary(stores: Stores) -> Vocabulary:
