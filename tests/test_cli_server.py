@@ -33,7 +33,7 @@ VCF_AGENT = Path(sys.executable).with_name("vcf-agent")
 #: Modules of the embedding runtimes: only a command that embeds text may import them.
 MODEL_RUNTIMES = ("torch", "sentence_transformers", "transformers", "onnxruntime", "tokenizers")
 #: What opening the stores imports: the --server client imports none of it.
-STORE_LIBRARIES = ("lancedb", "kuzu", "pyarrow", "duckdb", "pandas", "numpy", "vcf_agent.query")
+STORE_LIBRARIES = ("lancedb", "kuzu", "pyarrow", "duckdb", "pandas", "numpy", "vcf_agent.query.stores")
 #: The generated REST client that `import lancedb` no longer runs (interfaces.startup.defer_rest_client).
 REST_CLIENT = "lance_namespace_urllib3_client.api"
 #: Runs a CLI command in a fresh interpreter, then writes the modules it imported to argv[1].
@@ -105,7 +105,7 @@ def commands(example: dict) -> list[list[str]]:
         ["similar", vid, "--limit", "3"], ["similar", other, "--af-max", "0.5", "--postfilter", "--carriers", "1"],
         ["search", "rare missense variant", "--limit", "3"],
         ["search", "deletion", "--gene", gene, "--carried-by", s1, "--limit", "4"],
-        ["sample", s1, "--limit", "5"], ["sample", s2, "--class", "snv", "--region", f"{chrom}:1-200000"],
+        ["sample", s1, "--limit", "5"], ["sample", s2, "--variant-class", "snv", "--region", f"{chrom}:1-200000"],
         ["shared", s1, s2, "--limit", "5"], ["shared", s1, s2, s3, "--consequence", "missense_variant"],
         ["region", f"{chrom}:1-20000", "--limit", "5"],
         ["region", chrom, "--consequence", "missense_variant", "--filter", "PASS", "--af-min", "0.01"],
@@ -247,7 +247,7 @@ def test_two_workers_each_hold_the_stores_and_answer(example):
         workers = worker_processes(server)
         assert len(workers) == 2
         for _ in range(300):  # each worker opens the stores before it accepts a connection
-            holding = [w for w in workers if any("graph.kuzu" in f.path for f in w.open_files())]
+            holding = [w for w in workers if any(f.path.endswith(".kuzu") for f in w.open_files())]
             if len(holding) == 2:
                 break
             time.sleep(0.2)
