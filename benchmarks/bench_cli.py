@@ -161,7 +161,7 @@ def server_start(results: str) -> dict:
     try:
         ready = served.wait_ready()
         rss_ready = tree_rss_mb(served.process.pid)
-        get(f"{served.base}/search?q=rare%20missense%20variant&limit=10", timeout=120)
+        get(f"{served.base}/search?text=rare%20missense%20variant&limit=10", timeout=120)
         first_search = time.perf_counter() - served.started
         while not served.warmed and time.perf_counter() - served.started < 300:
             time.sleep(0.1)
