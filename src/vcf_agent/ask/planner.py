@@ -6,8 +6,9 @@ The planner is offline, deterministic and needs no language model:
    variant ids in any common spelling (``chr20:1000341:C:A``, ``20-1000341-C-A``,
    ``rs6054257``), regions (``chr22:16.05-16.1Mb``, ``22:16,050,000-16,060,000``,
    ``chromosome 22``), sample names, gene symbols (case and one typo forgiven).
-2. It reads the vocabulary of the filters (:data:`CONSEQUENCE_WORDS`,
-   :data:`CLASS_WORDS`, "PASS", AF words and bounds, het/hom) and of the intent
+2. It reads the vocabulary of the filters (vcf_agent.vocabulary's CONSEQUENCE_WORDS,
+   CLASS_WORDS, PASS_WORDS and AF_WORDS, shared with the search's filter hints; AF
+   bounds, failed filters, het/hom) and of the intent
    (:data:`INTENT_WORDS`: carriers, similar, shared, counts, listings, totals).
 3. Rules, in a fixed order (:func:`plan`), turn these into calls of the query
    operations (:data:`OPERATIONS`, with the argument names of the CLI and the HTTP
@@ -34,13 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.listing import RSID, SPELLED_ID
-from vcf_agent.vocabulary import (
-    COMMON_AF_MIN,
-    LOW_FREQUENCY_AF,
-    RARE_AF_MAX,
-    SINGLETON_ALT_COPIES,
-    VERY_RARE_AF_MAX,
-)
+from vcf_agent.vocabulary import AF_WORDS, CLASS_WORDS, CONSEQUENCE_WORDS, PASS_WORDS, SINGLETON_ALT_COPIES
 
 if TYPE_CHECKING:
     from vcf_agent.query import Stores
@@ -119,27 +114,6 @@ class AskError(VcfAgentError):
 
 # ---------------------------------------------------------------- vocabulary
 
-#: Words of a question -> SO terms (the first term the store holds is used; else the first).
-CONSEQUENCE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (r"in[- ]?frame del\w*", ("inframe_deletion",)),
-    (r"in[- ]?frame ins\w*", ("inframe_insertion",)),
-    (r"frame[- ]?shift\w*", ("frameshift_variant",)),
-    (r"missense|non[- ]?synonymous|amino[- ]acid chang\w*", ("missense_variant",)),
-    (r"synonymous|silent", ("synonymous_variant",)),
-    (r"stop[- ]?gain\w*|stop[- ]gained|nonsense|premature stop", ("stop_gained",)),
-    (r"stop[- ]?lost|stop[- ]?loss", ("stop_lost",)),
-    (r"start[- ]?lost|start[- ]?loss", ("start_lost",)),
-    (r"splice[- ]?donor", ("splice_donor_variant",)),
-    (r"splice[- ]?acceptor", ("splice_acceptor_variant",)),
-    (r"splice[- ]?region|splic\w*", ("splice_region_variant",)),
-    (r"5'? ?(?:prime )?utr|five prime utr", ("5_prime_UTR_variant",)),
-    (r"3'? ?(?:prime )?utr|three prime utr", ("3_prime_UTR_variant",)),
-    (r"intron\w*", ("intron_variant",)),
-    (r"intergenic", ("intergenic_region", "intergenic_variant")),
-    (r"upstream", ("upstream_gene_variant",)),
-    (r"downstream", ("downstream_gene_variant",)),
-    (r"non[- ]?coding (?:transcript )?exon\w*", ("non_coding_transcript_exon_variant",)),
-)
 #: Single words the fuzzy match may correct (misspelt "misense", "synonimous", "frameshfit").
 FUZZY_CONSEQUENCES = {
     "missense": "missense",
@@ -151,31 +125,12 @@ FUZZY_CONSEQUENCES = {
     "upstream": "upstream",
     "downstream": "downstream",
 }
-CLASS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?",
-        ("snv",),
-    ),
-    (r"mnps?|mnvs?|multi[- ]nucleotide \w+", ("mnp",)),
-    (r"indels?", ("insertion", "deletion", "indel")),
-    (r"deletions?|deleted", ("deletion",)),
-    (r"insertions?|inserted", ("insertion",)),
-    (r"structural variants?|svs?|symbolic(?: alleles?)?", ("symbolic",)),
-    (r"breakends?|bnds?|translocations?", ("breakend",)),
-)
 FUZZY_CLASSES = {"deletion": "deletion", "insertion": "insertion", "deletions": "deletions", "insertions": "insertions"}
 #: "not PASS": a record whose FILTER names a failed filter (one call per filter name the stores hold).
 FAILED_WORDS = (
     r"(?:did ?n[o']t|do ?n[o']t|does ?n[o']t|not|never|non|fail(?:ed|ing|s)?(?: to)?)[- ]pass(?:ed|ing)?"
     r"(?: (?:all |the )*filters?)?|fail(?:ed|ing|s)? (?:the |any |a )*filters?|filtered[- ]out|non[- ]?pass"
     r"|low[- ]quality|fail(?:ed|ing|s)?"
-)
-PASS_WORDS = r"pass(?:ed|es|ing)?(?: (?:all )?(?:the )?filters?)?|filter(?:ed)? pass|high[- ]quality"
-AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
-    (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": VERY_RARE_AF_MAX}),
-    (r"low[- ]frequency", dict(zip(("af_min", "af_max"), LOW_FREQUENCY_AF, strict=True))),
-    (r"rare", {"af_max": RARE_AF_MAX}),
-    (r"(?<!in )(?<!most )common(?! to)|frequent", {"af_min": COMMON_AF_MIN}),
 )
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)\s*(%)?"
 AF_BOUND = re.compile(

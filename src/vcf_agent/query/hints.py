@@ -13,7 +13,7 @@ words                                                  filter (vcf_agent.query.F
 very rare, ultra-rare                                  ``af_max=0.001``
 low-frequency                                          ``af_min=0.01, af_max=0.05``
 rare                                                   ``af_max=0.01``
-common, frequent                                       ``af_min=0.05``
+common, frequent (not "in common", "common to")        ``af_min=0.05``
 singleton                                              ``af_max=1.5 / (2 N)``, N the samples
                                                        of the largest input file (one ALT
                                                        copy in diploid calls, below two)
@@ -23,15 +23,16 @@ failed filter(s), filtered out, low quality            ``filter=`` the store's o
 a FILTER name of the store (LowQual, ...)              ``filter=`` that name
 missense, synonymous, frameshift, stop gained,         ``consequence=`` its SO term (the
 splice donor/acceptor/region, in-frame deletion, UTR,  first the store holds, see
-intron, upstream, downstream, intergenic, ...          :data:`CONSEQUENCE_WORDS`; none when
+intron, upstream, downstream, intergenic, ...          CONSEQUENCE_WORDS; none when
                                                        the store holds none of them)
 SNV/SNP, MNP, insertion, deletion, structural          ``variant_class=`` snv, mnp,
 variant/SV (also "structural deletion"), breakend      insertion, deletion, symbolic,
                                                        breakend
 =====================================================  ==================================
 
-The AF bounds are those of `vcf-agent ask` (vcf_agent.ask.planner) and of the frequency
-bands of the descriptions (vcf_agent.embedding.describe): rare includes very rare;
+The words (AF_WORDS, PASS_WORDS, CONSEQUENCE_WORDS, CLASS_WORDS) and the AF bounds are
+vcf_agent.vocabulary's, shared with `vcf-agent ask` (vcf_agent.ask.planner); the bounds are
+also the frequency bands of the descriptions (vcf_agent.embedding.describe): rare includes very rare;
 common is AF >= 5 %. Words preceded by "not", "no" or "non-" are left alone, as are
 words with no exact filter ("pathogenic": Filters has no clinical-significance
 condition; "indel": three classes, Filters takes one). Filters the caller gave win:
@@ -52,54 +53,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vcf_agent.vocabulary import AF_WORDS, CLASS_WORDS, CONSEQUENCE_WORDS, PASS_WORDS, SINGLETON_ALT_COPIES
+
 if TYPE_CHECKING:
     from vcf_agent.query import Filters, Stores
 
-RARE_AF = 0.01
-VERY_RARE_AF = 0.001
-COMMON_AF = 0.05
-
-#: Frequency words -> AF bounds, most specific first (the first that matches is used).
-AF_WORDS: tuple[tuple[str, dict[str, float]], ...] = (
-    (r"ultra[- ]?rare|very rare|extremely rare", {"af_max": VERY_RARE_AF}),
-    (r"low[- ]frequency", {"af_min": RARE_AF, "af_max": COMMON_AF}),
-    (r"rare", {"af_max": RARE_AF}),
-    (r"common|frequent", {"af_min": COMMON_AF}),
-)
 SINGLETON_WORDS = r"singletons?"
-PASS_WORDS = r"pass(?:ed|es|ing)?(?: (?:all |the )*filters?)?|filter(?:ed)? pass|high[- ]quality"
 FAILED_WORDS = (
     r"fail(?:ed|s|ing)? (?:the |a |any )*(?:quality )?filters?|filtered(?: out)?|not pass(?:ing|ed)?"
     r"|low[- ]quality|non[- ]?pass"
-)
-#: Words -> SO terms, most specific first (the first term the store holds is used; else the first).
-CONSEQUENCE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (r"in[- ]?frame del\w*", ("inframe_deletion",)),
-    (r"in[- ]?frame ins\w*", ("inframe_insertion",)),
-    (r"frame[- ]?shift\w*", ("frameshift_variant",)),
-    (r"missense|non[- ]?synonymous|amino[- ]acid chang\w*", ("missense_variant",)),
-    (r"synonymous|silent", ("synonymous_variant",)),
-    (r"stop[- ]?gain\w*|nonsense|premature stop", ("stop_gained",)),
-    (r"stop[- ]?lo(?:st|ss)", ("stop_lost",)),
-    (r"start[- ]?lo(?:st|ss)", ("start_lost",)),
-    (r"splice[- ]?donor", ("splice_donor_variant",)),
-    (r"splice[- ]?acceptor", ("splice_acceptor_variant",)),
-    (r"splice[- ]?region", ("splice_region_variant",)),
-    (r"5'? ?(?:prime )?utr|five prime utr", ("5_prime_UTR_variant",)),
-    (r"3'? ?(?:prime )?utr|three prime utr", ("3_prime_UTR_variant",)),
-    (r"intron(?:ic)?", ("intron_variant",)),
-    (r"intergenic", ("intergenic_region", "intergenic_variant")),
-    (r"upstream", ("upstream_gene_variant",)),
-    (r"downstream", ("downstream_gene_variant",)),
-)
-#: Words -> variant class (schema.VARIANT_COLUMNS' variant_class), most specific first.
-CLASS_WORDS: tuple[tuple[str, str], ...] = (
-    (r"structural (?:variants?|deletions?|duplications?|inversions?|insertions?|events?)|svs?", "symbolic"),
-    (r"breakends?|bnds?|translocations?", "breakend"),
-    (r"snvs?|snps?|single[- ]nucleotide (?:variants?|polymorphisms?|changes?)|point mutations?|substitutions?", "snv"),
-    (r"mnps?|mnvs?|multi[- ]nucleotide (?:variants?|polymorphisms?|changes?)", "mnp"),
-    (r"deletions?", "deletion"),
-    (r"insertions?", "insertion"),
 )
 #: A match right after one of these is a negation ("not rare", "non-coding"): no hint.
 _NEGATION = re.compile(r"\b(?:not|no|non|without)[\s-]*$", re.IGNORECASE)
@@ -123,7 +85,7 @@ def filter_hints(text: str, vocabulary: Vocabulary | None = None) -> tuple[dict[
     found: dict[str, Any] = {}
     rest = text
     if vocabulary.samples and (match := _find(rest, SINGLETON_WORDS)):
-        found["af_max"], rest = round(1.5 / (2 * vocabulary.samples), 8), _cut(rest, match)
+        found["af_max"], rest = round(SINGLETON_ALT_COPIES / (2 * vocabulary.samples), 8), _cut(rest, match)
     for pattern, bounds in AF_WORDS if not found else ():
         if match := _find(rest, pattern):
             found.update(bounds)
@@ -145,9 +107,10 @@ def filter_hints(text: str, vocabulary: Vocabulary | None = None) -> tuple[dict[
             if held:  # a term the stores lack would filter out everything: the words stay for the model
                 found["consequence"], rest = held[0], _cut(rest, match)
             break
-    for pattern, variant_class in CLASS_WORDS:
+    for pattern, classes in CLASS_WORDS:
         if match := _find(rest, pattern):
-            found["variant_class"], rest = variant_class, _cut(rest, match)
+            if len(classes) == 1:  # "indel" names three classes, Filters takes one: the word stays
+                found["variant_class"], rest = classes[0], _cut(rest, match)
             break
     return found, " ".join(rest.split())
 
