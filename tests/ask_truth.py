@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -44,6 +45,39 @@ def planning_misses(stores, store: str, plan) -> tuple[list[str], int]:
         if not same_calls(got, item["calls"]):
             missed.append(f"{item['q']!r}: planned {got}, expected {item['calls']}")
     return missed, len(items)
+
+
+def check_planning(stores, store: str, plan, target: float, least: int = 1) -> None:
+    """`plan` plans at least the share `target` of the (at least `least`) questions of `store` as written."""
+    missed, total = planning_misses(stores, store, plan)
+    share = 1 - len(missed) / total
+    print(f"\n{store} questions planned exactly right: {total - len(missed)} of {total} ({share:.0%})")
+    assert total >= least and share >= target, "\n".join(missed)
+
+
+def check_every_answer(stores, truth: Truth, store: str, least: int = 1) -> None:
+    """Every number in the answers to the (at least `least`) bcftools-checked questions of `store` is bcftools'."""
+    checked = [item for item in questions(store) if item.get("bcftools")]
+    assert len(checked) >= least
+    names = set(stores.sample_names())
+    for item in checked:
+        answer = stores.ask(item["q"])
+        assert answer.figures, f"{item['q']!r}: no figures in {answer.answer!r}"
+        check_answer(truth, item["q"], answer, names)
+
+
+def asked_over_http(client, items: list[dict]) -> list[tuple[float, dict]]:
+    """(seconds, reply) of each question of `items` asked of a server's `client`, warmed by the first three."""
+    for item in items[:3]:
+        client.get("/ask", params={"question": item["q"]})  # the first questions read the stores' pages
+    replies = []
+    for item in items:
+        started = time.perf_counter()
+        reply = client.get("/ask", params={"question": item["q"]})
+        seconds = time.perf_counter() - started
+        assert reply.status_code == 200, reply.text
+        replies.append((seconds, reply.json()))
+    return replies
 
 
 def _zygosity(gt: str) -> str:

@@ -8,12 +8,11 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
 import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ask_truth import Truth, check_answer, planned, planning_misses, questions
+from ask_truth import Truth, asked_over_http, check_answer, check_every_answer, check_planning, planned, questions
 from fastapi.testclient import TestClient
 
 from vcf_agent.ask.llm import tool_schemas
@@ -41,19 +40,11 @@ def truth(bcftools) -> Truth:
 
 
 def test_the_question_set_is_planned_as_written(stores):
-    missed, total = planning_misses(stores, STORE, plan)
-    share = 1 - len(missed) / total
-    print(f"\nplanned exactly right: {total - len(missed)} of {total} ({share:.0%})")
-    assert share >= TARGET_SHARE, "\n".join(missed)
+    check_planning(stores, STORE, plan, TARGET_SHARE)
 
 
 def test_every_number_in_the_answers_is_bcftools(stores, truth):
-    checked = [item for item in questions(STORE) if item.get("bcftools")]
-    assert len(checked) >= 20
-    for item in checked:
-        answer = stores.ask(item["q"])
-        assert answer.figures, f"{item['q']!r}: no figures in {answer.answer!r}"
-        check_answer(truth, item["q"], answer, set(stores.sample_names()))
+    check_every_answer(stores, truth, STORE, least=20)
 
 
 def test_an_rsid_names_a_variant_everywhere(stores, bcftools):
@@ -130,17 +121,12 @@ def test_http_ask_and_list_answer_fast_on_a_warm_server(stores, truth):
     app = create_app(stores=stores)
     asked = [item for item in questions(STORE) if item.get("bcftools")][:20]
     with TestClient(app) as client:
-        for item in asked[:3]:
-            client.get("/ask", params={"question": item["q"]})  # first questions read the stores' pages
-        seconds = []
-        for item in asked:
-            started = time.perf_counter()
-            reply = client.get("/ask", params={"question": item["q"]})
-            seconds.append(time.perf_counter() - started)
-            assert reply.status_code == 200, reply.text
-            assert reply.json()["calls"] == [
+        replies = asked_over_http(client, asked)
+        for item, (_, reply) in zip(asked, replies, strict=True):
+            assert reply["calls"] == [
                 {"operation": op, "arguments": args} for call in item["calls"] for op, args in call.items()
             ]
+        seconds = [took for took, _ in replies]
         listed = client.get("/list/samples").json()
         assert len(listed) == truth.figures("list", {"what": "samples"})[("samples", None)]
         assert client.get("/list/nothing").status_code == 422

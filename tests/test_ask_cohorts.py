@@ -8,10 +8,9 @@ phrasing similarity."""
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
-from ask_truth import Truth, check_answer, planning_misses, questions, with_contigs
+from ask_truth import Truth, asked_over_http, check_answer, check_every_answer, check_planning, questions, with_contigs
 from conftest import Bcftools
 from fastapi.testclient import TestClient
 
@@ -68,20 +67,12 @@ def hail(built):
 
 def test_the_cohort_questions_are_planned_as_written(cohort):
     name, stores, _ = cohort
-    missed, total = planning_misses(stores, name, plan)
-    share = 1 - len(missed) / total
-    print(f"\n{name} questions planned exactly right: {total - len(missed)} of {total} ({share:.0%})")
-    assert total >= 25 and share >= TARGET_SHARE, "\n".join(missed)
+    check_planning(stores, name, plan, TARGET_SHARE, least=25)
 
 
 def test_every_number_in_the_cohort_answers_is_bcftools(cohort):
     name, stores, truth = cohort
-    checked = [item for item in questions(name) if item.get("bcftools")]
-    assert len(checked) >= 20
-    for item in checked:
-        answer = stores.ask(item["q"])
-        assert answer.figures, f"{item['q']!r}: no figures in {answer.answer!r}"
-        check_answer(truth, item["q"], answer, set(stores.sample_names()))
+    check_every_answer(stores, truth, name, least=20)
 
 
 def test_a_question_the_rules_miss_is_planned_by_phrasing(hc):
@@ -158,14 +149,7 @@ def test_http_ask_answers_the_cohort_questions_fast_on_a_warm_server(cohort):
     name, stores, _ = cohort
     items = questions(name)
     with TestClient(create_app(stores=stores)) as client:
-        for item in items[:3]:
-            client.get("/ask", params={"question": item["q"]})  # the first questions read the stores' pages
-        seconds = []
-        for item in items:
-            started = time.perf_counter()
-            reply = client.get("/ask", params={"question": item["q"]})
-            seconds.append(time.perf_counter() - started)
-            assert reply.status_code == 200, reply.text
+        seconds = [took for took, _ in asked_over_http(client, items)]
     p95 = statistics.quantiles(seconds, n=20)[18]
     print(f"\n{name} /ask: median {statistics.median(seconds):.3f} s, p95 {p95:.3f} s over {len(seconds)} questions")
     assert statistics.median(seconds) < 1.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ask_truth import Truth, check_answer, planning_misses, questions, with_reference
+from ask_truth import Truth, check_every_answer, check_planning, with_reference
 from conftest import Bcftools
 
 from vcf_agent.ask.planner import plan
@@ -35,19 +35,12 @@ def example(example_run, tmp_path_factory):
 
 def test_the_example_questions_are_planned_as_written(example):
     stores, _, _ = example
-    missed, total = planning_misses(stores, STORE, plan)
-    share = 1 - len(missed) / total
-    print(f"\nexample questions planned exactly right: {total - len(missed)} of {total} ({share:.0%})")
-    assert share >= TARGET_SHARE, "\n".join(missed)
+    check_planning(stores, STORE, plan, TARGET_SHARE)
 
 
 def test_every_number_in_the_example_answers_is_bcftools(example):
     stores, truth, _ = example
-    checked = [item for item in questions(STORE) if item.get("bcftools")]
-    for item in checked:
-        answer = stores.ask(item["q"])
-        assert answer.figures, f"{item['q']!r}: no figures in {answer.answer!r}"
-        check_answer(truth, item["q"], answer, set(stores.sample_names()))
+    check_every_answer(stores, truth, STORE)
 
 
 def test_the_readme_ask_examples_run(example, capsys):
