@@ -21,20 +21,17 @@ shown, with the load average before and after: on a busy machine read the CPU co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-import psutil
+from measure import free_port, get, tree_rss_mb, wait_until_healthy
 
 BIN = Path(sys.executable).parent
 VCF_AGENT = str(BIN / "vcf-agent")
@@ -101,27 +98,6 @@ def _medians(values: list[tuple[float, float]]) -> dict:
     return {"wall_s": statistics.median(v[0] for v in values), "cpu_s": statistics.median(v[1] for v in values)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree_rss_mb(pid: int) -> float:
-    process = psutil.Process(pid)
-    total = 0
-    for member in (process, *process.children(recursive=True)):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += member.memory_info().rss
-    return total / 2**20
-
-
-def get(url: str, timeout: float = 2.0) -> int:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        response.read()
-        return response.status
-
-
 class Served:
     """`vcf-agent serve` started now; its log read for the end of the warm-up."""
 
@@ -142,14 +118,8 @@ class Served:
                 self.warmed.append(time.perf_counter() - self.started)
 
     def wait_ready(self, timeout: float = 300) -> float:
-        while time.perf_counter() - self.started < timeout:
-            if self.process.poll() is not None:
-                raise SystemExit(f"vcf-agent serve exited with {self.process.returncode}")
-            with contextlib.suppress(OSError):
-                if get(f"{self.base}/health") == 200:
-                    return time.perf_counter() - self.started
-            time.sleep(0.05)
-        raise SystemExit(f"vcf-agent serve did not answer within {timeout} s")
+        wait_until_healthy(self.process, self.base, timeout)
+        return time.perf_counter() - self.started
 
     def stop(self) -> None:
         self.process.terminate()

@@ -43,7 +43,6 @@ import json
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
+
+from measure import free_port, tree_rss_mb, wait_until_healthy  # noqa: E402 (benchmarks/ is on sys.path now)
 
 #: Extra `vcf-agent serve` options (--serve-options).
 SERVE_OPTIONS: list[str] = []
@@ -168,28 +169,12 @@ _GENOTYPED = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) WITH DISTINCT v.variant_i
 # ---------------------------------------------------------------- many users
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(store: Path, port: int, options: tuple[str, ...] = ()) -> subprocess.Popen:
-    import httpx
-
     command = [str(Path(sys.executable).with_name("vcf-agent")), "serve", "--results", str(store), "--port", str(port)]
     command += [*SERVE_OPTIONS, *options]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for _ in range(600):
-        if server.poll() is not None:
-            raise SystemExit(f"vcf-agent serve exited with {server.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("vcf-agent serve did not start within 60 s")
+    wait_until_healthy(server, f"http://127.0.0.1:{port}", timeout=60)
+    return server
 
 
 def request_mix(store: Path, seed: int) -> list[tuple[str, list[str]]]:
@@ -294,19 +279,9 @@ async def clients(port: int, mix, count: int, seconds: float, seed: int) -> tupl
     return latencies, sum(map(len, latencies.values())), errors, time.perf_counter() - started
 
 
-def server_rss_mb(pid: int) -> float:
-    """Resident memory of the server and its worker processes."""
-    process = psutil.Process(pid)
-    total = 0
-    for member in (process, *process.children(recursive=True)):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += member.memory_info().rss
-    return total / 2**20
-
-
 def watch_memory(pid: int, samples: list[tuple[float, float]], stop) -> None:
     while not stop.is_set():
-        samples.append((time.perf_counter(), server_rss_mb(pid)))
+        samples.append((time.perf_counter(), tree_rss_mb(pid)))
         stop.wait(1.0)
 
 
@@ -371,10 +346,10 @@ def compare_workers(store: Path, count: int, seconds: float, seed: int, rounds: 
             server = start_server(store, port, ("--workers", str(workers)))
             try:
                 wait_until_idle(server.pid)
-                idle = server_rss_mb(server.pid)
+                idle = tree_rss_mb(server.pid)
                 load = os.getloadavg()[0]
                 _, done, errors, elapsed = asyncio.run(clients(port, as_requests(commands, port), count, seconds, seed))
-                after = server_rss_mb(server.pid)
+                after = tree_rss_mb(server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=60)

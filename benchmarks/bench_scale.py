@@ -40,14 +40,13 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import yaml
+from measure import run_workflow
 from scale_cohort import ensure_cohort
 
 from vcf_agent.report.jobs import job_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "scale"
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 #: Created in every work folder this script made: only such a folder is emptied for a new run.
 MARKER = ".bench_scale"
 #: The rules from the input VCF to Parquet.
@@ -74,7 +73,7 @@ def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int, sc
     _fresh_workdir(workdir)
     config = {"vcfs": {SOURCE: str(vcf)}, "reference": str(fasta), "shard": {"records": shard_records}}
     print(f"cohort: {vcf} ({vcf.stat().st_size / 2**20:.0f} MiB); workflow in {workdir}", file=sys.stderr)
-    workflow_seconds = _run_workflow(workdir, config, cores)
+    workflow_seconds = run_workflow(workdir, config, cores=cores)
     scans = {name: _best_time(command, scan_repeats) for name, command in _scan_commands(vcf).items()}
     jobs = [job.to_dict() for job in job_usage(workdir)]
     return {
@@ -98,29 +97,6 @@ def _fresh_workdir(workdir: Path) -> None:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     (workdir / MARKER).touch()
-
-
-def _run_workflow(workdir: Path, config: dict, cores: int) -> float:
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(config_file),
-        "--workflow-profile", str(ROOT / "profiles" / "default"),
-        "--cores", str(cores),
-        "--retries", "0",
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env.setdefault("VCF_AGENT_MODELS", str(ROOT / "benchmarks" / "out" / "models"))  # one ONNX export for all runs
-    started = time.perf_counter()
-    with (workdir / "snakemake.out").open("w") as log:
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"the workflow failed ({result.returncode}); see {workdir / 'snakemake.out'}")
-    return seconds
 
 
 def _scan_commands(vcf: Path) -> dict[str, list[str]]:
