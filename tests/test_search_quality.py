@@ -130,6 +130,14 @@ EXAMPLE_WORDS = Vocabulary(filters={"LowQual"}, samples=60)  # consequences not 
         ("3' UTR variant", {"consequence": "3_prime_UTR_variant"}, "variant"),
         ("intergenic deletion", {"consequence": "intergenic_region", "variant_class": "deletion"}, ""),
         ("structural deletion", {"variant_class": "symbolic"}, ""),
+        # the ask planner's words too (vcf_agent.vocabulary holds them once)
+        ("splicing variant", {"consequence": "splice_region_variant"}, "variant"),
+        (
+            "non-coding exon deletion",
+            {"consequence": "non_coding_transcript_exon_variant", "variant_class": "deletion"},
+            "",
+        ),
+        ("symbolic allele", {"variant_class": "symbolic"}, ""),
         ("translocation", {"variant_class": "breakend"}, ""),
         ("C>T substitution", {"variant_class": "snv"}, "C>T"),
         ("failed filter", {"filter": "LowQual"}, ""),
@@ -143,7 +151,7 @@ def test_words_that_name_a_filter_become_that_filter(text, filters, rest):
     assert filter_hints(text, EXAMPLE_WORDS) == (pytest.approx(filters), rest)
 
 
-@pytest.mark.parametrize("text", ["not rare", "non-coding variant", "indel", "not common"])
+@pytest.mark.parametrize("text", ["not rare", "non-coding variant", "indel", "not common", "variants in common"])
 def test_negated_or_ambiguous_words_give_no_hint(text):
     found, rest = filter_hints(text, EXAMPLE_WORDS)
     assert "af_max" not in found and "filter" not in found and "variant_class" not in found

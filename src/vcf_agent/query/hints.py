@@ -26,8 +26,8 @@ splice donor/acceptor/region, in-frame deletion, UTR,  first the store holds, se
 intron, upstream, downstream, intergenic, ...          CONSEQUENCE_WORDS; none when
                                                        the store holds none of them)
 SNV/SNP, MNP, insertion, deletion, structural          ``variant_class=`` snv, mnp,
-variant/SV (also "structural deletion"), breakend      insertion, deletion, symbolic,
-                                                       breakend
+variant/SV (also "structural deletion"), symbolic      insertion, deletion, symbolic,
+allele, breakend                                       breakend
 =====================================================  ==================================
 
 The words (AF_WORDS, PASS_WORDS, CONSEQUENCE_WORDS, CLASS_WORDS) and the AF bounds are
