@@ -130,14 +130,6 @@ EXAMPLE_WORDS = Vocabulary(filters={"LowQual"}, samples=60)  # consequences not 
         ("3' UTR variant", {"consequence": "3_prime_UTR_variant"}, "variant"),
         ("intergenic deletion", {"consequence": "intergenic_region", "variant_class": "deletion"}, ""),
         ("structural deletion", {"variant_class": "symbolic"}, ""),
-        # the ask planner's words too (vcf_agent.vocabulary holds them once)
-        ("splicing variant", {"consequence": "splice_region_variant"}, "variant"),
-        (
-            "non-coding exon deletion",
-            {"consequence": "non_coding_transcript_exon_variant", "variant_class": "deletion"},
-            "",
-        ),
-        ("symbolic allele", {"variant_class": "symbolic"}, ""),
         ("translocation", {"variant_class": "breakend"}, ""),
         ("C>T substitution", {"variant_class": "snv"}, "C>T"),
         ("failed filter", {"filter": "LowQual"}, ""),
@@ -149,6 +141,14 @@ EXAMPLE_WORDS = Vocabulary(filters={"LowQual"}, samples=60)  # consequences not 
 )
 def test_words_that_name_a_filter_become_that_filter(text, filters, rest):
     assert filter_hints(text, EXAMPLE_WORDS) == (pytest.approx(filters), rest)
+
+
+def test_the_planners_words_are_hints_too():
+    """vcf_agent.vocabulary holds the words once for `vcf-agent ask` and the hints."""
+    assert filter_hints("splicing variant", EXAMPLE_WORDS) == ({"consequence": "splice_region_variant"}, "variant")
+    both = {"consequence": "non_coding_transcript_exon_variant", "variant_class": "deletion"}
+    assert filter_hints("non-coding exon deletion", EXAMPLE_WORDS) == (both, "")
+    assert filter_hints("symbolic allele", EXAMPLE_WORDS) == ({"variant_class": "symbolic"}, "")
 
 
 @pytest.mark.parametrize("text", ["not rare", "non-coding variant", "indel", "not common", "variants in common"])
