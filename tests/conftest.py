@@ -40,17 +40,23 @@ WORKER_GROUPS = {
 # scheduling). Seconds of each unit's slowest tests in a whole-suite run on the 2-core VM (full
 # run 1,155 s): example_run >= 386 (the SLURM run 294, started first: it mostly waits), query_stores
 # >= 454, test_validator_suite 196, test_invalid_inputs 116, test_reruns 113, test_workflow 108,
-# test_onnx_model 81, test_embed 73, test_stores 54; every other module under 30.
+# test_onnx_model 81, test_embed 73, test_stores 54; every other module under 30. Since then the
+# validator suite's queries share a DuckDB database (~30% less CPU: ~140 s), test_workflow makes
+# one reference run, not two (~85 s), and test_ask_cohorts measured 72 s of CPU (two small
+# workflow runs; 123 for test_reruns, 222 for test_invalid_inputs alone on the same machine), so
+# it starts after the 80-120 s units. test_incremental (the incremental stores' tests, ~2-3 min)
+# starts right after the session fixtures' groups.
 LONGEST_FIRST = (
     "example_run",
     "query_stores",
-    "test_ask_cohorts",
+    "test_incremental",
     "test_validator_suite",
     "test_invalid_inputs",
     "test_reruns",
     "test_workflow",
     "test_onnx_model",
     "test_embed",
+    "test_ask_cohorts",
     "test_stores",
 )
 
