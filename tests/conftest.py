@@ -40,17 +40,23 @@ WORKER_GROUPS = {
 # scheduling). Seconds of each unit's slowest tests in a whole-suite run on the 2-core VM (full
 # run 1,155 s): example_run >= 386 (the SLURM run 294, started first: it mostly waits), query_stores
 # >= 454, test_validator_suite 196, test_invalid_inputs 116, test_reruns 113, test_workflow 108,
-# test_onnx_model 81, test_embed 73, test_stores 54; every other module under 30.
+# test_onnx_model 81, test_embed 73, test_stores 54; every other module under 30. Since then the
+# validator suite's queries share a DuckDB database (~30% less CPU: ~140 s), test_workflow makes
+# one reference run, not two (~85 s), and test_ask_cohorts measured 72 s of CPU (two small
+# workflow runs; 123 for test_reruns, 222 for test_invalid_inputs alone on the same machine), so
+# it starts after the 80-120 s units. test_incremental (the incremental stores' tests, ~2-3 min)
+# starts right after the session fixtures' groups.
 LONGEST_FIRST = (
     "example_run",
     "query_stores",
-    "test_ask_cohorts",
+    "test_incremental",
     "test_validator_suite",
     "test_invalid_inputs",
     "test_reruns",
     "test_workflow",
     "test_onnx_model",
     "test_embed",
+    "test_ask_cohorts",
     "test_stores",
 )
 
@@ -185,10 +191,15 @@ class Bcftools:
     -Ob` + `index`, the records unchanged), so region look-ups jump instead of streaming.
     """
 
+    #: Answers of up to this many lines are kept for the session: the modules of a worker group ask
+    #: many of the same questions (the 2,504-sample cohort is read whole by each sample-subset one).
+    KEPT_LINES = 100_000
+
     def __init__(self, inputs: dict[str, Path], scratch: Path) -> None:
         self.inputs = inputs
         self.scratch = scratch
         self._indexed: dict[str, Path] = {}
+        self._answers: dict[tuple, tuple[str, ...]] = {}
 
     def indexed(self, name: str) -> Path:
         if name not in self._indexed:
@@ -200,9 +211,18 @@ class Bcftools:
 
     def split(self, name: str, fmt: str, *, view: tuple[str, ...] = (), include: str | None = None) -> list[str]:
         """`bcftools view VIEW | norm -m -any | query [-i INCLUDE] -f FMT` on input `name`."""
-        query = ["bcftools", "query", *(["-i", include] if include else []), "-f", fmt, "-"]
-        view_command = ["bcftools", "view", *view, "-Ou", str(self.indexed(name))]
-        return _pipeline(view_command, ["bcftools", "norm", "-m", "-any", "-Ou", "-"], query)
+        key = ("split", name, fmt, tuple(view), include)
+        if key not in self._answers:
+            query = ["bcftools", "query", *(["-i", include] if include else []), "-f", fmt, "-"]
+            view_command = ["bcftools", "view", *view, "-Ou", str(self.indexed(name))]
+            return self._kept(key, _pipeline(view_command, ["bcftools", "norm", "-m", "-any", "-Ou", "-"], query))
+        return list(self._answers[key])
+
+    def _kept(self, key: tuple, lines: list[str]) -> list[str]:
+        """`lines`, kept as the answer to `key` when they are few (a copy goes out: callers may edit theirs)."""
+        if len(lines) <= self.KEPT_LINES:
+            self._answers[key] = tuple(lines)
+        return lines
 
     def ids(self, name: str, *, view: tuple[str, ...] = (), include: str | None = None) -> list[str]:
         return self.split(name, "%CHROM:%POS:%REF:%ALT\n", view=view, include=include)
@@ -216,7 +236,10 @@ class Bcftools:
         return {sample: gt for sample, gt in calls.items() if set(re.split(r"[/|]", gt)) - {"0", "."}}
 
     def samples(self, name: str) -> list[str]:
-        return _pipeline(["bcftools", "query", "-l", str(self.inputs[name])])
+        key = ("samples", name)
+        if key not in self._answers:
+            return self._kept(key, _pipeline(["bcftools", "query", "-l", str(self.inputs[name])]))
+        return list(self._answers[key])
 
 
 def _pipeline(*commands: list[str]) -> list[str]:
