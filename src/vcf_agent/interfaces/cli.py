@@ -1,4 +1,11 @@
-"""`vcf-agent`: ask the stores from the command line (tables for people, --json for scripts)."""
+"""`vcf-agent`: ask the stores from the command line (tables for people, --json for scripts).
+
+Asking a server (`--server URL`, $VCF_AGENT_SERVER) is a short call, so that path imports
+the standard library only, until the tables are drawn (rich): its parser is built from
+command_line.py, the plain copy of the operations' model (interfaces.operations), instead of
+the pydantic model itself, and the client speaks HTTP over a socket. Whatever opens the stores
+or serves them builds the parser from the model.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,14 @@ import argparse
 import json
 import os
 import sys
-import typing
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.runtime import setup_process
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the --server path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 DESCRIPTION = """\
 Ask the stores built by the workflow (results/lancedb and results/kuzu):
@@ -84,8 +92,22 @@ examples:
 def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
     """The parser; each query command's options come from its parameters model
     (interfaces.operations: its arguments and the fields of `filters`, by default query.Filters)."""
-    from vcf_agent.interfaces.operations import OPERATIONS, parameters
+    from vcf_agent.interfaces.operations import OPERATIONS, command_line, parameters
 
+    chosen = {"filters": filters} if filters is not None else {}
+    return _parser(command_line(**chosen), {name: parameters(name, **chosen) for name in OPERATIONS})
+
+
+def light_parser() -> argparse.ArgumentParser:
+    """The same parser as `build_parser()`, from the copy of the model in command_line.py (no pydantic)."""
+    from vcf_agent.interfaces.command_line import COMMANDS
+
+    return _parser(COMMANDS, {})
+
+
+def _parser(described: dict[str, dict], models: dict[str, Any]) -> argparse.ArgumentParser:
+    """The parser of the commands `described` (operations.command_line()); a command's
+    parameters model, where given, is its `parameters` default (what run_command fills)."""
     parser = argparse.ArgumentParser(
         prog="vcf-agent", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -103,9 +125,11 @@ def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    for name, operation in OPERATIONS.items():
-        model = parameters(name, **({"filters": filters} if filters is not None else {}))
-        add_parameters(command(name, operation.summary), model)
+    for name, operation in described.items():
+        subparser = command(name, operation["summary"])
+        add_arguments(subparser, operation)
+        if name in models:
+            subparser.set_defaults(parameters=models[name])
     serve = command("serve", "the read-only HTTP API (JSON, OpenAPI at /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (8000)")
@@ -139,37 +163,33 @@ def _server_option() -> argparse.ArgumentParser:
     return option
 
 
-def add_parameters(parser: argparse.ArgumentParser, model) -> None:
-    """One argument per field of a parameters model: a required field is positional
-    (`sample` -> SAMPLE), the others options (`af_min` -> --af-min); help from the descriptions."""
-    from vcf_agent.query.filters import value_type
+#: The value types an argument's `type` names (operations.command_line()).
+VALUE_TYPES = {"int": int, "float": float}
 
-    filters = parser.add_argument_group("filters") if model.filters_model is not None else parser
-    own = model.operation.arguments.model_fields
-    for name, field in model.model_fields.items():
-        kind = value_type(field.annotation)
-        options: dict[str, Any] = {"help": _help(field)}
-        if typing.get_origin(kind) is Literal:
-            options.update(choices=typing.get_args(kind), metavar=name.upper())
-        elif typing.get_origin(kind) is list:
-            options["nargs"] = "+"
-        elif kind in (int, float):
-            options["type"] = kind
-        if field.is_required():
+
+def add_arguments(parser: argparse.ArgumentParser, operation: dict) -> None:
+    """One argument per field of an operation's parameters (`operation` is one command of
+    operations.command_line()): a required field is positional (`sample` -> SAMPLE), the others
+    options (`af_min` -> --af-min), a filter in the "filters" group; help from the descriptions."""
+    filters = parser.add_argument_group("filters") if operation["filtered"] else parser
+    for argument in operation["arguments"]:
+        name = argument["name"]
+        options: dict[str, Any] = {"help": argument["help"]}
+        if "choices" in argument:
+            options.update(choices=argument["choices"], metavar=name.upper())
+        elif "nargs" in argument:
+            options["nargs"] = argument["nargs"]
+        elif "type" in argument:
+            options["type"] = VALUE_TYPES[argument["type"]]
+        if argument["required"]:
             parser.add_argument(name, **{"metavar": name.upper(), **options})
             continue
-        group = parser if name in own else filters
+        group = filters if argument["filter"] else parser
         flag = "--" + name.replace("_", "-")
-        if kind is bool:
+        if argument.get("flag"):
             group.add_argument(flag, dest=name, action="store_const", const=True, help=options["help"])
         else:
             group.add_argument(flag, dest=name, **{"metavar": name.upper(), **options})
-    parser.set_defaults(parameters=model)
-
-
-def _help(field) -> str:
-    default = None if field.is_required() else field.get_default()
-    return (field.description or "") + (f" ({default})" if default not in (None, False) else "")
 
 
 def parameters_of(args: argparse.Namespace):
@@ -188,13 +208,21 @@ def run_command(args: argparse.Namespace, stores) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    light = _asks_server(argv)
+    parser = light_parser() if light else build_parser()
     args = parser.parse_args(argv)
-    setup_process()
+    server = None if args.command == "serve" else _server_url(args)
+    if server is None:  # the stores (or the server's own) are opened: the settings of runtime
+        if light:  # `--server ''`: the parser that carries the model
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        from vcf_agent.runtime import setup_process
+
+        setup_process()
     try:
         if args.command == "serve":
             return _serve(args)
-        server = _server_url(args)
         result = _ask_server(server, args, parser) if server else _ask_stores(args)
         if args.json:
             json.dump(result, sys.stdout, indent=2)
@@ -207,6 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _asks_server(argv: Sequence[str]) -> bool:
+    """Whether the command line (or the environment) names a server: then the light parser.
+    A wrong guess costs nothing but time: both parsers are the same."""
+    from vcf_agent.interfaces.client import SERVER_VARIABLE
+
+    return bool(os.environ.get(SERVER_VARIABLE)) or any(a == "--server" or a.startswith("--server=") for a in argv)
 
 
 def _server_url(args: argparse.Namespace) -> str | None:
@@ -256,7 +292,9 @@ def _console():
     """Rich console; when stdout is not a terminal, wide enough that no column is folded."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
+    # Values are printed as they are: no [markup] read in them, no :emoji: codes
+    # (rich's defaults turned variant chr1:100:A:G into "chr1💯A:G").
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240, markup=False, emoji=False)
 
 
 def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options):
@@ -296,7 +334,7 @@ def render_hits(hits: list[dict]) -> None:
     console = _console()
     console.print(_table(None, columns, rows))
     for i, h in enumerate(hits, 1):
-        console.print(f"[dim]{i}. {h['text']}[/dim]")
+        console.print(f"{i}. {h['text']}", style="dim")
     if not hits:
         console.print("no variants match")
 
@@ -347,7 +385,7 @@ def _variant_rows(result: dict, extra: Sequence[str]) -> tuple[list[str], list[l
 
 def _more(console, shown: int, total: int) -> None:
     if total > shown:
-        console.print(f"[dim]{shown} of {total} shown; raise --limit or use --json for more[/dim]")
+        console.print(f"{shown} of {total} shown; raise --limit or use --json for more", style="dim")
 
 
 def render_sample(result: dict) -> None:
@@ -406,17 +444,19 @@ def render_list(rows: list[dict]) -> None:
 
 
 def render_answer(answer: dict) -> None:
+    from rich.text import Text
+
     console = _console()
     console.print(answer["answer"])
     for call, result in zip(answer["calls"], answer["results"], strict=True):
         arguments = " ".join(f"{name}={value}" for name, value in call["arguments"].items())
-        console.print(f"\n[bold]{call['operation']}[/bold] {arguments}")
+        console.print(Text.assemble("\n", (call["operation"], "bold"), f" {arguments}"))
         if isinstance(result, dict) and "error" in result:
             console.print(result["error"])
         else:
             RENDERERS["list" if call["operation"] == "list" else call["operation"]](result)
     for note in answer["notes"]:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(f"note: {note}", style="dim")
 
 
 RENDERERS: dict[str, Callable[[Any], None]] = {
