@@ -289,24 +289,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _console():
-    """Rich console; when stdout is not a terminal, wide enough that no column is folded."""
-    from rich.console import Console
+    """Where the renderers print: rich's console, or plain text where that is rich's output (interfaces.plain)."""
+    from vcf_agent.interfaces.plain import Printer
 
-    # Values are printed as they are: no [markup] read in them, no :emoji: codes
-    # (rich's defaults turned variant chr1:100:A:G into "chr1💯A:G").
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240, markup=False, emoji=False)
+    return Printer()
 
 
-def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", **options)
-    for name in columns:
-        numeric = name in {"pos", "carriers", "AF", "similarity", "n", "variants", "first", "last", "dp", "gq"}
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(value) for value in row))
-    return table
+def _table(console, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options) -> None:
+    console.table(title, columns, [[_cell(value) for value in row] for row in rows], **options)
 
 
 def _cell(value: Any) -> str:
@@ -332,11 +322,11 @@ def render_hits(hits: list[dict]) -> None:
     columns = ("#", "variant", "gene", "consequence", "class", "AF", "FILTER", "similarity", "carriers")
     columns += ("first carriers",)
     console = _console()
-    console.print(_table(None, columns, rows))
+    _table(console, None, columns, rows)
     for i, h in enumerate(hits, 1):
-        console.print(f"{i}. {h['text']}", style="dim")
+        console.line(f"{i}. {h['text']}", style="dim")
     if not hits:
-        console.print("no variants match")
+        console.line("no variants match")
 
 
 def render_variant(record: dict) -> None:
@@ -357,17 +347,17 @@ def render_variant(record: dict) -> None:
             f" hemizygous {counts['hemizygous']}, partial {counts['partial']}; phased {counts['phased']})",
         )
     )
-    console.print(_table(None, ("field", "value"), core, show_header=False))
+    _table(console, None, ("field", "value"), core, show_header=False)
     if r["info"]:
-        console.print(_table("INFO", ("field", "value"), sorted(r["info"].items())))
+        _table(console, "INFO", ("field", "value"), sorted(r["info"].items()))
     if r["annotations"]:
         columns = ("gene", "consequence", "impact", "feature", "HGVS.c", "HGVS.p")
         names = ("gene", "consequence", "impact", "feature_id", "hgvs_c", "hgvs_p")
-        console.print(_table("annotations", columns, [[a[n] for n in names] for a in r["annotations"]]))
+        _table(console, "annotations", columns, [[a[n] for n in names] for a in r["annotations"]])
     names = ("sample", "gt", "zygosity", "phased", "dp", "gq", "source")
     rows = [[c[n] for n in names] for c in r["carriers"]]
     title = "carriers" + (f" (first {len(rows)} of {counts['carriers']})" if r["carriers_truncated"] else "")
-    console.print(_table(title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows))
+    _table(console, title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows)
 
 
 HEADERS = {"variant_id": "variant", "variant_class": "class", "af": "AF", "filter": "FILTER"}
@@ -385,36 +375,36 @@ def _variant_rows(result: dict, extra: Sequence[str]) -> tuple[list[str], list[l
 
 def _more(console, shown: int, total: int) -> None:
     if total > shown:
-        console.print(f"{shown} of {total} shown; raise --limit or use --json for more", style="dim")
+        console.line(f"{shown} of {total} shown; raise --limit or use --json for more", style="dim")
 
 
 def render_sample(result: dict) -> None:
     console = _console()
     c = result["counts"]
-    console.print(
+    console.line(
         f"sample {result['sample']} ({', '.join(result['files'])}): {c['carriers']} variants"
         f" - het {c['het']}, hom-alt {c['hom_alt']}, hemizygous {c['hemizygous']}, partial {c['partial']}"
         + (f"; filters {result['filters']}" if result["filters"] else "")
     )
     header, rows = _variant_rows(result, ("gt", "zygosity"))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), c["carriers"])
 
 
 def render_shared(result: dict) -> None:
     console = _console()
-    console.print(f"{result['total']} variants carried by all of {', '.join(result['samples'])}")
+    console.line(f"{result['total']} variants carried by all of {', '.join(result['samples'])}")
     header, rows = _variant_rows(result, ("genotypes",))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), result["total"])
 
 
 def render_region(result: dict) -> None:
     console = _console()
     filters = f" ({result['filters']})" if result["filters"] else ""
-    console.print(f"{result['total']} variants in {result['region']}{filters}")
+    console.line(f"{result['total']} variants in {result['region']}{filters}")
     header, rows = _variant_rows(result, ("carriers",))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), result["total"])
 
 
@@ -429,34 +419,32 @@ def render_stats(stats: dict) -> None:
         ("LanceDB built", s["lancedb_built"]), ("Kuzu built", s["kuzu_built"]), ("indexes", s["indexes"]),
         ("INFO columns", len(s["info_columns"])),
     ]  # fmt: skip
-    console.print(_table(None, ("", ""), rows, show_header=False))
+    _table(console, None, ("", ""), rows, show_header=False)
     contigs = [(c["name"], f"{c['variants']:,}", c["first"], c["last"]) for c in s["contigs"]]
-    console.print(_table("contigs", ("contig", "variants", "first", "last"), contigs))
+    _table(console, "contigs", ("contig", "variants", "first", "last"), contigs)
 
 
 def render_list(rows: list[dict]) -> None:
     console = _console()
     if not rows:
-        console.print("nothing listed")
+        console.line("nothing listed")
         return
     columns = list(rows[0])
-    console.print(_table(None, columns, [[row[name] for name in columns] for row in rows]))
+    _table(console, None, columns, [[row[name] for name in columns] for row in rows])
 
 
 def render_answer(answer: dict) -> None:
-    from rich.text import Text
-
     console = _console()
-    console.print(answer["answer"])
+    console.line(answer["answer"])
     for call, result in zip(answer["calls"], answer["results"], strict=True):
         arguments = " ".join(f"{name}={value}" for name, value in call["arguments"].items())
-        console.print(Text.assemble("\n", (call["operation"], "bold"), f" {arguments}"))
+        console.line("\n", (call["operation"], "bold"), f" {arguments}")
         if isinstance(result, dict) and "error" in result:
-            console.print(result["error"])
+            console.line(result["error"])
         else:
             RENDERERS["list" if call["operation"] == "list" else call["operation"]](result)
     for note in answer["notes"]:
-        console.print(f"note: {note}", style="dim")
+        console.line(f"note: {note}", style="dim")
 
 
 RENDERERS: dict[str, Callable[[Any], None]] = {
