@@ -2,6 +2,7 @@
 
     python benchmarks/bench_cli.py                     # on results/ (the bundled example: snakemake --cores 2)
     python benchmarks/bench_cli.py --results /data/run1/results --repeats 7
+    python benchmarks/bench_cli.py --server-only --repeats 5   # the --server calls only (a minute)
 
 Printed, each the median of --repeats runs in fresh interpreters, as from a shell:
 
@@ -145,6 +146,23 @@ def server_start(results: str) -> dict:
     }  # fmt: skip
 
 
+def server_summary(remote: dict, repeats: int) -> str:
+    """The --server calls over all commands: the median of the commands' medians, and the slowest."""
+    walls = sorted(times["wall_s"] for times in remote.values())
+    cpus = sorted(times["cpu_s"] for times in remote.values())
+    return (
+        f"--server, {len(walls)} commands x {repeats}: wall p50 {statistics.median(walls):.3f} s"
+        f" (slowest {walls[-1]:.3f} s), CPU (user+sys) p50 {statistics.median(cpus):.3f} s"
+        f" (slowest {cpus[-1]:.3f} s); target < {SERVER_TARGET_S} s"
+    )
+
+
+def report_server_only(remote: dict, load: tuple[float, float]) -> None:
+    print(f"load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
+    for name, times in remote.items():
+        print(f"{name:<14}  --server {times['wall_s']:.3f} s, CPU {times['cpu_s']:.3f} s")
+
+
 def report(cold: dict, remote: dict, start: dict, load: tuple[float, float]) -> None:
     bare = cold["bare import"]
     print(f"load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
@@ -174,13 +192,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results", help="a results folder the workflow built (results)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--server-only", action="store_true", help="time the --server calls only")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vcf-agent-bench-cli.json"))
     args = parser.parse_args()
     results = str(Path(args.results).resolve())
     calls = commands(results)
     load_before = os.getloadavg()[0]
-    start = server_start(results)
-    cold = cold_runs(results, calls, args.repeats, None)
+    start = None if args.server_only else server_start(results)
+    cold = {} if args.server_only else cold_runs(results, calls, args.repeats, None)
     served = Served(results, [])
     try:
         served.wait_ready()
@@ -192,7 +211,11 @@ def main() -> None:
     finally:
         served.stop()
     load = (load_before, os.getloadavg()[0])
-    report(cold, remote, start, load)
+    if args.server_only:
+        report_server_only(remote, load)
+    else:
+        report(cold, remote, start, load)
+    print(server_summary(remote, args.repeats))
     args.out.write_text(json.dumps({"cold": cold, "server": remote, "start": start, "load": load}, indent=2))
     print(f"raw numbers: {args.out}")
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import os
+import random
 import re
 import subprocess
 import sys
@@ -23,9 +26,11 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 import pytest
+from test_readme import shell_lines
 from test_server import free_port
 
-from vcf_agent.interfaces.cli import main
+from vcf_agent.interfaces.cli import main, render_region, render_variant
+from vcf_agent.interfaces.plain import Printer
 
 from helpers import bcftools_lines
 
@@ -34,6 +39,18 @@ VCF_AGENT = Path(sys.executable).with_name("vcf-agent")
 MODEL_RUNTIMES = ("torch", "sentence_transformers", "transformers", "onnxruntime", "tokenizers")
 #: What opening the stores imports: the --server client imports none of it.
 STORE_LIBRARIES = ("lancedb", "kuzu", "pyarrow", "duckdb", "pandas", "numpy", "vcf_agent.query.stores")
+#: What the --server path cuts as well: the models (pydantic, the HTTP app), the process settings
+#: (multiprocessing), urllib's HTTP stack; with --json, rich too.
+LIGHT_PATH_CUTS = (
+    "pydantic", "pydantic_core", "fastapi", "starlette", "uvicorn", "vcf_agent.interfaces.operations",
+    "vcf_agent.query", "vcf_agent.runtime", "multiprocessing", "concurrent.futures", "urllib.request",
+    "http.client", "ssl", "email", "typing",
+)  # fmt: skip
+#: Ours that the --server path imports.
+LIGHT_PATH_MODULES = {
+    "vcf_agent", "vcf_agent.errors", "vcf_agent.interfaces", "vcf_agent.interfaces.cli",
+    "vcf_agent.interfaces.command_line", "vcf_agent.interfaces.client", "vcf_agent.interfaces.plain",
+}  # fmt: skip
 #: The generated REST client that `import lancedb` no longer runs (interfaces.startup.defer_rest_client).
 REST_CLIENT = "lance_namespace_urllib3_client.api"
 #: Runs a CLI command in a fresh interpreter, then writes the modules it imported to argv[1].
@@ -193,11 +210,120 @@ def test_search_loads_the_light_runtime_only(example, tmp_path):
     assert "onnxruntime" in modules and imported(modules, ("torch", "sentence_transformers", "transformers")) == []
 
 
-@pytest.mark.parametrize("kind", ["variant", "search", "sample", "list"])
-def test_the_server_client_imports_no_store_library(example, served, kind, tmp_path):
+def imported_by_the_console_script(argv: list[str], **environment: str) -> set[str]:
+    """The modules `python -X importtime vcf-agent ARGV` imports (its exit status 0)."""
+    command = [sys.executable, "-X", "importtime", str(VCF_AGENT), *argv]
+    env = {**os.environ, **environment}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 0, (argv, result.stderr[-2000:])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")][1:]  # less its header
+    return {line.rsplit("|", 1)[1].strip() for line in lines}
+
+
+@pytest.mark.parametrize("kind", ["stats", "list", "variant", "similar", "search", "sample", "shared", "region", "ask"])
+def test_the_server_client_imports_no_store_library_no_model_no_pydantic_and_no_rich(example, served, kind):
+    """`--server` (or $VCF_AGENT_SERVER) into a pipe: the standard library only (interfaces.plain
+    draws the tables where rich would draw them so, as here)."""
     argv = next(argv for argv in commands(example) if argv[0] == kind)
-    modules = modules_after([*argv, "--server", served], tmp_path)
-    assert imported(modules, STORE_LIBRARIES + MODEL_RUNTIMES) == []
+    cut = STORE_LIBRARIES + MODEL_RUNTIMES + LIGHT_PATH_CUTS
+    for modules in (
+        imported_by_the_console_script([*argv, "--server", served]),
+        imported_by_the_console_script([*argv, "--json"], VCF_AGENT_SERVER=served),
+    ):
+        assert "vcf_agent.interfaces.client" in modules
+        assert imported(modules, cut) == []
+        assert not [name for name in modules if name.split(".")[0] in ("rich", "pydantic", "vcf_agent") and
+                    name not in LIGHT_PATH_MODULES], modules  # fmt: skip
+
+
+def test_every_readme_command_prints_the_same_from_a_fresh_client_as_from_the_stores(capsys, example, served):
+    """The README's `vcf-agent` lines (the bundled example's names), each run as a user does with
+    --server (the console script, a fresh interpreter) and on the stores: the same output."""
+    lines = [words[1:] for words in shell_lines("vcf-agent") if words[1] != "serve"]  # serve: the server itself
+    assert {words[0] for words in lines} >= {"stats", "list", "search", "similar", "variant", "sample", "shared"}
+    env = {**os.environ, "COLUMNS": "100"}
+    for argv in lines:
+        remote = subprocess.run(
+            [VCF_AGENT, *argv, "--server", served], capture_output=True, text=True, timeout=120, env=env
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("COLUMNS", "100")  # --help is as wide as a terminal
+            try:
+                local = run_main(capsys, [*argv, "--results", example["results"]])
+            except SystemExit as stop:  # --help
+                local = (stop.code, *capsys.readouterr())
+        assert local[0] == 0 and local[1], (argv, local[2])
+        assert remote.returncode == local[0] and remote.stderr == local[2], (argv, remote.stderr)
+        if "--json" in argv:
+            assert without_timing(remote.stdout, argv) == without_timing(local[1], argv), argv
+        else:
+            assert remote.stdout == local[1], argv
+
+
+def test_tables_print_values_as_they_are(capsys):
+    """No rich markup or emoji code is read in a value: chr1:100:A:G is not chr1💯A:G, [b] stays."""
+    row = {"variant_id": "chr1:100:A:G", "gene": "[b]X[/b]", "consequence": ":1234:", "variant_class": "snv"}
+    render_region(
+        {"total": 1, "region": "chr1:1-1234", "filters": {}, "variants": [{**row, "af": 0.5, "filter": "PASS"}]}
+    )
+    out = capsys.readouterr().out
+    assert "│ chr1:100:A:G │ [b]X[/b] │ :1234:" in out and "💯" not in out and "🔢" not in out
+    counts = dict.fromkeys(("carriers", "het", "hom_alt", "hemizygous", "partial", "phased"), 0)
+    record = {
+        **row, "source": "a.vcf", "chrom": "chr1", "pos": 100, "end": 100, "ref": "A", "alt": "G", "id": "[rs1]",
+        "qual": None, "filter": "PASS", "impact": None, "text": "note [red]x[/red] :100:", "files": ["a.vcf"],
+        "counts": counts, "info": {}, "annotations": [], "carriers": [], "carriers_truncated": False,
+    }  # fmt: skip
+    render_variant(record)
+    out = capsys.readouterr().out
+    assert "note [red]x[/red] :100:" in out and "[rs1]" in out and "chr1:100-100" in out
+
+
+def printed(job, *, plain: bool) -> tuple[str, int]:
+    """What `job(printer)` writes to stdout (a pipe here), with interfaces.plain or with rich only,
+    and how many times the printer fell back to rich."""
+    buffer, uses = io.StringIO(), []
+    printer = Printer()
+    printer.plain = plain
+    rich = printer.rich
+    printer.rich = lambda: uses.append(1) or rich()
+    with contextlib.redirect_stdout(buffer):
+        job(printer)
+    return buffer.getvalue(), len(uses)
+
+
+def made_up_tables(count: int) -> list:
+    """Tables at the edges of interfaces.plain's rules: empty cells, spaces at both ends, numeric
+    columns, no header, no rows, long titles, widths either side of the line's 240."""
+    random.seed(13)
+    jobs = []
+    for _ in range(count):
+        columns = tuple(random.choice(["pos", "AF", "gene", "variant", "", "a b"]) for _ in range(random.randint(1, 8)))
+        sizes = (0, 1, 3, 10, 30, 60, 100, 117, 118, 119)
+        rows = [
+            ["".join(random.choice("ab XY09-_:,.;[]()/|*+=") for _ in range(random.choice(sizes))) for _ in columns]
+            for _ in range(random.randint(0, 4))
+        ]
+        title, header = random.choice([None, "INFO", "t" * random.randint(1, 60)]), random.random() < 0.7
+        jobs.append(lambda p, t=title, c=columns, r=rows, h=header: p.table(t, c, r, show_header=h))
+    for total in (239, 240, 241):  # a table as wide as the line, and one wider
+        for header in (True, False):
+            cells = [["w" * (total - 3 - 2 - 2 - 2 - 60), "v" * 60]]
+            jobs.append(lambda p, r=cells, h=header: p.table("T", ("a", "AF"), r, show_header=h))
+    lines = ["", "one", "  spaces at both ends  ", "a" * 240, "a" * 241, "x\n\ny", "tab\there", "ünïcode", "[b]x[/b]"]
+    jobs += [lambda p, text=text: p.line(text, style="dim") for text in lines]
+    jobs.append(lambda p: p.line("\n", ("search", "bold"), " text=rare"))
+    return jobs
+
+
+def test_plain_tables_and_lines_are_what_rich_prints():
+    """interfaces.plain, which the --server path prints with, against rich itself (the reference)."""
+    by_plain = 0
+    for job in made_up_tables(600):
+        plain, fallbacks = printed(job, plain=True)
+        assert plain == printed(job, plain=False)[0]
+        by_plain += fallbacks == 0
+    assert by_plain >= 150  # a third drawn by interfaces.plain itself (the others too wide: rich folds them)
 
 
 class References(HTMLParser):

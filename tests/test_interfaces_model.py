@@ -10,6 +10,7 @@ takes them from vcf_agent.vocabulary.
 from __future__ import annotations
 
 import argparse
+import runpy
 import subprocess
 
 import pytest
@@ -20,8 +21,16 @@ from vcf_agent import vocabulary
 from vcf_agent.ask.planner import CLASS_WORDS, FILTERED
 from vcf_agent.ask.planner import OPERATIONS as PLANNER_OPERATIONS
 from vcf_agent.ingest.parquet import _VARIANT_CLASS_SQL
-from vcf_agent.interfaces.cli import build_parser, parameters_of
-from vcf_agent.interfaces.operations import OPERATIONS, is_cli_only, parameters
+from vcf_agent.interfaces.cli import build_parser, light_parser, parameters_of
+from vcf_agent.interfaces.command_line import COMMANDS
+from vcf_agent.interfaces.operations import (
+    COMMAND_LINE_FILE,
+    OPERATIONS,
+    command_line,
+    is_cli_only,
+    parameters,
+    write_command_line,
+)
 from vcf_agent.interfaces.server import add_operation_routes, openapi_document
 from vcf_agent.query import BadQuery, Counts, Filters, zygosity
 from vcf_agent.schema import VARIANT_COLUMNS
@@ -57,6 +66,44 @@ def test_cli_and_http_take_the_same_parameters_per_operation():
     assert {"sample", "limit", "variant_class", "af_min", "carried_by"} <= http["sample"]
     assert {"text", "postfilter", "carriers"} <= http["search"] and "prefilter" not in http["search"]
     assert "region" in http["region"] and "id" not in http["sample"]
+
+
+def parser_facts(parser: argparse.ArgumentParser) -> dict[str, object]:
+    """Everything argparse does with a command line, per command: help texts, each argument's
+    settings, groups and defaults (less the parameters model only build_parser attaches)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    facts: dict[str, object] = {"": parser.format_help()}
+    for name, sub in commands.choices.items():
+        facts[name] = (
+            sub.format_help(),
+            [
+                (type(a).__name__, a.option_strings, a.dest, a.nargs, a.const, a.default, a.type, a.choices, a.required,
+                 a.help, a.metavar)
+                for a in sub._actions
+            ],
+            [(group.title, [a.dest for a in group._group_actions]) for group in sub._action_groups],
+            {key: value for key, value in sub._defaults.items() if key != "parameters"},
+        )  # fmt: skip
+    return facts
+
+
+def test_the_server_paths_parser_is_the_models_own(tmp_path):
+    """`--server` parses with command_line.py (no pydantic): a copy of the model, which must be
+    what the model gives now, as the generator writes it, and make the very parser the model makes."""
+    stale = "command_line.py differs from the model: run `python -m vcf_agent.interfaces.operations`"
+    assert command_line() == COMMANDS, stale
+    write_command_line(tmp_path / "command_line.py")
+    assert (tmp_path / "command_line.py").read_text() == COMMAND_LINE_FILE.read_text(), stale
+    assert runpy.run_path(str(tmp_path / "command_line.py"))["COMMANDS"] == COMMANDS
+    light, full = parser_facts(light_parser()), parser_facts(build_parser())
+    assert light.keys() == full.keys() == {"", *OPERATIONS, "serve"}
+    for name in full:
+        assert light[name] == full[name], name
+    # what is compared is what matters: an option's type and choices, a positional's nargs
+    region = dict((a[2], a) for a in full["region"][1])
+    assert region["af_min"][6] is float and region["limit"][6] is int and region["region"][1] == []
+    assert full["list"][1][-1][7] == ("samples", "genes", "contigs", "files")
+    assert dict((a[2], a) for a in full["shared"][1])["samples"][3] == "+"
 
 
 class MoreFilters(Filters):

@@ -1,4 +1,11 @@
-"""`vcf-agent`: ask the stores from the command line (tables for people, --json for scripts)."""
+"""`vcf-agent`: ask the stores from the command line (tables for people, --json for scripts).
+
+Asking a server (`--server URL`, $VCF_AGENT_SERVER) is a short call, so that path imports
+the standard library only, until the tables are drawn (rich): its parser is built from
+command_line.py, the plain copy of the operations' model (interfaces.operations), instead of
+the pydantic model itself, and the client speaks HTTP over a socket. Whatever opens the stores
+or serves them builds the parser from the model.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,14 @@ import argparse
 import json
 import os
 import sys
-import typing
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.runtime import setup_process
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the --server path
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 DESCRIPTION = """\
 Ask the stores built by the workflow (results/lancedb and results/kuzu):
@@ -84,8 +92,22 @@ examples:
 def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
     """The parser; each query command's options come from its parameters model
     (interfaces.operations: its arguments and the fields of `filters`, by default query.Filters)."""
-    from vcf_agent.interfaces.operations import OPERATIONS, parameters
+    from vcf_agent.interfaces.operations import OPERATIONS, command_line, parameters
 
+    chosen = {"filters": filters} if filters is not None else {}
+    return _parser(command_line(**chosen), {name: parameters(name, **chosen) for name in OPERATIONS})
+
+
+def light_parser() -> argparse.ArgumentParser:
+    """The same parser as `build_parser()`, from the copy of the model in command_line.py (no pydantic)."""
+    from vcf_agent.interfaces.command_line import COMMANDS
+
+    return _parser(COMMANDS, {})
+
+
+def _parser(described: dict[str, dict], models: dict[str, Any]) -> argparse.ArgumentParser:
+    """The parser of the commands `described` (operations.command_line()); a command's
+    parameters model, where given, is its `parameters` default (what run_command fills)."""
     parser = argparse.ArgumentParser(
         prog="vcf-agent", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -103,9 +125,11 @@ def build_parser(filters: type | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    for name, operation in OPERATIONS.items():
-        model = parameters(name, **({"filters": filters} if filters is not None else {}))
-        add_parameters(command(name, operation.summary), model)
+    for name, operation in described.items():
+        subparser = command(name, operation["summary"])
+        add_arguments(subparser, operation)
+        if name in models:
+            subparser.set_defaults(parameters=models[name])
     serve = command("serve", "the read-only HTTP API (JSON, OpenAPI at /docs)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (8000)")
@@ -139,37 +163,33 @@ def _server_option() -> argparse.ArgumentParser:
     return option
 
 
-def add_parameters(parser: argparse.ArgumentParser, model) -> None:
-    """One argument per field of a parameters model: a required field is positional
-    (`sample` -> SAMPLE), the others options (`af_min` -> --af-min); help from the descriptions."""
-    from vcf_agent.query.filters import value_type
+#: The value types an argument's `type` names (operations.command_line()).
+VALUE_TYPES = {"int": int, "float": float}
 
-    filters = parser.add_argument_group("filters") if model.filters_model is not None else parser
-    own = model.operation.arguments.model_fields
-    for name, field in model.model_fields.items():
-        kind = value_type(field.annotation)
-        options: dict[str, Any] = {"help": _help(field)}
-        if typing.get_origin(kind) is Literal:
-            options.update(choices=typing.get_args(kind), metavar=name.upper())
-        elif typing.get_origin(kind) is list:
-            options["nargs"] = "+"
-        elif kind in (int, float):
-            options["type"] = kind
-        if field.is_required():
+
+def add_arguments(parser: argparse.ArgumentParser, operation: dict) -> None:
+    """One argument per field of an operation's parameters (`operation` is one command of
+    operations.command_line()): a required field is positional (`sample` -> SAMPLE), the others
+    options (`af_min` -> --af-min), a filter in the "filters" group; help from the descriptions."""
+    filters = parser.add_argument_group("filters") if operation["filtered"] else parser
+    for argument in operation["arguments"]:
+        name = argument["name"]
+        options: dict[str, Any] = {"help": argument["help"]}
+        if "choices" in argument:
+            options.update(choices=argument["choices"], metavar=name.upper())
+        elif "nargs" in argument:
+            options["nargs"] = argument["nargs"]
+        elif "type" in argument:
+            options["type"] = VALUE_TYPES[argument["type"]]
+        if argument["required"]:
             parser.add_argument(name, **{"metavar": name.upper(), **options})
             continue
-        group = parser if name in own else filters
+        group = filters if argument["filter"] else parser
         flag = "--" + name.replace("_", "-")
-        if kind is bool:
+        if argument.get("flag"):
             group.add_argument(flag, dest=name, action="store_const", const=True, help=options["help"])
         else:
             group.add_argument(flag, dest=name, **{"metavar": name.upper(), **options})
-    parser.set_defaults(parameters=model)
-
-
-def _help(field) -> str:
-    default = None if field.is_required() else field.get_default()
-    return (field.description or "") + (f" ({default})" if default not in (None, False) else "")
 
 
 def parameters_of(args: argparse.Namespace):
@@ -188,13 +208,21 @@ def run_command(args: argparse.Namespace, stores) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    light = _asks_server(argv)
+    parser = light_parser() if light else build_parser()
     args = parser.parse_args(argv)
-    setup_process()
+    server = None if args.command == "serve" else _server_url(args)
+    if server is None:  # the stores (or the server's own) are opened: the settings of runtime
+        if light:  # `--server ''`: the parser that carries the model
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        from vcf_agent.runtime import setup_process
+
+        setup_process()
     try:
         if args.command == "serve":
             return _serve(args)
-        server = _server_url(args)
         result = _ask_server(server, args, parser) if server else _ask_stores(args)
         if args.json:
             json.dump(result, sys.stdout, indent=2)
@@ -207,6 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _asks_server(argv: Sequence[str]) -> bool:
+    """Whether the command line (or the environment) names a server: then the light parser.
+    A wrong guess costs nothing but time: both parsers are the same."""
+    from vcf_agent.interfaces.client import SERVER_VARIABLE
+
+    return bool(os.environ.get(SERVER_VARIABLE)) or any(a == "--server" or a.startswith("--server=") for a in argv)
 
 
 def _server_url(args: argparse.Namespace) -> str | None:
@@ -253,22 +289,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _console():
-    """Rich console; when stdout is not a terminal, wide enough that no column is folded."""
-    from rich.console import Console
+    """Where the renderers print: rich's console, or plain text where that is rich's output (interfaces.plain)."""
+    from vcf_agent.interfaces.plain import Printer
 
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 240)
+    return Printer()
 
 
-def _table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", **options)
-    for name in columns:
-        numeric = name in {"pos", "carriers", "AF", "similarity", "n", "variants", "first", "last", "dp", "gq"}
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(value) for value in row))
-    return table
+def _table(console, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **options) -> None:
+    console.table(title, columns, [[_cell(value) for value in row] for row in rows], **options)
 
 
 def _cell(value: Any) -> str:
@@ -294,11 +322,11 @@ def render_hits(hits: list[dict]) -> None:
     columns = ("#", "variant", "gene", "consequence", "class", "AF", "FILTER", "similarity", "carriers")
     columns += ("first carriers",)
     console = _console()
-    console.print(_table(None, columns, rows))
+    _table(console, None, columns, rows)
     for i, h in enumerate(hits, 1):
-        console.print(f"[dim]{i}. {h['text']}[/dim]")
+        console.line(f"{i}. {h['text']}", style="dim")
     if not hits:
-        console.print("no variants match")
+        console.line("no variants match")
 
 
 def render_variant(record: dict) -> None:
@@ -319,17 +347,17 @@ def render_variant(record: dict) -> None:
             f" hemizygous {counts['hemizygous']}, partial {counts['partial']}; phased {counts['phased']})",
         )
     )
-    console.print(_table(None, ("field", "value"), core, show_header=False))
+    _table(console, None, ("field", "value"), core, show_header=False)
     if r["info"]:
-        console.print(_table("INFO", ("field", "value"), sorted(r["info"].items())))
+        _table(console, "INFO", ("field", "value"), sorted(r["info"].items()))
     if r["annotations"]:
         columns = ("gene", "consequence", "impact", "feature", "HGVS.c", "HGVS.p")
         names = ("gene", "consequence", "impact", "feature_id", "hgvs_c", "hgvs_p")
-        console.print(_table("annotations", columns, [[a[n] for n in names] for a in r["annotations"]]))
+        _table(console, "annotations", columns, [[a[n] for n in names] for a in r["annotations"]])
     names = ("sample", "gt", "zygosity", "phased", "dp", "gq", "source")
     rows = [[c[n] for n in names] for c in r["carriers"]]
     title = "carriers" + (f" (first {len(rows)} of {counts['carriers']})" if r["carriers_truncated"] else "")
-    console.print(_table(title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows))
+    _table(console, title, ("sample", "GT", "zygosity", "phased", "dp", "gq", "file"), rows)
 
 
 HEADERS = {"variant_id": "variant", "variant_class": "class", "af": "AF", "filter": "FILTER"}
@@ -347,36 +375,36 @@ def _variant_rows(result: dict, extra: Sequence[str]) -> tuple[list[str], list[l
 
 def _more(console, shown: int, total: int) -> None:
     if total > shown:
-        console.print(f"[dim]{shown} of {total} shown; raise --limit or use --json for more[/dim]")
+        console.line(f"{shown} of {total} shown; raise --limit or use --json for more", style="dim")
 
 
 def render_sample(result: dict) -> None:
     console = _console()
     c = result["counts"]
-    console.print(
+    console.line(
         f"sample {result['sample']} ({', '.join(result['files'])}): {c['carriers']} variants"
         f" - het {c['het']}, hom-alt {c['hom_alt']}, hemizygous {c['hemizygous']}, partial {c['partial']}"
         + (f"; filters {result['filters']}" if result["filters"] else "")
     )
     header, rows = _variant_rows(result, ("gt", "zygosity"))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), c["carriers"])
 
 
 def render_shared(result: dict) -> None:
     console = _console()
-    console.print(f"{result['total']} variants carried by all of {', '.join(result['samples'])}")
+    console.line(f"{result['total']} variants carried by all of {', '.join(result['samples'])}")
     header, rows = _variant_rows(result, ("genotypes",))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), result["total"])
 
 
 def render_region(result: dict) -> None:
     console = _console()
     filters = f" ({result['filters']})" if result["filters"] else ""
-    console.print(f"{result['total']} variants in {result['region']}{filters}")
+    console.line(f"{result['total']} variants in {result['region']}{filters}")
     header, rows = _variant_rows(result, ("carriers",))
-    console.print(_table(None, header, rows))
+    _table(console, None, header, rows)
     _more(console, len(rows), result["total"])
 
 
@@ -391,32 +419,32 @@ def render_stats(stats: dict) -> None:
         ("LanceDB built", s["lancedb_built"]), ("Kuzu built", s["kuzu_built"]), ("indexes", s["indexes"]),
         ("INFO columns", len(s["info_columns"])),
     ]  # fmt: skip
-    console.print(_table(None, ("", ""), rows, show_header=False))
+    _table(console, None, ("", ""), rows, show_header=False)
     contigs = [(c["name"], f"{c['variants']:,}", c["first"], c["last"]) for c in s["contigs"]]
-    console.print(_table("contigs", ("contig", "variants", "first", "last"), contigs))
+    _table(console, "contigs", ("contig", "variants", "first", "last"), contigs)
 
 
 def render_list(rows: list[dict]) -> None:
     console = _console()
     if not rows:
-        console.print("nothing listed")
+        console.line("nothing listed")
         return
     columns = list(rows[0])
-    console.print(_table(None, columns, [[row[name] for name in columns] for row in rows]))
+    _table(console, None, columns, [[row[name] for name in columns] for row in rows])
 
 
 def render_answer(answer: dict) -> None:
     console = _console()
-    console.print(answer["answer"])
+    console.line(answer["answer"])
     for call, result in zip(answer["calls"], answer["results"], strict=True):
         arguments = " ".join(f"{name}={value}" for name, value in call["arguments"].items())
-        console.print(f"\n[bold]{call['operation']}[/bold] {arguments}")
+        console.line("\n", (call["operation"], "bold"), f" {arguments}")
         if isinstance(result, dict) and "error" in result:
-            console.print(result["error"])
+            console.line(result["error"])
         else:
             RENDERERS["list" if call["operation"] == "list" else call["operation"]](result)
     for note in answer["notes"]:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.line(f"note: {note}", style="dim")
 
 
 RENDERERS: dict[str, Callable[[Any], None]] = {

@@ -1,7 +1,10 @@
 """`vcf-agent COMMAND --server URL`: the CLI's commands asked of a running `vcf-agent serve`.
 
-The client opens no store and imports neither LanceDB, Kuzu nor pyarrow: the standard
-library's urllib and json only, so a call costs the interpreter's start and one round trip.
+The client opens no store and imports neither LanceDB, Kuzu, pyarrow nor pydantic: the
+standard library's socket and json only, so a call costs the interpreter's start and two
+round trips. It speaks HTTP/1.1 itself (one GET per connection, read to its end): urllib
+(with http.client, email and ssl, ~20 ms at start) only for an https:// server or where a
+proxy is set in the environment, which urllib knows how to honour.
 It maps a parsed CLI command to its endpoint generically: the command names the path
 (``/variant``, ``/list/{what}``), each CLI argument goes as the query or path parameter of
 the same name, as the server's own OpenAPI schema lists them (read once per call, so the
@@ -13,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
+import os
+import socket
 import urllib.parse
-import urllib.request
-from typing import Any
 
 from vcf_agent.errors import VcfAgentError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing on the --server path
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Environment variable giving the server when --server is not given.
 SERVER_VARIABLE = "VCF_AGENT_SERVER"
@@ -117,30 +123,103 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+#: Environment variables that send HTTP through a proxy (urllib's, in either case).
+PROXY_VARIABLES = ("http_proxy", "all_proxy")
+
+
 def _get(base: str, target: str, query: list[tuple[str, str]] | None = None) -> Any:
     url = base + target + ("?" + urllib.parse.urlencode(query) if query else "")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        raise ServerError(_refusal(error)) from None
-    except (urllib.error.URLError, OSError) as error:
+        status, reason, body = _fetch(url)
+    except (OSError, ValueError) as error:  # urllib's URLError is an OSError; a bad port a ValueError
         reason = getattr(error, "reason", error)
         raise ServerError(f"cannot reach the server at {base}: {reason}") from None
+    if status >= 400:
+        raise ServerError(_refusal(status, reason, body))
+    try:
+        return json.loads(body)
     except ValueError as error:
         raise ServerError(f"{base}{target}: the server's answer is not JSON ({error})") from None
 
 
-def _refusal(error: urllib.error.HTTPError) -> str:
+def _fetch(url: str) -> tuple[int, str, bytes]:
+    """(status, reason, body) of a GET of `url`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http" or any(os.environ.get(n) or os.environ.get(n.upper()) for n in PROXY_VARIABLES):
+        return _fetch_with_urllib(url)
+    host = parts.netloc.rpartition("@")[2]
+    request = (
+        f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1\r\n"
+        f"Host: {host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((_address(parts.hostname), parts.port or 80), timeout=TIMEOUT) as connection:
+        connection.sendall(request.encode("latin-1"))
+        chunks = []
+        while chunk := connection.recv(1 << 16):
+            chunks.append(chunk)
+    return _response(b"".join(chunks))
+
+
+def _address(hostname: str) -> str | bytes:
+    """An ASCII host name as bytes: socket encodes a str with the idna codec (stringprep, unicodedata)."""
+    return hostname.encode("ascii") if hostname.isascii() else hostname
+
+
+def _response(data: bytes) -> tuple[int, str, bytes]:
+    """(status, reason, body) of a whole HTTP/1.1 response, its connection closed after it."""
+    head, separator, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = status_line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not separator or not version.startswith("HTTP/") or not code.isdigit():
+        raise ConnectionError(f"not an HTTP response: {status_line[:80]!r}")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _unchunked(body)
+    elif "content-length" in headers:
+        if len(body) < int(headers["content-length"]):
+            raise ConnectionError(f"the answer ended after {len(body)} of {headers['content-length']} bytes")
+        body = body[: int(headers["content-length"])]
+    return int(code), reason, body
+
+
+def _unchunked(body: bytes) -> bytes:
+    pieces = []
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return b"".join(pieces)
+        if len(body) < size:
+            raise ConnectionError("the answer ended inside a chunk")
+        pieces.append(body[:size])
+        body = body[size + 2 :]
+
+
+def _fetch_with_urllib(url: str) -> tuple[int, str, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, response.reason, response.read()
+    except urllib.error.HTTPError as error:
+        try:
+            return error.code, str(error.reason), error.read()
+        except OSError:
+            return error.code, str(error.reason), b""
+
+
+def _refusal(status: int, reason: str, body: bytes) -> str:
     """The server's one-line reason: its {"detail": ...}, a validation error's fields, or the status."""
     try:
-        detail = json.loads(error.read()).get("detail")
-    except (ValueError, AttributeError, OSError):
+        detail = json.loads(body).get("detail")
+    except (ValueError, AttributeError):
         detail = None
     if isinstance(detail, list):  # FastAPI's 422: [{"loc": [...], "msg": ...}, ...]
         detail = "; ".join(f"{_where(item)}: {item.get('msg', '')}" for item in detail if isinstance(item, dict))
-    return str(detail) if detail else f"the server answered {error.code} {error.reason}"
+    return str(detail) if detail else f"the server answered {status} {reason}"
 
 
 def _where(item: dict) -> str:
