@@ -44,12 +44,10 @@ WORKER_GROUPS = {
 # validator suite's queries share a DuckDB database (~30% less CPU: ~140 s), test_workflow makes
 # one reference run, not two (~85 s), and test_ask_cohorts measured 72 s of CPU (two small
 # workflow runs; 123 for test_reruns, 222 for test_invalid_inputs alone on the same machine), so
-# it starts after the 80-120 s units. test_incremental (the incremental stores' tests, ~2-3 min)
-# starts right after the session fixtures' groups.
+# it starts after the 80-120 s units.
 LONGEST_FIRST = (
     "example_run",
     "query_stores",
-    "test_incremental",
     "test_validator_suite",
     "test_invalid_inputs",
     "test_reruns",
@@ -211,15 +209,17 @@ class Bcftools:
 
     def split(self, name: str, fmt: str, *, view: tuple[str, ...] = (), include: str | None = None) -> list[str]:
         """`bcftools view VIEW | norm -m -any | query [-i INCLUDE] -f FMT` on input `name`."""
-        key = ("split", name, fmt, tuple(view), include)
-        if key not in self._answers:
-            query = ["bcftools", "query", *(["-i", include] if include else []), "-f", fmt, "-"]
-            view_command = ["bcftools", "view", *view, "-Ou", str(self.indexed(name))]
-            return self._kept(key, _pipeline(view_command, ["bcftools", "norm", "-m", "-any", "-Ou", "-"], query))
-        return list(self._answers[key])
+        query = ["bcftools", "query", *(["-i", include] if include else []), "-f", fmt, "-"]
+        view_command = ["bcftools", "view", *view, "-Ou", str(self.indexed(name))]
+        norm = ["bcftools", "norm", "-m", "-any", "-Ou", "-"]
+        return self._answer(("split", name, fmt, tuple(view), include), view_command, norm, query)
 
-    def _kept(self, key: tuple, lines: list[str]) -> list[str]:
-        """`lines`, kept as the answer to `key` when they are few (a copy goes out: callers may edit theirs)."""
+    def _answer(self, key: tuple, *commands: list[str]) -> list[str]:
+        """The lines of the pipeline `commands`, kept as the answer to `key` when they are few (a
+        copy goes out: callers may edit theirs)."""
+        if key in self._answers:
+            return list(self._answers[key])
+        lines = _pipeline(*commands)
         if len(lines) <= self.KEPT_LINES:
             self._answers[key] = tuple(lines)
         return lines
@@ -236,10 +236,7 @@ class Bcftools:
         return {sample: gt for sample, gt in calls.items() if set(re.split(r"[/|]", gt)) - {"0", "."}}
 
     def samples(self, name: str) -> list[str]:
-        key = ("samples", name)
-        if key not in self._answers:
-            return self._kept(key, _pipeline(["bcftools", "query", "-l", str(self.inputs[name])]))
-        return list(self._answers[key])
+        return self._answer(("samples", name), ["bcftools", "query", "-l", str(self.inputs[name])])
 
 
 def _pipeline(*commands: list[str]) -> list[str]:
