@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
 
 @dataclass
@@ -63,18 +61,10 @@ def run_measured(command: list[str], interval: float = 0.02) -> Measured:
 
 def run_workflow(workdir: Path, config: dict, *targets: str, cores: int = 2) -> float:
     """Seconds the checkout's workflow takes in `workdir` on `config` (its output in workdir/snakemake.out)."""
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(config_file),
-        "--workflow-profile", str(ROOT / "profiles" / "default"),
-        "--cores", str(cores),
-        "--retries", "0",
-        *targets,
-    ]  # fmt: skip
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' own way of running the workflow
+    from helpers import workflow_command
+
+    command = workflow_command(workdir, config, *targets, cores=cores)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env.setdefault("VCF_AGENT_MODELS", str(ROOT / "benchmarks" / "out" / "models"))  # one ONNX export for all runs
     started = time.perf_counter()

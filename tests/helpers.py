@@ -68,24 +68,32 @@ def query(sql: str, params: list | None = None) -> list[tuple]:
         return connection.execute(sql, params or []).fetchall()
 
 
-def run_workflow(
-    workdir: Path, config: dict, *targets: str, extra: tuple[str, ...] = (), check: bool = True
-) -> subprocess.CompletedProcess:
-    """Run the real workflow in `workdir` with `config`; return the finished process."""
+def workflow_command(
+    workdir: Path, config: dict, *targets: str, cores: int = 2, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The checkout's workflow as a command, run in `workdir` on `config` (written there as
+    config.yaml); the benchmarks run it the same way (benchmarks/measure.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    command = [
+    return [
         str(SNAKEMAKE),
         "--snakefile", str(ROOT / "Snakefile"),
         "--directory", str(workdir),
         "--configfile", str(config_file),
         "--workflow-profile", str(ROOT / "profiles" / "default"),
-        "--cores", "2",
+        "--cores", str(cores),
         "--retries", "0",
         *extra,
         *targets,
     ]  # fmt: skip
+
+
+def run_workflow(
+    workdir: Path, config: dict, *targets: str, extra: tuple[str, ...] = (), check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the real workflow in `workdir` with `config`; return the finished process."""
+    command = workflow_command(workdir, config, *targets, extra=extra)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"workflow failed ({result.returncode}):\n{result.stderr[-6000:]}")

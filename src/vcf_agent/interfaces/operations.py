@@ -272,11 +272,33 @@ def _argument(name: str, field, operation: Operation) -> dict[str, Any]:
     return argument
 
 
+#: How command_line.py puts a filtered command's arguments back together: its own, then the
+#: filters it does not take as an argument of its own (region's REGION is one).
+_COMMAND_LINE_ASSEMBLY = """
+#: Every command: its own arguments, then (a filtered command) the filters it does not name itself.
+COMMANDS = {
+    name: {**command, "arguments": command["arguments"] + [
+        f for f in (FILTERS if command["filtered"] else [])
+        if f["name"] not in {a["name"] for a in command["arguments"]}
+    ]}
+    for name, command in OWN_ARGUMENTS.items()
+}
+"""
+
+
 def write_command_line(path: Path = COMMAND_LINE_FILE) -> None:
+    """Write command_line.py: the filter arguments once, each command's own arguments, and the
+    lines that put them together as `command_line()` gives them."""
     from vcf_agent.files import write_text
 
-    text = pprint.pformat(command_line(), width=120, sort_dicts=False)
-    write_text(path, f"{_COMMAND_LINE_HEADER}COMMANDS = {text}\n")
+    commands = command_line()
+    filters = max(([a for a in c["arguments"] if a["filter"]] for c in commands.values()), key=len)
+    own = {name: {**c, "arguments": [a for a in c["arguments"] if not a["filter"]]} for name, c in commands.items()}
+    text = (
+        f"{_COMMAND_LINE_HEADER}FILTERS = {pprint.pformat(filters, width=120, sort_dicts=False)}\n\n"
+        f"OWN_ARGUMENTS = {pprint.pformat(own, width=120, sort_dicts=False)}\n{_COMMAND_LINE_ASSEMBLY}"
+    )
+    write_text(path, text)  # tests/test_interfaces_model.py checks that it gives back `commands`
 
 
 if __name__ == "__main__":
