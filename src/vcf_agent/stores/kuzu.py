@@ -6,35 +6,64 @@ means changing the one import line below (``import ladybug as graphdb``) and the
 
 Contract (what rules load_kuzu_partition and load_kuzu write, and the query layer reads)
 ---------------------------------------------------------------------------------------
+* The store is built in LAYERS, one per configured VCF, in config order. A layer is its
+  VCF's own partitions, planned from that VCF's shards only (`plan_graph`, one plan per
+  VCF: ``results/kuzu_partitions/<vcf>.json``); a partition is a range of positions per
+  contig covering whole shards (`vcf_agent.stores.build.plan_partitions`), one Kuzu
+  database. Within a layer partitions are disjoint; partitions of different layers may
+  cover the same positions.
 * ``results/kuzu`` is a symlink to the current build: ``partitions.json`` (the index)
-  and one Kuzu database per partition, ``parts/pNNNNN.kuzu``. A partition is a range of
-  positions per contig (whole shards, `vcf_agent.stores.build.plan_partitions`);
-  the index gives, per partition and contig, its variants, first and last position,
-  last ``end`` and longest span, and its table counts, so a query knows which
-  partitions it needs before opening any. `open_graph` opens a store (all partitions,
-  read-only, rows of `StoreGraph.query` concatenated in partition order) or one
-  database file; `Graph.query` takes Cypher with bound parameters only (``$name``).
-* Every partition holds the same tables (names, properties and types in
-  vcf_agent.schema): node ``Sample(id)``, ``Variant(variant_id, chrom, pos, end, ref,
-  alt, id, qual, filter, variant_class, gene, consequence, impact, af)``,
-  ``Gene(symbol)``, ``File(name, path)``; rel ``CARRIES(Sample->Variant: gt, phased,
-  alt_count, ploidy, dp, gq, source)``, ``IN_GENE``, ``VARIANT_IN_FILE``,
-  ``SAMPLE_IN_FILE``. Its own variants, their edges and the genes they name; Sample,
-  File and SAMPLE_IN_FILE are the same in every partition (all samples, all VCFs), so
-  a query about samples or files asks any one partition. ``af`` is INFO/AF where the
-  VCF declares it numeric (the filters af_min/af_max run in the graph). ``end`` is a
-  Cypher keyword: write ``v.`end``` (schema.kuzu_property).
-* CARRIES is stored on both sides (schema.CARRIES_REL). Its ``dp``/``gq`` exist only
-  when some genotype holds one, ``source`` only when the graph holds several VCFs;
-  decided once for the whole store (`carries_left_out`), so every partition has the
-  same properties (the manifest's ``properties_left_out``).
-* One Variant node per variant_id and one CARRIES edge per (sample, variant_id)
-  carrying the ALT, from the first VCF of the config that holds both
-  (stores.build.GENOTYPE_RULE): a variant_id names one position, and a position lies
-  in one partition, so the rule is applied inside each partition, as for the whole.
-* ``results/kuzu.json`` (the manifest, written last): counts over all partitions,
-  properties left out, VCFs, samples, genotypes shared across files, partitions and
-  their largest, build time, seconds.
+  and ``parts/<vcf>/pNNNNN.kuzu``. The index: ``{"layout": "layers", "partition_edges",
+  "layers": [{"source", "samples", "properties_left_out"}...] (config order),
+  "partitions": [{"name", "layer", "file", "counts", "chroms"}...]}`` (layer by layer,
+  each in plan order); ``chroms`` gives per contig its variants, first and last
+  position, last ``end`` and longest span, so a query knows which partitions (of any
+  layer) it needs before opening any. ``counts`` has the tables' rows and
+  ``canonical``. `open_graph` opens a store (`StoreGraph`: all partitions, read-only)
+  or one database file; `Graph.query` takes Cypher with bound parameters only.
+* A layer's databases hold (names, properties and types in vcf_agent.schema):
+  ``Sample(id)`` and ``File(name, path)`` of that VCF only, with their
+  ``SAMPLE_IN_FILE`` (the same in each partition of the layer); ``Variant(variant_id,
+  chrom, pos, end, ref, alt, id, qual, filter, variant_class, gene, consequence, impact,
+  af, canonical)``: every variant of the VCF's shards in the partition, once;
+  ``canonical`` is true iff no earlier VCF holds the variant_id, and a non-canonical
+  node carries the earliest holder's properties (a filter answers the same in every
+  layer); ``VARIANT_IN_FILE`` from every node to the layer's File; ``IN_GENE`` and
+  ``Gene`` for canonical variants only (an annotation counted once over the store);
+  ``CARRIES(Sample->Variant: gt, phased, alt_count, ploidy, dp, gq)``, stored on both
+  sides, without a source (the layer is the source): the VCF's carrier rows less those
+  the genotype rule (stores.build.GENOTYPE_RULE) gives to an earlier VCF, i.e. the
+  first VCF that holds both the sample (header) and the variant (records), even when
+  it called it hom-ref. ``dp``/``gq`` are left out of a layer none of whose genotypes
+  holds one (its ``properties_left_out``). ``af`` is INFO/AF where the VCF declares it
+  numeric (decided file by file). ``end`` is a Cypher keyword: write ``v.`end```.
+* So: a variant's record is its canonical node; its carriers are the union over the
+  layers' partitions covering it, without duplicates by construction; a carrier's
+  VCF is its partition's layer; counts add up over layers (`store_counts`).
+* ``results/kuzu.json`` (the manifest, written last): counts over the store (Variant:
+  canonical nodes; Sample: distinct ids; File: layers; Gene: distinct symbols; edges
+  added up), properties left out per layer, VCFs, samples per VCF, genotypes shared
+  across files (each layer counts what it shares with earlier ones, so the figures add
+  up to stores.build.genotype_overlap's over all VCFs), partitions and their largest,
+  build time, seconds.
+
+Why layers: adding a VCF must load only what it adds
+----------------------------------------------------
+With one plan over all VCFs, a VCF added to the config moved the partition cuts and
+changed every partition's inputs, so every partition was loaded again (the whole
+graph, for one more file). A layer depends only on its VCF and the earlier ones: a
+partition's job reads its own shards, the variant shards of the earlier VCFs that meet
+its ranges (for canonical and the earliest holder's properties), their genotype shards
+only where the sample sets intersect (the duplicate/conflict figures), and their BCF
+headers (samples); never inputs.json, a later VCF's files or a plan covering all VCFs,
+each of which an added VCF rewrites (Snakemake reruns a job whose inputs are newer or
+whose input set or params changed). So adding a VCF at the end runs its own layer's
+jobs and load_kuzu (which only hard-links); removing one reruns the later layers'
+partitions that met it. The earlier shards are read within the partition's ranges
+(DuckDB prunes row groups by pos) and joined to the layer's own variant_ids and
+samples, so what a job holds follows its partition, under DuckDB's memory_limit. The
+price: a variant held by k VCFs has k nodes (one canonical), and a query asks one
+partition per layer covering a position instead of one.
 
 Why one database per partition (the figures: ../shared/notes/kuzu-partitioned-loads.md)
 --------------------------------------------------------------------------------------
@@ -55,7 +84,7 @@ number open). Routed queries were as fast on (c) as on one table: a variant's
 carriers 1.4 ms (3.9 ms in one table), a sample's first 100 walked partition by
 partition 4.9 ms (112 ms in one table), the routed region join 0.85 s at ~600 MiB
 (9.8 s, 3 GiB in one table). What (c) pays: Sample, File and SAMPLE_IN_FILE in every
-partition (2,504 samples: < 1 MiB each), ~5 % more disk, and queries that need every
+partition of a layer (2,504 samples: < 1 MiB each), ~5 % more disk, and queries that need every
 partition (a sample's counts without a region) ask each in turn.
 
 With ``kuzu.partition_edges`` = 4,000,000 (config/README.md): a load job peaks at
@@ -78,8 +107,8 @@ A read-only partition reserves four times its file of address space (Kuzu's defa
 How a partition loads
 ---------------------
 DuckDB (bounded by its memory_limit; in a child process for large inputs) writes one
-Parquet file per table from the partition's shards only, in the column order Kuzu
-expects. Kuzu bulk-loads each with one ``COPY ... FROM`` into a database written
+Parquet file per table from the partition's shards and the earlier VCFs' overlapping
+rows, in the column order Kuzu expects. Kuzu bulk-loads each with one ``COPY ... FROM`` into a database written
 beside its target and renamed into place. Rule load_kuzu then hard-links the
 partition databases into a fresh build folder, writes the index and swaps the
 build in atomically (vcf_agent.stores.build.StoreBuild); counts are checked against
