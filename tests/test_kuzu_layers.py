@@ -15,8 +15,10 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from test_overlaps import COHORT, Expected, calls, edit_genotypes, is_carrier
 
@@ -334,3 +336,86 @@ def test_a_partition_job_reads_only_its_layer_and_the_earlier_shards_it_meets(gr
                     want |= {f"results/parquet/genotypes/{other}/{s}.parquet" for s in met}
         assert inputs == want, bench
     assert os.path.exists(results / "kuzu" / "partitions.json")
+
+
+# ---------------------------------------------------------------- memory of a partition beside a large earlier VCF
+
+PARTITION_RSS_CHILD = """
+import json, sys, threading, time
+import psutil
+from vcf_agent.stores.kuzu import load_partition
+
+job = json.loads(sys.argv[1])
+me = psutil.Process()
+
+def tree_rss():
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+peak, done = [0], []
+def watch():
+    while not done:
+        peak[0] = max(peak[0], tree_rss())
+        time.sleep(0.005)
+
+watcher = threading.Thread(target=watch)
+watcher.start()
+record = load_partition(job["name"], job["variants"], job["genotypes"], job["annotations"], job["graph"],
+                        job["record"], samples=job["samples"], plan=job["plan"], threads=2, mem_mb=job["mem_mb"],
+                        earlier_variants=job["earlier_variants"], earlier_genotypes=job["earlier_genotypes"])
+done.append(1)
+watcher.join()
+print(json.dumps({"peak_mb": peak[0] / 2**20, "counts": record["counts"]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_small_partition_beside_a_large_earlier_vcf_stays_within_its_declared_memory(tmp_path):
+    """A 10-sample slice of the 2,504-sample cohort, loaded after the whole cohort: its job reads the
+    cohort's shard (495,959 genotypes) within the partition's range, for its own samples only."""
+    from vcf_agent import resources
+    from vcf_agent.stores.kuzu import plan_graph, shard_extents
+
+    cohort = data_file("cohorts/1kg_phase3_chr22_16-16.5Mb_2504samples.vcf.gz")
+    small = tmp_path / "small.vcf.gz"
+    chosen = ",".join(bcftools_lines("query", "-l", cohort)[:10])
+    subprocess.run(
+        ["bcftools", "view", "-s", chosen, "-t", "22:16050000-16060000", "-Oz", "-o", small, cohort], check=True
+    )
+    converted = {
+        name: convert_vcf(path, tmp_path / "converted", source=name, shard_size=ShardSize(records=10_000))
+        for name, path in (("kg", cohort), ("small", small))
+    }
+    kg, own = (converted[n].parquet for n in ("kg", "small"))
+    samples = {name: read_header(c.bcf).samples for name, c in converted.items()}
+    plan = plan_graph(shard_extents(own["variants"], own["genotypes"]), own["genotypes"], {"small": samples["small"]})
+    (partition,) = plan["partitions"]
+    mem_mb = resources.kuzu_partition_mem_mb(
+        resources.DEFAULT_RESOURCES["load_kuzu_partition"]["mem_mb"], partition | {"annotations": 0}, 1
+    )
+
+    def measured(earlier: bool, name: str) -> dict:
+        job = {
+            "name": partition["name"], "plan": plan, "samples": samples, "mem_mb": mem_mb,
+            "graph": str(tmp_path / f"{name}.kuzu"), "record": str(tmp_path / f"{name}.json"),
+            **{kind: [str(p) for p in own[kind]] for kind in ("variants", "genotypes", "annotations")},
+            "earlier_variants": [str(p) for p in kg["variants"]] if earlier else [],
+            "earlier_genotypes": [str(p) for p in kg["genotypes"]] if earlier else [],
+        }  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, "-c", PARTITION_RSS_CHILD, json.dumps(job)], capture_output=True, text=True, check=True
+        )
+        return json.loads(child.stdout.strip().splitlines()[-1])
+
+    alone, after = measured(False, "alone"), measured(True, "after")
+    print(f"partition alone {alone['peak_mb']:.0f} MiB, after the cohort {after['peak_mb']:.0f} MiB (mem_mb {mem_mb})")
+    assert after["peak_mb"] <= mem_mb and alone["peak_mb"] <= mem_mb
+    assert after["peak_mb"] - alone["peak_mb"] < 64  # the cohort's rows are not held, only joined
+    # every site and sample of the slice is the cohort's: each genotype and variant comes from it
+    assert (after["counts"]["canonical"], after["counts"]["CARRIES"]) == (0, 0)
+    assert alone["counts"]["CARRIES"] == pq.read_metadata(own["genotypes"][0]).num_rows > 0
