@@ -335,16 +335,17 @@ class StoreGraph:
 
     def properties(self, table: str) -> list[str]:
         """The table's properties in any layer (CARRIES lacks dp or gq in some), in schema order."""
-        found = [self._first_of_each_layer()[0].properties(table)]
-        found += [part.properties(table) for part in self._first_of_each_layer()[1:]]
+        found = [part.properties(table) for part in self._first_of_each_layer()]
         return list(dict.fromkeys(name for names in found for name in names))
 
     def count(self, table: str, *, rel: bool = False) -> int:
         if table == VARIANT_NODE.name:  # a variant of several layers is canonical in one
             return sum(p.query("MATCH (v:Variant) WHERE v.canonical RETURN count(v) AS n")[0]["n"] for p in self.parts)
-        if table in (SAMPLE_NODE.name, GENE_NODE.name):  # in several layers, or named in several partitions
-            key = SAMPLE_NODE.key if table == SAMPLE_NODE.name else GENE_NODE.key
-            return len({row["k"] for row in self.query(f"MATCH (n:{table}) RETURN n.{key} AS k")})
+        if table == SAMPLE_NODE.name:  # a sample of several layers
+            rows = [r for part in self._first_of_each_layer() for r in part.query("MATCH (n:Sample) RETURN n.id AS k")]
+            return len({row["k"] for row in rows})
+        if table == GENE_NODE.name:  # a gene named in several partitions
+            return len({row["k"] for row in self.query("MATCH (n:Gene) RETURN n.symbol AS k")})
         if table in LAYER_TABLES:
             return sum(part.count(table, rel=rel) for part in self._first_of_each_layer())
         return sum(part.count(table, rel=rel) for part in self.parts)
@@ -468,7 +469,7 @@ def overlaps(chrom: str, start: int, end: int, ranges: Sequence[Sequence]) -> bo
 def earlier_overlapping(extents: Sequence[ShardExtent], layer: str, ranges: Sequence[Sequence]) -> list[str]:
     """Labels of the shards of the VCFs before `layer` (the order of `extents`: config order) that
     meet the partition's ranges: the only earlier shards its load reads (within the ranges)."""
-    sources = sources_in_order([f"{e.source}/x" for e in extents])
+    sources = list(dict.fromkeys(e.source for e in extents))
     earlier = set(sources[: sources.index(layer)]) if layer in sources else set(sources)
     found = [e.label for e in extents if e.source in earlier and overlaps(e.chrom, e.start, e.end, ranges)]
     return list(dict.fromkeys(found))
@@ -837,8 +838,9 @@ class _Prepare:
     omit: dict[str, set[str]]  # the layer's CARRIES properties left out (carries_left_out)
 
     def input_rows(self) -> int:
-        own = [*self.variants, *self.genotypes, *self.annotations]
-        return sum(parquet_file(p).metadata.num_rows for p in own)
+        """Rows DuckDB scans (the earlier shards too: a small layer may meet a large earlier VCF)."""
+        read = [*self.variants, *self.genotypes, *self.annotations, *self.earlier_variants, *self.earlier_genotypes]
+        return sum(parquet_file(p).metadata.num_rows for p in read)
 
     def run_in_child(self) -> PreparedTables:
         """`run` in a child interpreter, so that DuckDB's memory is returned before Kuzu starts."""
