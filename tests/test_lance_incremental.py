@@ -10,6 +10,7 @@ the three VCFs takes about a minute (the model is exported to ONNX first): the m
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -20,10 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.query.vectors import _LanceTable
 from vcf_agent.schema import LANCE_VECTOR_COLUMN
 from vcf_agent.stores.build import live_build
 from vcf_agent.stores.lance import BUILD_RECORD, load_lancedb, open_table
-from vcf_agent.query.vectors import _LanceTable
 
 from helpers import bcftools_lines, data_file, variant, whole_vcf_as_one_shard
 
@@ -226,7 +227,7 @@ def synthetic_shard(folder: Path, source: str, rows: int, offset: int, centers: 
 
 def recall_at_10(folder: Path, queries: np.ndarray) -> float:
     """Share of the exact top 10 (a flat search, the index bypassed) that the query layer's search finds."""
-    manifest = __import__("json").loads((folder / "lancedb.json").read_text())
+    manifest = json.loads((folder / "lancedb.json").read_text())
     table = open_table(folder / "lancedb")
     searcher = _LanceTable(live_build(folder / "lancedb"), manifest["indexes"])
     try:
