@@ -201,6 +201,8 @@ def test_a_changed_shard_rebuilds(shards, tmp_path):
 
 DIM = 384
 CLUSTERS = 400
+#: Spread of the vectors around their centre, per dimension
+NOISE = 0.05
 
 
 def synthetic_shard(folder: Path, source: str, rows: int, offset: int, centers: np.ndarray, seed: int):
@@ -216,12 +218,15 @@ def synthetic_shard(folder: Path, source: str, rows: int, offset: int, centers: 
 
     schema = pa.schema([c.field() for c in VARIANT_COLUMNS])
     pq.write_table(pa.Table.from_pylist(records, schema=schema), variants)
-    vectors = centers[rng.integers(0, len(centers), rows)] + rng.normal(0, 0.05, (rows, DIM)).astype(np.float32)
+    vectors = centers[rng.integers(0, len(centers), rows)] + rng.normal(0, NOISE, (rows, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     embeddings = folder / "embeddings" / source / "00001.parquet"
     embeddings.parent.mkdir(parents=True)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), DIM)
-    pq.write_table(pa.table({"variant_id": ids, "text": ["synthetic"] * rows, LANCE_VECTOR_COLUMN: column}), embeddings)
+    pq.write_table(
+        pa.table({"variant_id": ids, "text": [f"description {i}" for i in ids], LANCE_VECTOR_COLUMN: column}),
+        embeddings,
+    )
     return variants, embeddings
 
 

@@ -44,6 +44,32 @@ writing runs in a child process, whose memory is gone before the ANN index
 build needs its own; then the indexes are built, reading the vectors in small
 batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (vcf_agent.runtime.setup_process). The
 store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
+
+How it grows
+------------
+Each build holds a record of its inputs (BUILD_RECORD, ``vcf_agent_build.json``: the VCFs in
+config order, each shard's digest, the model, the schema, the row counts and the state of the
+indexes). The next load compares it with its inputs (`plan_update`):
+
+* the same inputs: ``unchanged``, nothing written (the manifest names the live build again);
+* VCFs added at the end, or VCFs left out, the others' shards unchanged: the new build is
+  derived from the live one (`vcf_agent.stores.build.derive_build`: its data and index files
+  hard-linked, its version manifests copied), then the rows of the removed VCFs are deleted
+  (by ``source``: deletion files, no data file rewritten) and the rows of kept VCFs they had
+  shadowed are added, and the added VCFs' rows whose variant_id no earlier VCF holds are
+  appended (the duplicate rule as in a full build: `shadowed_rows` over the shard files of
+  the new config, whose earlier part is exactly what the table holds). Mode ``appended``,
+  ``removed`` or ``changed`` (both);
+* anything else (a changed shard, another model or schema, reordered VCFs): ``rebuilt``.
+
+The manifest says which, with ``bytes_written`` (files new to the build) and ``bytes_linked``.
+After an update the indexes stay as they are while the rows added or deleted since they were
+trained are fewer than RETRAIN_SHARE of the rows they were trained on and RETRAIN_ROWS:
+LanceDB searches the rows an index does not cover exhaustively beside it (its documented
+behaviour for appended rows). Past that, or when the table reaches ANN_MIN_ROWS, the indexes
+are trained again on the whole table (`create_index(replace=True)`): that writes index files
+only. LanceDB's `optimize()`, the documented way to fold new rows into an index, compacts every
+fragment under a million rows first, which would rewrite the table (see RETRAIN_SHARE).
 """
 
 from __future__ import annotations
