@@ -26,7 +26,7 @@ from vcf_agent.schema import LANCE_VECTOR_COLUMN
 from vcf_agent.stores.build import live_build
 from vcf_agent.stores.lance import BUILD_RECORD, load_lancedb, open_table
 
-from helpers import bcftools_lines, data_file, variant, whole_vcf_as_one_shard
+from helpers import bcftools_lines, data_file, run_workflow, variant, whole_vcf_as_one_shard
 
 COHORT = "cohorts/1kgp_high_coverage_chr1_3202samples_head.vcf.gz"
 MIDDLE = 39_071  # the position of the 445th of the 889 records
@@ -277,3 +277,23 @@ def test_appended_rows_are_found_by_their_indexed_columns(shards, tmp_path):
         assert table.count_rows(f"variant_id = '{row['variant_id']}'") == 1
         assert table.count_rows(f"pos = {row['pos']}") >= 1
     assert os.path.samefile(live_build(tmp_path / "lancedb"), tmp_path / "lancedb")
+
+
+# ---------------------------------------------------------------- through the workflow
+
+
+def test_the_workflow_appends_a_vcf_added_to_the_config(split_vcfs, tmp_path):
+    config = {"reference": None, "shard": {"records": 300}, "vcfs": {"a": str(split_vcfs["a"])}}
+    run_workflow(tmp_path, config, "results/lancedb.json")
+    first = json.loads((tmp_path / "results" / "lancedb.json").read_text())
+    config["vcfs"]["b"] = str(split_vcfs["b"])
+    run_workflow(tmp_path, config, "results/lancedb.json")
+    grown = json.loads((tmp_path / "results" / "lancedb.json").read_text())
+    assert (first["mode"], grown["mode"]) == ("rebuilt", "appended")
+    added = grown["rows"] - first["rows"]
+    assert (
+        grown["build"] != first["build"]
+        and 0 < grown["bytes_written"] < 2 * added * first["bytes_written"] / first["rows"]
+    )
+    ids = [variant_id.split("#")[0] for variant_id, _ in table_ids(tmp_path / "results")]
+    assert sorted(ids) == sorted(expected_rows(split_vcfs, "ab"))
