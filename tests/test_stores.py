@@ -106,7 +106,8 @@ def test_manifests_describe_the_stores(built):
     assert {i["column"] for i in lance["indexes"]} == set(LANCE_SCALAR_INDEXES)  # 777 rows: no ANN index
     assert 0 < lance["seconds"]["rows_writer"] <= lance["seconds"]["rows"] <= lance["seconds"]["total"]
     assert kuzu["counts"]["CARRIES"] == 1439 and kuzu["samples"] == {"hx": 3}
-    assert kuzu["properties_left_out"] == {"CARRIES": ["source"]}  # one VCF; it declares integer DP and GQ
+    assert kuzu["properties_left_out"] == {"hx": {"CARRIES": []}}  # it declares integer DP and GQ
+    assert kuzu["layout"] == "layers" and kuzu["partitions_per_layer"] == {"hx": kuzu["partitions"]}
     for manifest, link in ((lance, "lancedb"), (kuzu, "kuzu")):
         assert os.readlink(built / "results" / link) == manifest["build"]
 
@@ -360,15 +361,13 @@ def test_a_second_vcf_adds_each_variant_and_genotype_once(two_vcfs, vcf):
     samples = set(bcftools_lines("query", "-l", vcf)) | set(bcftools_lines("query", "-l", half))
     assert counts["Sample"] == len(samples) == 3 and counts["SAMPLE_IN_FILE"] == 6 and counts["File"] == 2
     with open_graph(work / "results" / "kuzu") as graph:
-        calls = graph.query(
-            "MATCH (s:Sample)-[c:CARRIES]->(v:Variant) "
-            "RETURN count(*) AS calls, count(DISTINCT [s.id, v.variant_id]) AS distinct_calls"
-        )[0]
-        assert "source" in graph.properties("CARRIES")  # several VCFs: each call names its file
-    assert calls["calls"] == calls["distinct_calls"] == counts["CARRIES"]
+        calls = graph.query("MATCH (s:Sample)-[c:CARRIES]->(v:Variant) RETURN s.id AS s, v.variant_id AS v")
+        assert "source" not in graph.properties("CARRIES")  # a call's file is its layer
+        assert [layer["source"] for layer in graph.index["layers"]] == ["hx", "hx_half"]
+    assert len(calls) == len({(c["s"], c["v"]) for c in calls}) == counts["CARRIES"]
 
 
-def test_a_shared_variant_is_one_row_and_one_node_in_two_files(two_vcfs):
+def test_a_shared_variant_is_one_row_and_one_canonical_node_in_two_files(two_vcfs):
     work, half = two_vcfs
     shared = sorted(normalized_ids(half))[0]
     table = open_table(work / "results" / "lancedb")
@@ -378,12 +377,13 @@ def test_a_shared_variant_is_one_row_and_one_node_in_two_files(two_vcfs):
             "MATCH (v:Variant {variant_id: $id})-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name",
             {"id": shared},
         )
-        sources = graph.query(
-            "MATCH (s:Sample)-[c:CARRIES]->(v:Variant {variant_id: $id}) RETURN DISTINCT c.source AS source",
-            {"id": shared},
+        carriers = graph.query_by_partition(
+            "MATCH (s:Sample)-[c:CARRIES]->(v:Variant {variant_id: $id}) RETURN s.id AS sample", {"id": shared}
         )
+        nodes = graph.query("MATCH (v:Variant {variant_id: $id}) RETURN v.canonical AS canonical", {"id": shared})
     assert [f["name"] for f in files] == ["hx", "hx_half"]
-    assert {s["source"] for s in sources} == {"hx"}  # the first VCF of the config holding the genotype
+    assert {part["layer"] for part, rows in carriers if rows} == {"hx"}  # the first VCF holding the genotype
+    assert sorted(n["canonical"] for n in nodes) == [False, True]  # a node per layer, hx's canonical
 
 
 # ---------------------------------------------------------------- memory

@@ -161,17 +161,19 @@ def lancedb_runtime(base: float, variants: int, attempt: int) -> int:
     return retried(base + variants / 1e6 * 2, attempt)
 
 
-def kuzu_data_mb(genotypes: int, variants: int, annotations: int, *, several_sources: bool) -> float:
+def kuzu_data_mb(genotypes: int, variants: int, annotations: int, *, several_sources: bool = False) -> float:
     """What Kuzu's COPY holds in its buffer pool: a whole rel table. ~60 bytes per CARRIES edge
-    and direction, both stored (30 more each with a source property, i.e. several VCFs), ~100 per
-    Variant node, ~600 per IN_GENE edge (both ways, 7 strings). A larger pool only caches more."""
+    and direction, both stored (30 more each with a source property: graphs before the layered
+    layout, whose CARRIES named its VCF; a layer's edges have none), ~100 per Variant node, ~600
+    per IN_GENE edge (both ways, 7 strings). A larger pool only caches more."""
     per_edge = 2 * (60 + (30 if several_sources else 0))
     return (genotypes * per_edge + variants * 100 + annotations * 600) / 1e6
 
 
-def kuzu_partition_mem_mb(base: float, counts: dict, attempt: int, *, several_sources: bool) -> int:
-    """One graph partition's load (its genotypes, variants, annotations); the buffer pool is
-    mem_mb minus PROCESS_OVERHEAD_MB for the processes."""
+def kuzu_partition_mem_mb(base: float, counts: dict, attempt: int, *, several_sources: bool = False) -> int:
+    """One graph partition's load (its own genotypes, variants, annotations: the earlier VCFs'
+    shards it reads are joined in DuckDB, under its memory_limit, and add no node or edge beyond
+    the layer's own); the buffer pool is mem_mb minus PROCESS_OVERHEAD_MB for the processes."""
     annotations = counts.get("annotations", 0)
     data = kuzu_data_mb(counts["genotypes"], counts["variants"], annotations, several_sources=several_sources)
     return retried(base + data, attempt)

@@ -198,14 +198,21 @@ def _annotation_columns(*names: str) -> tuple[Column, ...]:
     return tuple(by_name[n] for n in names)
 
 
-SAMPLE_NODE = NodeTable("Sample", (Column("id", pa.string(), "sample name; one node per name across all VCFs", False),))
+SAMPLE_NODE = NodeTable(
+    "Sample", (Column("id", pa.string(), "sample name; one node per name in each layer (VCF) holding it", False),)
+)
 _VARIANT_NODE_PROPERTIES = (
     "variant_id", "chrom", "pos", "end", "ref", "alt", "id", "qual", "filter",
     "variant_class", "gene", "consequence", "impact",
 )  # fmt: skip
 #: INFO/AF on the graph's Variant nodes, so that AF filters run in the graph (null without a numeric AF).
 VARIANT_AF = Column("af", pa.float64(), "INFO/AF of this ALT when the VCF declares a numeric AF, else null")
-VARIANT_NODE = NodeTable("Variant", (*_variant_columns(*_VARIANT_NODE_PROPERTIES), VARIANT_AF))
+#: The graph is built in layers, one per VCF (vcf_agent.stores.kuzu): a variant several VCFs hold has a
+#: node in each of their layers, and only the first VCF's (config order) is canonical.
+VARIANT_CANONICAL = Column(
+    "canonical", pa.bool_(), "true in the layer of the first VCF of the config holding this variant", False
+)
+VARIANT_NODE = NodeTable("Variant", (*_variant_columns(*_VARIANT_NODE_PROPERTIES), VARIANT_AF, VARIANT_CANONICAL))
 GENE_NODE = NodeTable("Gene", (Column("symbol", pa.string(), "gene symbol of an ANN/CSQ annotation", False),))
 FILE_NODE = NodeTable(
     "File",
@@ -220,17 +227,16 @@ FILE_NODE = NodeTable(
 # load time: Kuzu's COPY holds every edge once per stored direction (about 60 bytes
 # per edge and direction, 30 more per string property); see kuzu_mem_mb in
 # workflow/rules/common.smk.
-# dp and gq exist only when some VCF declares FORMAT/DP or GQ as integers, and
-# source only when the graph holds more than one VCF (a single VCF is the only
-# File node): see CARRIES_OPTIONAL.
+# dp and gq exist only in the layers where some genotype holds one: see CARRIES_OPTIONAL.
+# No source property: an edge's VCF is the layer of the database holding it.
 CARRIES_REL = RelTable(
     "CARRIES",
     "Sample",
     "Variant",
-    _genotype_columns("gt", "phased", "alt_count", "ploidy", "dp", "gq", "source"),
+    _genotype_columns("gt", "phased", "alt_count", "ploidy", "dp", "gq"),
 )
-#: Properties of CARRIES that a graph may lack (see above); check with Graph.properties.
-CARRIES_OPTIONAL = frozenset({"dp", "gq", "source"})
+#: Properties of CARRIES that a layer may lack (see above); check with Graph.properties.
+CARRIES_OPTIONAL = frozenset({"dp", "gq"})
 IN_GENE_REL = RelTable(
     "IN_GENE",
     "Variant",

@@ -367,21 +367,39 @@ def kuzu_setting(key):
     return config.get("kuzu", {}).get(key, KUZU_DEFAULTS[key])
 
 
-def kuzu_plan():
-    """The partitions of checkpoint plan_kuzu_partitions (waits for it)."""
-    with open(checkpoints.plan_kuzu_partitions.get().output.plan) as handle:
-        return json.load(handle)["partitions"]
+def kuzu_layer_plan(vcf):
+    """The plan of one VCF's layer, from checkpoint plan_kuzu_partitions (waits for it)."""
+    with open(checkpoints.plan_kuzu_partitions.get(vcf=vcf).output.plan) as handle:
+        return json.load(handle)
 
 
 def kuzu_partition(wildcards):
-    for partition in kuzu_plan():
+    for partition in kuzu_layer_plan(wildcards.vcf)["partitions"]:
         if partition["name"] == wildcards.part:
             return partition
-    raise WorkflowError(f"graph partition {wildcards.part} is not in the plan")
+    raise WorkflowError(
+        f"graph partition {wildcards.part} is not in the plan of {wildcards.vcf}"
+    )
+
+
+def vcf_shard_outputs(vcf, pattern):
+    """A per-shard path pattern expanded over the shards of one VCF (after checkpoint
+    summarize_inputs, as shard_outputs)."""
+    checkpoints.summarize_inputs.get()
+    return [pattern.format(vcf=vcf, shard=shard) for shard in shard_ids(vcf)]
+
+
+def layer_shards(kind):
+    """Files of one VCF's shards (kind: a SHARD_FILES key), for its layer's plan."""
+
+    def inputs(wildcards):
+        return vcf_shard_outputs(wildcards.vcf, SHARD_FILES[kind])
+
+    return inputs
 
 
 def partition_shards(pattern):
-    """The shard files of one partition, in the plan's order (config order, then shard order)."""
+    """The shard files of one partition, in the plan's order (shard order)."""
 
     def inputs(wildcards):
         # labels are "<vcf>/<shard>" (a VCF name holds no slash)
@@ -391,23 +409,66 @@ def partition_shards(pattern):
     return inputs
 
 
+def earlier_vcfs(vcf):
+    """The VCFs before `vcf` in the config: the layers whose variants and genotypes come first."""
+    names = list(VCFS)
+    return names[: names.index(vcf)]
+
+
+def meets(row, ranges):
+    """Whether a shard of the shard plan lies in one of a partition's ranges ([chrom, first, last])."""
+    start, end = int(row["start"]), int(row["end"])
+    return any(
+        chrom == row["chrom"] and start <= last and end >= first
+        for chrom, first, last in ranges
+    )
+
+
+def earlier_overlapping(kind):
+    """What a partition's load reads of the earlier VCFs (config order): their variant shards
+    that meet the partition's ranges (kind variants), the genotype shards of those among them
+    that share a sample with the partition's VCF (kind genotypes), and the normalized BCFs of
+    the VCFs of those shards (kind bcfs, for their samples). Nothing of a later VCF, nor of an
+    earlier one lying elsewhere: adding a VCF, or removing one that the partition does not
+    meet, leaves the job's inputs as they were, so Snakemake does not run it again.
+    """
+
+    def inputs(wildcards):
+        ranges = kuzu_partition(wildcards)["ranges"]
+        samples = set(kuzu_layer_plan(wildcards.vcf)["samples"])
+        files = []
+        for vcf in earlier_vcfs(wildcards.vcf):
+            shards = [row["shard"] for row in shard_plan(vcf) if meets(row, ranges)]
+            if not shards:
+                continue
+            if kind == "bcfs":
+                files.append(f"results/normalized/{vcf}.bcf")
+            elif kind == "variants" or samples & set(kuzu_layer_plan(vcf)["samples"]):
+                pattern = SHARD_FILES[kind]
+                files += [pattern.format(vcf=vcf, shard=shard) for shard in shards]
+        return files
+
+    return inputs
+
+
 def kuzu_partition_outputs(kind):
-    """Every partition's database (kind graph) or record (kind record)."""
+    """Every partition's database (kind graph) or record (kind record), layer by layer."""
     suffix = {"graph": "kuzu", "record": "json"}[kind]
 
     def inputs(wildcards=None):
         checkpoints.summarize_inputs.get()
-        return [f"results/kuzu_parts/{p['name']}.{suffix}" for p in kuzu_plan()]
+        return [
+            f"results/kuzu_parts/{vcf}/{p['name']}.{suffix}"
+            for vcf in VCFS
+            for p in kuzu_layer_plan(vcf)["partitions"]
+        ]
 
     return inputs
 
 
 def kuzu_partition_mem_mb(wildcards, attempt):
     base = rule_resource("load_kuzu_partition", "mem_mb")
-    partition = kuzu_partition(wildcards)
-    return RESOURCES.kuzu_partition_mem_mb(
-        base, partition, attempt, several_sources=len(VCFS) > 1
-    )
+    return RESOURCES.kuzu_partition_mem_mb(base, kuzu_partition(wildcards), attempt)
 
 
 def kuzu_partition_runtime(wildcards, attempt):

@@ -29,24 +29,25 @@ rule load_lancedb:
         "../scripts/load_lancedb.py"
 
 
-# The graph is one Kuzu database per partition (vcf_agent.stores.kuzu): the plan groups
-# the shards into partitions of at most kuzu.partition_edges genotypes, each partition
-# loads as its own job (side by side), and load_kuzu publishes them as one store.
+# The graph is built in layers, one per VCF (vcf_agent.stores.kuzu): each VCF's plan groups
+# its own shards into partitions of at most kuzu.partition_edges genotypes, each partition
+# loads as its own job (side by side), reading of the earlier VCFs only their shards that
+# meet its ranges, and load_kuzu publishes all layers as one store. No job of a layer takes
+# a file that adding a later VCF rewrites, so adding a VCF loads only its own layer.
 
 
 checkpoint plan_kuzu_partitions:
     input:
-        inputs="results/normalized/inputs.json",
-        bcfs=expand("results/normalized/{vcf}.bcf", vcf=VCFS),
-        plans=expand("results/shards/{vcf}.tsv", vcf=VCFS),
-        stats=shard_stats_of_all,
-        genotypes=genotype_shards_of_all,
+        bcf="results/normalized/{vcf}.bcf",
+        plan="results/shards/{vcf}.tsv",
+        stats=layer_shards("shard_stats"),
+        genotypes=layer_shards("genotypes"),
     output:
-        plan="results/kuzu_partitions.json",
+        plan="results/kuzu_partitions/{vcf}.json",
     log:
-        "results/logs/plan_kuzu_partitions/plan.log",
+        "results/logs/plan_kuzu_partitions/{vcf}.log",
     benchmark:
-        "results/benchmarks/plan_kuzu_partitions/plan.tsv"
+        "results/benchmarks/plan_kuzu_partitions/{vcf}.tsv"
     conda:
         "../../envs/vcf-agent.yaml"
     threads: rule_resource("plan_kuzu_partitions", "threads")
@@ -61,27 +62,32 @@ checkpoint plan_kuzu_partitions:
 
 rule load_kuzu_partition:
     input:
-        plan="results/kuzu_partitions.json",
-        inputs="results/normalized/inputs.json",
-        bcfs=expand("results/normalized/{vcf}.bcf", vcf=VCFS),
+        plan="results/kuzu_partitions/{vcf}.json",
+        earlier_bcfs=earlier_overlapping("bcfs"),
+        bcf="results/normalized/{vcf}.bcf",
         variants=partition_shards("results/parquet/variants/{vcf}/{shard}.parquet"),
         genotypes=partition_shards("results/parquet/genotypes/{vcf}/{shard}.parquet"),
         annotations=partition_shards(
             "results/parquet/annotations/{vcf}/{shard}.parquet"
         ),
+        earlier_variants=earlier_overlapping("variants"),
+        earlier_genotypes=earlier_overlapping("genotypes"),
     output:
-        graph="results/kuzu_parts/{part}.kuzu",
-        record="results/kuzu_parts/{part}.json",
+        graph="results/kuzu_parts/{vcf}/{part}.kuzu",
+        record="results/kuzu_parts/{vcf}/{part}.json",
     log:
-        "results/logs/load_kuzu_partition/{part}.log",
+        "results/logs/load_kuzu_partition/{vcf}/{part}.log",
     benchmark:
-        "results/benchmarks/load_kuzu_partition/{part}.tsv"
+        "results/benchmarks/load_kuzu_partition/{vcf}/{part}.tsv"
     conda:
         "../../envs/vcf-agent.yaml"
     threads: rule_resource("load_kuzu_partition", "threads")
     resources:
         mem_mb=kuzu_partition_mem_mb,
         runtime=kuzu_partition_runtime,
+    params:
+        # the File node's path: a param, not inputs.json, which every added VCF rewrites
+        path=vcf_path,
     script:
         "../scripts/load_kuzu_partition.py"
 
@@ -89,9 +95,7 @@ rule load_kuzu_partition:
 rule load_kuzu:
     input:
         summary="results/summary.json",
-        inputs="results/normalized/inputs.json",
-        bcfs=expand("results/normalized/{vcf}.bcf", vcf=VCFS),
-        plan="results/kuzu_partitions.json",
+        plans=expand("results/kuzu_partitions/{vcf}.json", vcf=VCFS),
         graphs=kuzu_partition_outputs("graph"),
         records=kuzu_partition_outputs("record"),
         variants=variant_shards_of_all,

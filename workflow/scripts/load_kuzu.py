@@ -1,18 +1,17 @@
-"""Rule load_kuzu: the partitions of the Kuzu graph published as one store (vcf_agent.stores.kuzu)."""
+"""Rule load_kuzu: every VCF's layer of the Kuzu graph published as one store (vcf_agent.stores.kuzu)."""
 
 from vcf_agent.logs import run_job
-from vcf_agent.stores.kuzu import publish_kuzu, samples_from_headers
+from vcf_agent.stores.kuzu import publish_kuzu
 
 
 def main(smk):
     publish_kuzu(
         smk.input.graphs,
         smk.input.records,
-        smk.input.plan,
+        smk.input.plans,
         smk.input.variants,
         smk.params.store,
         smk.output.manifest,
-        samples=samples_from_headers(smk.input.bcfs),
     )
 
 

@@ -1,10 +1,10 @@
-"""Rule load_kuzu_partition: one partition of the Kuzu graph, its own database (vcf_agent.stores.kuzu)."""
+"""Rule load_kuzu_partition: one partition of a VCF's layer of the graph, its own database (vcf_agent.stores.kuzu)."""
 
 import json
 from pathlib import Path
 
 from vcf_agent.logs import run_job
-from vcf_agent.stores.kuzu import input_paths, load_partition, samples_from_headers
+from vcf_agent.stores.kuzu import load_partition, samples_from_headers
 
 
 def main(smk):
@@ -15,9 +15,12 @@ def main(smk):
         smk.input.annotations,
         smk.output.graph,
         smk.output.record,
-        samples=samples_from_headers(smk.input.bcfs),
+        # the earlier VCFs' (config order), then the layer's
+        samples=samples_from_headers([*smk.input.earlier_bcfs, smk.input.bcf]),
         plan=json.loads(Path(smk.input.plan).read_text()),
-        files=input_paths(smk.input.inputs),
+        earlier_variants=smk.input.earlier_variants,
+        earlier_genotypes=smk.input.earlier_genotypes,
+        files={smk.wildcards.vcf: smk.params.path},
         threads=smk.threads,
         mem_mb=smk.resources.mem_mb,
     )

@@ -6,35 +6,64 @@ means changing the one import line below (``import ladybug as graphdb``) and the
 
 Contract (what rules load_kuzu_partition and load_kuzu write, and the query layer reads)
 ---------------------------------------------------------------------------------------
+* The store is built in LAYERS, one per configured VCF, in config order. A layer is its
+  VCF's own partitions, planned from that VCF's shards only (`plan_graph`, one plan per
+  VCF: ``results/kuzu_partitions/<vcf>.json``); a partition is a range of positions per
+  contig covering whole shards (`vcf_agent.stores.build.plan_partitions`), one Kuzu
+  database. Within a layer partitions are disjoint; partitions of different layers may
+  cover the same positions.
 * ``results/kuzu`` is a symlink to the current build: ``partitions.json`` (the index)
-  and one Kuzu database per partition, ``parts/pNNNNN.kuzu``. A partition is a range of
-  positions per contig (whole shards, `vcf_agent.stores.build.plan_partitions`);
-  the index gives, per partition and contig, its variants, first and last position,
-  last ``end`` and longest span, and its table counts, so a query knows which
-  partitions it needs before opening any. `open_graph` opens a store (all partitions,
-  read-only, rows of `StoreGraph.query` concatenated in partition order) or one
-  database file; `Graph.query` takes Cypher with bound parameters only (``$name``).
-* Every partition holds the same tables (names, properties and types in
-  vcf_agent.schema): node ``Sample(id)``, ``Variant(variant_id, chrom, pos, end, ref,
-  alt, id, qual, filter, variant_class, gene, consequence, impact, af)``,
-  ``Gene(symbol)``, ``File(name, path)``; rel ``CARRIES(Sample->Variant: gt, phased,
-  alt_count, ploidy, dp, gq, source)``, ``IN_GENE``, ``VARIANT_IN_FILE``,
-  ``SAMPLE_IN_FILE``. Its own variants, their edges and the genes they name; Sample,
-  File and SAMPLE_IN_FILE are the same in every partition (all samples, all VCFs), so
-  a query about samples or files asks any one partition. ``af`` is INFO/AF where the
-  VCF declares it numeric (the filters af_min/af_max run in the graph). ``end`` is a
-  Cypher keyword: write ``v.`end``` (schema.kuzu_property).
-* CARRIES is stored on both sides (schema.CARRIES_REL). Its ``dp``/``gq`` exist only
-  when some genotype holds one, ``source`` only when the graph holds several VCFs;
-  decided once for the whole store (`carries_left_out`), so every partition has the
-  same properties (the manifest's ``properties_left_out``).
-* One Variant node per variant_id and one CARRIES edge per (sample, variant_id)
-  carrying the ALT, from the first VCF of the config that holds both
-  (stores.build.GENOTYPE_RULE): a variant_id names one position, and a position lies
-  in one partition, so the rule is applied inside each partition, as for the whole.
-* ``results/kuzu.json`` (the manifest, written last): counts over all partitions,
-  properties left out, VCFs, samples, genotypes shared across files, partitions and
-  their largest, build time, seconds.
+  and ``parts/<vcf>/pNNNNN.kuzu``. The index: ``{"layout": "layers", "partition_edges",
+  "layers": [{"source", "samples", "properties_left_out"}...] (config order),
+  "partitions": [{"name", "layer", "file", "counts", "chroms"}...]}`` (layer by layer,
+  each in plan order); ``chroms`` gives per contig its variants, first and last
+  position, last ``end`` and longest span, so a query knows which partitions (of any
+  layer) it needs before opening any. ``counts`` has the tables' rows and
+  ``canonical``. `open_graph` opens a store (`StoreGraph`: all partitions, read-only)
+  or one database file; `Graph.query` takes Cypher with bound parameters only.
+* A layer's databases hold (names, properties and types in vcf_agent.schema):
+  ``Sample(id)`` and ``File(name, path)`` of that VCF only, with their
+  ``SAMPLE_IN_FILE`` (the same in each partition of the layer); ``Variant(variant_id,
+  chrom, pos, end, ref, alt, id, qual, filter, variant_class, gene, consequence, impact,
+  af, canonical)``: every variant of the VCF's shards in the partition, once;
+  ``canonical`` is true iff no earlier VCF holds the variant_id, and a non-canonical
+  node carries the earliest holder's properties (a filter answers the same in every
+  layer); ``VARIANT_IN_FILE`` from every node to the layer's File; ``IN_GENE`` and
+  ``Gene`` for canonical variants only (an annotation counted once over the store);
+  ``CARRIES(Sample->Variant: gt, phased, alt_count, ploidy, dp, gq)``, stored on both
+  sides, without a source (the layer is the source): the VCF's carrier rows less those
+  the genotype rule (stores.build.GENOTYPE_RULE) gives to an earlier VCF, i.e. the
+  first VCF that holds both the sample (header) and the variant (records), even when
+  it called it hom-ref. ``dp``/``gq`` are left out of a layer none of whose genotypes
+  holds one (its ``properties_left_out``). ``af`` is INFO/AF where the VCF declares it
+  numeric (decided file by file). ``end`` is a Cypher keyword: write ``v.`end```.
+* So: a variant's record is its canonical node; its carriers are the union over the
+  layers' partitions covering it, without duplicates by construction; a carrier's
+  VCF is its partition's layer; counts add up over layers (`store_counts`).
+* ``results/kuzu.json`` (the manifest, written last): counts over the store (Variant:
+  canonical nodes; Sample: distinct ids; File: layers; Gene: distinct symbols; edges
+  added up), properties left out per layer, VCFs, samples per VCF, genotypes shared
+  across files (each layer counts what it shares with earlier ones, so the figures add
+  up to stores.build.genotype_overlap's over all VCFs), partitions and their largest,
+  build time, seconds.
+
+Why layers: adding a VCF must load only what it adds
+----------------------------------------------------
+With one plan over all VCFs, a VCF added to the config moved the partition cuts and
+changed every partition's inputs, so every partition was loaded again (the whole
+graph, for one more file). A layer depends only on its VCF and the earlier ones: a
+partition's job reads its own shards, the variant shards of the earlier VCFs that meet
+its ranges (for canonical and the earliest holder's properties), their genotype shards
+only where the sample sets intersect (the duplicate/conflict figures), and their BCF
+headers (samples); never inputs.json, a later VCF's files or a plan covering all VCFs,
+each of which an added VCF rewrites (Snakemake reruns a job whose inputs are newer or
+whose input set or params changed). So adding a VCF at the end runs its own layer's
+jobs and load_kuzu (which only hard-links); removing one reruns the later layers'
+partitions that met it. The earlier shards are read within the partition's ranges
+(DuckDB prunes row groups by pos) and joined to the layer's own variant_ids and
+samples, so what a job holds follows its partition, under DuckDB's memory_limit. The
+price: a variant held by k VCFs has k nodes (one canonical), and a query asks one
+partition per layer covering a position instead of one.
 
 Why one database per partition (the figures: ../shared/notes/kuzu-partitioned-loads.md)
 --------------------------------------------------------------------------------------
@@ -55,7 +84,7 @@ number open). Routed queries were as fast on (c) as on one table: a variant's
 carriers 1.4 ms (3.9 ms in one table), a sample's first 100 walked partition by
 partition 4.9 ms (112 ms in one table), the routed region join 0.85 s at ~600 MiB
 (9.8 s, 3 GiB in one table). What (c) pays: Sample, File and SAMPLE_IN_FILE in every
-partition (2,504 samples: < 1 MiB each), ~5 % more disk, and queries that need every
+partition of a layer (2,504 samples: < 1 MiB each), ~5 % more disk, and queries that need every
 partition (a sample's counts without a region) ask each in turn.
 
 With ``kuzu.partition_edges`` = 4,000,000 (config/README.md): a load job peaks at
@@ -78,8 +107,8 @@ A read-only partition reserves four times its file of address space (Kuzu's defa
 How a partition loads
 ---------------------
 DuckDB (bounded by its memory_limit; in a child process for large inputs) writes one
-Parquet file per table from the partition's shards only, in the column order Kuzu
-expects. Kuzu bulk-loads each with one ``COPY ... FROM`` into a database written
+Parquet file per table from the partition's shards and the earlier VCFs' overlapping
+rows, in the column order Kuzu expects. Kuzu bulk-loads each with one ``COPY ... FROM`` into a database written
 beside its target and renamed into place. Rule load_kuzu then hard-links the
 partition databases into a fresh build folder, writes the index and swaps the
 build in atomically (vcf_agent.stores.build.StoreBuild); counts are checked against
@@ -103,6 +132,7 @@ import duckdb
 # The one import of the graph database (LadybugDB: `import ladybug as graphdb`).
 import kuzu as graphdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vcf_agent.errors import VcfAgentError, fail
@@ -122,8 +152,10 @@ from vcf_agent.schema import (
     KUZU_REL_TABLES,
     SAMPLE_IN_FILE_REL,
     SAMPLE_NODE,
+    VARIANT_AF,
     VARIANT_IN_FILE_REL,
     VARIANT_NODE,
+    Column,
     kuzu_ddl,
     kuzu_property,
 )
@@ -132,12 +164,10 @@ from vcf_agent.stores.build import (
     GENOTYPE_RULE,
     ShardExtent,
     StoreBuild,
-    genotype_overlap,
     paired_shards,
     parquet_file,
     plan_partitions,
     present_columns,
-    shadowed_rows,
     shards_digest,
     source_of,
     sources_in_order,
@@ -152,8 +182,12 @@ PARTS_DIR = "parts"
 #: Genotypes (CARRIES edges) per partition unless the config says otherwise (kuzu.partition_edges):
 #: a load job peaks at ~105 MiB + 130 B per edge, ~600 MiB at 4,000,000.
 DEFAULT_PARTITION_EDGES = 4_000_000
-#: Tables every partition holds whole (all samples, all VCFs): ask any one partition about them.
-SHARED_TABLES = frozenset({SAMPLE_NODE.name, FILE_NODE.name, SAMPLE_IN_FILE_REL.name})
+#: The layout of the store (partitions.json "layout"): one layer of partitions per VCF.
+LAYOUT = "layers"
+#: Tables every partition of a layer holds whole (the layer's samples and file): ask one partition per layer.
+LAYER_TABLES = frozenset({SAMPLE_NODE.name, FILE_NODE.name, SAMPLE_IN_FILE_REL.name})
+#: The count of a partition's canonical Variant nodes (its variants counted in the store), beside the tables'.
+CANONICAL = "canonical"
 #: The numeric INFO column that becomes Variant.af.
 AF_SOURCE_COLUMN = "info_AF"
 ENGINE = f"{graphdb.__name__} {graphdb.__version__}"
@@ -248,7 +282,7 @@ def _address_space(path: Path) -> int:
 
 
 def read_partitions(store: Path | str) -> dict:
-    """The index of a store folder (results/kuzu or a build folder): its partitions in order."""
+    """The index of a store folder (results/kuzu or a build folder): its layers and partitions in order."""
     path = Path(store) / PARTITIONS_FILE
     try:
         index = json.loads(path.read_text())
@@ -256,6 +290,8 @@ def read_partitions(store: Path | str) -> dict:
         raise fail(store, "no graph here (run the workflow's load_kuzu rule first)") from None
     except (OSError, ValueError) as error:
         raise fail(path, f"unreadable partition index ({error})") from error
+    if index.get("layout") != LAYOUT:
+        raise fail(path, "a graph of an earlier version, without layers: run the workflow again to rebuild it")
     if not index.get("partitions"):
         raise fail(path, "the partition index lists no partition")
     return index
@@ -264,18 +300,20 @@ def read_partitions(store: Path | str) -> dict:
 class StoreGraph:
     """Every partition of a store, opened read-only (for tests, scripts and checks).
 
-    `query` runs on each partition and returns their rows one after the other (in
-    partition order: aggregate them yourself); `count` adds them up, counting the tables
-    every partition holds whole (SHARED_TABLES) once. The query layer routes instead
-    (vcf_agent.query.graph).
+    `query` runs on each partition and returns their rows one after the other (layer by layer,
+    in partition order: aggregate them yourself; `query_by_partition` keeps them apart, with
+    each partition's index entry). `count` gives store-level counts: Variant its canonical
+    nodes, Sample and Gene distinct names, the layer tables (LAYER_TABLES) once per layer,
+    every other table added up. The query layer routes instead (vcf_agent.query.graph).
     """
 
     def __init__(self, store: Path, *, buffer_pool_mb: int | None, threads: int | None) -> None:
         self.path = store
         self.index = read_partitions(store)
+        self.partitions: list[dict] = self.index["partitions"]
         self.parts: list[Graph] = []
         try:
-            for part in self.index["partitions"]:
+            for part in self.partitions:
                 file = store / part["file"]
                 self.parts.append(Graph(file, read_only=True, buffer_pool_mb=buffer_pool_mb, threads=threads))
         except RuntimeError as error:
@@ -285,14 +323,31 @@ class StoreGraph:
     def query(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
         return [row for part in self.parts for row in part.query(cypher, params)]
 
+    def query_by_partition(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[tuple[dict, list[dict]]]:
+        """(index entry, rows) of each partition: its layer is entry["layer"]."""
+        return [(entry, part.query(cypher, params)) for entry, part in zip(self.partitions, self.parts, strict=True)]
+
+    def _first_of_each_layer(self) -> list[Graph]:
+        first: dict[str, Graph] = {}
+        for entry, part in zip(self.partitions, self.parts, strict=True):
+            first.setdefault(entry["layer"], part)
+        return list(first.values())
+
     def properties(self, table: str) -> list[str]:
-        return self.parts[0].properties(table)
+        """The table's properties in any layer (CARRIES lacks dp or gq in some), in schema order."""
+        found = [part.properties(table) for part in self._first_of_each_layer()]
+        return list(dict.fromkeys(name for names in found for name in names))
 
     def count(self, table: str, *, rel: bool = False) -> int:
-        if table in SHARED_TABLES:
-            return self.parts[0].count(table, rel=rel)
-        if table == GENE_NODE.name:  # a gene named by variants of two partitions is in both
-            return len({row["g"] for row in self.query("MATCH (g:Gene) RETURN g.symbol AS g")})
+        if table == VARIANT_NODE.name:  # a variant of several layers is canonical in one
+            return sum(p.query("MATCH (v:Variant) WHERE v.canonical RETURN count(v) AS n")[0]["n"] for p in self.parts)
+        if table == SAMPLE_NODE.name:  # a sample of several layers
+            rows = [r for part in self._first_of_each_layer() for r in part.query("MATCH (n:Sample) RETURN n.id AS k")]
+            return len({row["k"] for row in rows})
+        if table == GENE_NODE.name:  # a gene named in several partitions
+            return len({row["k"] for row in self.query("MATCH (n:Gene) RETURN n.symbol AS k")})
+        if table in LAYER_TABLES:
+            return sum(part.count(table, rel=rel) for part in self._first_of_each_layer())
         return sum(part.count(table, rel=rel) for part in self.parts)
 
     def close(self) -> None:
@@ -347,14 +402,13 @@ def input_paths(inputs_json: Path | str | None) -> dict[str, str]:
     return {entry["source"]: entry["input"] for entry in json.loads(Path(inputs_json).read_text())}
 
 
-# ---------------------------------------------------------------- loading
+# ---------------------------------------------------------------- planning
 
 
-def carries_left_out(genotypes: Sequence[Path | str], sources: Sequence[str]) -> set[str]:
-    """CARRIES properties the whole store leaves out: dp/gq that no genotype holds (read from the
-    shards' Parquet statistics), and source when there is one VCF (see schema.CARRIES_REL)."""
-    left_out = set() if len(sources) > 1 else {"source"}
-    return left_out | ({"dp", "gq"} - present_columns(genotypes, ["dp", "gq"]))
+def carries_left_out(genotypes: Sequence[Path | str]) -> set[str]:
+    """CARRIES properties a layer leaves out: dp/gq that none of its genotypes holds (read from the
+    shards' Parquet statistics; see schema.CARRIES_REL)."""
+    return {"dp", "gq"} - present_columns(genotypes, ["dp", "gq"])
 
 
 def shard_extents(variants: Sequence[Path | str], genotypes: Sequence[Path | str]) -> list[ShardExtent]:
@@ -382,22 +436,46 @@ def plan_graph(
     samples: Mapping[str, Sequence[str]],
     partition_edges: int = DEFAULT_PARTITION_EDGES,
 ) -> dict:
-    """The plan of a store: its partitions (each a list of shards), the VCFs and the CARRIES
-    properties left out (the same in every partition). A store without variants has one
-    empty partition, which holds its samples and files."""
-    sources = list(samples)
+    """The plan of one layer, from its VCF's shards only (`samples`: that VCF's name -> its samples):
+    its partitions (each a list of shards and the ranges they cover) and the CARRIES properties it
+    leaves out. A layer without variants has one empty partition, which holds its samples and file."""
+    if len(samples) != 1:
+        raise fail("samples", f"a layer is one VCF, not {len(samples)} ({', '.join(samples)})")
+    ((source, names),) = samples.items()
+    foreign = sorted({e.source for e in extents} - {source})
+    if foreign:
+        raise fail(source, f"the plan of its layer was given shards of {', '.join(foreign)}")
     partitions = plan_partitions(extents, partition_edges) or [
         {"name": "p00001", "ranges": [], "shards": [], "variants": 0, "genotypes": 0}
     ]
     order = {label: i for i, label in enumerate(dict.fromkeys(e.label for e in extents))}
-    for partition in partitions:  # config order, then shard order: the first VCF wins (shadowed_rows)
+    for partition in partitions:  # shard order
         partition["shards"] = sorted(dict.fromkeys(partition["shards"]), key=order.__getitem__)
     return {
+        "layout": LAYOUT,
         "partition_edges": partition_edges,
-        "sources": sources,
-        "properties_left_out": {CARRIES_REL.name: sorted(carries_left_out(genotypes, sources))},
+        "source": source,
+        "samples": list(names),
+        "properties_left_out": {CARRIES_REL.name: sorted(carries_left_out(genotypes))},
         "partitions": partitions,
     }
+
+
+def overlaps(chrom: str, start: int, end: int, ranges: Sequence[Sequence]) -> bool:
+    """Whether positions start..end of `chrom` meet one of a partition's ranges ([chrom, first, last])."""
+    return any(r[0] == chrom and start <= r[2] and end >= r[1] for r in ranges)
+
+
+def earlier_overlapping(extents: Sequence[ShardExtent], layer: str, ranges: Sequence[Sequence]) -> list[str]:
+    """Labels of the shards of the VCFs before `layer` (the order of `extents`: config order) that
+    meet the partition's ranges: the only earlier shards its load reads (within the ranges)."""
+    sources = list(dict.fromkeys(e.source for e in extents))
+    earlier = set(sources[: sources.index(layer)]) if layer in sources else set(sources)
+    found = [e.label for e in extents if e.source in earlier and overlaps(e.chrom, e.start, e.end, ranges)]
+    return list(dict.fromkeys(found))
+
+
+# ---------------------------------------------------------------- loading
 
 
 def load_kuzu(
@@ -413,39 +491,63 @@ def load_kuzu(
     mem_mb: int = 2048,
     partition_edges: int = DEFAULT_PARTITION_EDGES,
 ) -> dict:
-    """Build the Kuzu graph from the shards in one call (partition after partition; the workflow
-    runs each partition as its own job instead); return the manifest (also written to `manifest`)."""
+    """Build the layered Kuzu graph from the shards in one call (layer after layer, partition after
+    partition; the workflow runs each partition as its own job instead); return the manifest (also
+    written to `manifest`). `samples` maps each VCF, in config order, to its samples; `files` each
+    VCF to its input path (the File node's)."""
     started = time.perf_counter()
     variants = [Path(p) for p in variants]
     genotypes = [s.other for s in paired_shards(variants, genotypes, "genotypes")]
     annotations = [s.other for s in paired_shards(variants, annotations, "annotations")]
     samples = _samples_in_order(variants, samples)
-    plan = plan_graph(shard_extents(variants, genotypes), genotypes, samples, partition_edges)
+    extents = shard_extents(variants, genotypes)
     by_label = {f"{source_of(v)}/{v.stem}": (v, g, a) for v, g, a in zip(variants, genotypes, annotations, strict=True)}
+    layers = []
     with StoreBuild(out) as build, build.scratch() as scratch:
-        loaded = []
-        for partition in plan["partitions"]:
-            shards = [by_label[label] for label in partition["shards"]]
-            loaded.append(
-                load_partition(
-                    partition["name"], [v for v, _, _ in shards], [g for _, g, _ in shards],
-                    [a for _, _, a in shards], build.path / PARTS_DIR / f"{partition['name']}.kuzu",
-                    Path(scratch) / f"{partition['name']}.json", samples=samples, files=files, plan=plan,
-                    threads=threads, mem_mb=mem_mb,
-                )
-            )  # fmt: skip
-        result = _assemble(build, loaded, plan, variants, out, samples)
+        for source in samples:
+            own = [g for v, g, _ in by_label.values() if source_of(v) == source]
+            plan = plan_graph(
+                [e for e in extents if e.source == source], own, {source: samples[source]}, partition_edges
+            )
+            loaded = []
+            for partition in plan["partitions"]:
+                shards = [by_label[label] for label in partition["shards"]]
+                earlier = [by_label[label] for label in earlier_overlapping(extents, source, partition["ranges"])]
+                sharing = {s for s in samples if set(samples[s]) & set(samples[source])}
+                loaded.append(
+                    load_partition(
+                        partition["name"], [v for v, _, _ in shards], [g for _, g, _ in shards],
+                        [a for _, _, a in shards], build.path / part_file(source, partition["name"]),
+                        Path(scratch) / f"{source}-{partition['name']}.json", samples=samples, plan=plan,
+                        earlier_variants=[v for v, _, _ in earlier],
+                        earlier_genotypes=[g for v, g, _ in earlier if source_of(v) in sharing],
+                        files=files, threads=threads, mem_mb=mem_mb,
+                    )
+                )  # fmt: skip
+            layers.append((plan, loaded))
+        result = _assemble(build, layers, variants, out)
         build.commit()
     result["seconds"]["total"] = round(time.perf_counter() - started, 3)
     write_json(result, manifest)
-    log.info("Kuzu %s: %s in %d partitions, %.1f s", out, result["counts"], len(loaded), result["seconds"]["total"])
+    log.info(
+        "Kuzu %s: %s in %d partitions, %.1f s",
+        out,
+        result["counts"],
+        result["partitions"],
+        time.perf_counter() - started,
+    )
     return result
+
+
+def part_file(layer: str, name: str) -> str:
+    """Where a partition's database lies inside a build."""
+    return f"{PARTS_DIR}/{layer}/{name}.kuzu"
 
 
 def _samples_in_order(variants: Sequence[Path], samples: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """VCF name -> samples, in config order (VCFs without records have no shards, but their
     samples and File node belong in the graph too)."""
-    sources = list(dict.fromkeys([*sources_in_order(variants), *samples]))
+    sources = list(dict.fromkeys([*samples, *sources_in_order(variants)]))
     missing = [s for s in sources if s not in samples]
     if missing:
         raise fail("samples", f"no sample list for {', '.join(missing)}")
@@ -462,30 +564,48 @@ def load_partition(
     *,
     samples: Mapping[str, Sequence[str]],
     plan: Mapping[str, Any],
+    earlier_variants: Sequence[Path | str] = (),
+    earlier_genotypes: Sequence[Path | str] = (),
     files: Mapping[str, str] | None = None,
     threads: int = 2,
     mem_mb: int = 2048,
 ) -> dict:
-    """Load one partition (its shards only) into the database `graph`; return its record (also
-    written to `manifest`): counts, genes and, per contig, what the index routes queries by.
+    """Load one partition of the layer of `plan` (its shards, and the earlier VCFs' shards that meet
+    its ranges, read within them) into the database `graph`; return its record (also written to
+    `manifest`): counts, genes and, per contig, what the index routes queries by.
 
-    The database is written beside `graph` and renamed into place once its counts are checked.
+    `samples` maps VCF names, in config order, to their samples: the layer's and those of the
+    earlier VCFs whose shards are given (other names are ignored). The database is written beside
+    `graph` and renamed into place once its counts are checked.
     """
     started = time.perf_counter()
     graph, variants = Path(graph), [Path(p) for p in variants]
     genotypes = [s.other for s in paired_shards(variants, genotypes, "genotypes")]
     annotations = [s.other for s in paired_shards(variants, annotations, "annotations")]
-    sources = list(plan["sources"])
-    in_order = {s: list(samples[s]) for s in sources}
-    omit = {t: set(v) for t, v in plan["properties_left_out"].items()}
+    layer = plan["source"]
+    partition = _planned(plan, name)
+    job = _Prepare(
+        scratch=graph.with_name(f".{graph.name}-{os.getpid()}"),
+        layer=layer,
+        variants=variants,
+        genotypes=genotypes,
+        annotations=annotations,
+        earlier_variants=[Path(p) for p in earlier_variants],
+        earlier_genotypes=[Path(p) for p in earlier_genotypes],
+        samples=_earlier_and_layer(samples, layer, [*earlier_variants, *earlier_genotypes]),
+        ranges=[list(r) for r in partition["ranges"]],
+        path=dict(files or {}).get(layer),
+        threads=threads,
+        mem_mb=mem_mb,
+        omit={t: set(v) for t, v in plan["properties_left_out"].items()},
+    )
     pool_mb = buffer_pool_mb_for(mem_mb)
     seconds: dict[str, float] = {}
     graph.parent.mkdir(parents=True, exist_ok=True)
-    work = graph.with_name(f".{graph.name}-{os.getpid()}")
+    work = job.scratch
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        job = _Prepare(work, variants, genotypes, annotations, in_order, dict(files or {}), threads, mem_mb, omit)
         prepared = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
         seconds["prepare"] = round(time.perf_counter() - started, 3)
         with Graph(work / "graph.kuzu", read_only=False, buffer_pool_mb=pool_mb, threads=threads) as db:
@@ -495,6 +615,7 @@ def load_partition(
                 _copy(db, table, parquet, prepared.rows[table])
                 seconds[table] = round(time.perf_counter() - started - sum(seconds.values()), 3)
             counts = _counts(db)
+            counts[CANONICAL] = db.query("MATCH (v:Variant) WHERE v.canonical RETURN count(v) AS n")[0]["n"]
         _check(counts, prepared.rows)
         os.replace(work / "graph.kuzu", graph)
     finally:
@@ -502,48 +623,75 @@ def load_partition(
     seconds["total"] = round(time.perf_counter() - started, 3)
     record = {
         "name": name,
+        "layer": layer,
         "counts": counts,
         "chroms": prepared.chroms,
         "genes": prepared.genes,
         "across_files": prepared.overlap,
         "shards": [f"{source_of(p)}/{p.stem}" for p in variants],
+        "earlier_shards": [f"{source_of(p)}/{Path(p).stem}" for p in earlier_variants],
         "buffer_pool_mb": pool_mb,
         "threads": threads,
         "seconds": seconds,
     }
     write_json(record, manifest)
-    log.info("Kuzu partition %s: %s in %.1f s", name, counts, seconds["total"])
+    log.info("Kuzu partition %s/%s: %s in %.1f s", layer, name, counts, seconds["total"])
     return record
+
+
+def _planned(plan: Mapping[str, Any], name: str) -> dict:
+    for partition in plan["partitions"]:
+        if partition["name"] == name:
+            return partition
+    raise fail(name, f"not a partition of the plan of {plan['source']}")
+
+
+def _earlier_and_layer(samples: Mapping[str, Sequence[str]], layer: str, earlier_files) -> dict[str, list[str]]:
+    """The samples of the VCFs before `layer` (config order) and of the layer, the layer last."""
+    names = list(samples)
+    if layer not in names:
+        raise fail("samples", f"no sample list for {layer}")
+    before = names[: names.index(layer)]
+    wrong = sorted({source_of(p) for p in earlier_files} - set(before))
+    if wrong:
+        raise fail(layer, f"shards of {', '.join(wrong)} given as earlier, but no sample list precedes {layer}'s")
+    return {s: list(samples[s]) for s in [*before, layer]}
 
 
 def publish_kuzu(
     graphs: Sequence[Path | str],
     records: Sequence[Path | str],
-    plan: Path | str,
+    plans: Sequence[Path | str],
     variants: Sequence[Path | str],
     out: Path | str = "results/kuzu",
     manifest: Path | str = "results/kuzu.json",
-    *,
-    samples: Mapping[str, Sequence[str]],
 ) -> dict:
-    """Rule load_kuzu: the partitions loaded by rule load_kuzu_partition, hard-linked into a fresh
-    build (their files stay the jobs' outputs), indexed and swapped in; return the manifest."""
+    """Rule load_kuzu: every layer's partitions (rule load_kuzu_partition), hard-linked into a fresh
+    build (their files stay the jobs' outputs), indexed and swapped in; return the manifest. `plans`
+    are the layers' plans in config order; `graphs` and `records` their partitions, layer by layer."""
     started = time.perf_counter()
-    plan_data = json.loads(Path(plan).read_text())
     loaded = [json.loads(Path(r).read_text()) for r in records]
-    names = [p["name"] for p in plan_data["partitions"]]
-    if [r["name"] for r in loaded] != names or len(graphs) != len(names):
-        raise fail(plan, f"the partitions loaded ({len(loaded)}) are not those of the plan ({len(names)})")
-    variants = [Path(p) for p in variants]
+    if len(graphs) != len(loaded):
+        raise fail(out, f"{len(graphs)} partition databases for {len(loaded)} partition records")
+    by_part = {(r["layer"], r["name"]): (r, Path(g)) for r, g in zip(loaded, graphs, strict=True)}
+    layers = []
     with StoreBuild(out) as build:
-        (build.path / PARTS_DIR).mkdir()
-        for name, source in zip(names, graphs, strict=True):
-            _link_or_copy(Path(source), build.path / PARTS_DIR / f"{name}.kuzu")
-        result = _assemble(build, loaded, plan_data, variants, out, _samples_in_order(variants, samples))
+        for plan_file in plans:
+            plan = json.loads(Path(plan_file).read_text())
+            names = [(plan["source"], p["name"]) for p in plan["partitions"]]
+            missing = [f"{s}/{n}" for s, n in names if (s, n) not in by_part]
+            if missing:
+                raise fail(plan_file, f"partitions of the plan not loaded: {', '.join(missing)}")
+            for source, name in names:
+                target = build.path / part_file(source, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(by_part[(source, name)][1], target)
+            layers.append((plan, [by_part[key][0] for key in names]))
+        result = _assemble(build, layers, [Path(p) for p in variants], out)
         build.commit()
     result["seconds"]["publish"] = round(time.perf_counter() - started, 3)
     write_json(result, manifest)
-    log.info("Kuzu %s: %s in %d partitions", out, result["counts"], len(loaded))
+    log.info("Kuzu %s: %s in %d partitions", out, result["counts"], result["partitions"])
     return result
 
 
@@ -555,39 +703,43 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _assemble(build: StoreBuild, loaded: Sequence[dict], plan: Mapping, variants, out, samples) -> dict:
-    """Write the index of the partitions into the build; return the store's manifest."""
+def _assemble(build: StoreBuild, layers: Sequence[tuple[dict, list[dict]]], variants, out) -> dict:
+    """Write the index of the layers and their partitions into the build; return the store's manifest."""
+    loaded = [record for _, records in layers for record in records]
     index = {
-        "partition_edges": plan["partition_edges"],
+        "layout": LAYOUT,
+        "partition_edges": layers[0][0]["partition_edges"],
+        "layers": [
+            {"source": p["source"], "samples": p["samples"], "properties_left_out": p["properties_left_out"]}
+            for p, _ in layers
+        ],
         "partitions": [
-            {"name": r["name"], "file": f"{PARTS_DIR}/{r['name']}.kuzu", "counts": r["counts"], "chroms": r["chroms"]}
+            {"name": r["name"], "layer": r["layer"], "file": part_file(r["layer"], r["name"]),
+             "counts": r["counts"], "chroms": r["chroms"]}
             for r in loaded
         ],
-    }
+    }  # fmt: skip
     write_json(index, build.path / PARTITIONS_FILE)
-    counts = {
-        table: (loaded[0]["counts"][table] if table in SHARED_TABLES else sum(r["counts"][table] for r in loaded))
-        for table in loaded[0]["counts"]
-    }
-    counts[GENE_NODE.name] = len({gene for r in loaded for gene in r["genes"]})
     seconds: dict[str, float] = {}
     for record in loaded:
         for key, value in record["seconds"].items():
             seconds[key] = round(seconds.get(key, 0) + value, 3)
-    sources = list(samples)
+    sources = [p["source"] for p, _ in layers]
     return {
         "store": "kuzu",
+        "layout": LAYOUT,
         "path": str(out),
         "index": f"{out}/{PARTITIONS_FILE}",
         "build": build.path.name,
         "engine": ENGINE,
-        "counts": counts,
-        "properties_left_out": plan["properties_left_out"],
+        "counts": store_counts(index, {gene for r in loaded for gene in r["genes"]}),
+        "properties_left_out": {p["source"]: p["properties_left_out"] for p, _ in layers},
         "sources": sources,
-        "samples": {s: len(samples[s]) for s in sources},
+        "samples": {p["source"]: len(p["samples"]) for p, _ in layers},
         "across_files": _merged_overlaps([r["across_files"] for r in loaded], sources),
         "partitions": len(loaded),
-        "partition_edges": plan["partition_edges"],
+        "partitions_per_layer": {p["source"]: len(records) for p, records in layers},
+        "partition_edges": index["partition_edges"],
         "largest_partition": max(r["counts"][CARRIES_REL.name] for r in loaded),
         "files": [str(p) for p in variants],
         "variants_digest": shards_digest(variants),
@@ -598,8 +750,26 @@ def _assemble(build: StoreBuild, loaded: Sequence[dict], plan: Mapping, variants
     }
 
 
+def store_counts(index: Mapping[str, Any], genes: set[str]) -> dict[str, int]:
+    """Counts over the store from its index: each variant once (its canonical node), samples
+    distinct over the layers, a layer's own tables (Sample, File, SAMPLE_IN_FILE) once per layer,
+    every edge of every partition (each is in one layer only), `genes` distinct."""
+    parts = index["partitions"]
+    first = {}
+    for part in parts:
+        first.setdefault(part["layer"], part)
+    counts = {table: sum(p["counts"][table] for p in parts) for table in parts[0]["counts"]}
+    for table in LAYER_TABLES:
+        counts[table] = sum(p["counts"][table] for p in first.values())
+    counts[SAMPLE_NODE.name] = len({s for layer in index["layers"] for s in layer["samples"]})
+    counts[VARIANT_NODE.name] = counts.pop(CANONICAL)
+    counts[GENE_NODE.name] = len(genes)
+    return counts
+
+
 def _merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
-    """genotype_overlap's figures over all partitions (each variant is in one partition)."""
+    """The layers' figures added up: each counts what it shares with earlier layers, so each shared
+    variant, duplicate and conflict is counted once (by the later file of each pair)."""
     merged = {"rule": GENOTYPE_RULE}
     for key in ("variants_in_several_files", "duplicate_variant_rows", "duplicate_genotypes", "conflicting_genotypes"):
         merged[key] = sum(o.get(key, 0) for o in overlaps)
@@ -612,8 +782,9 @@ def _merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
 
 @dataclass
 class PreparedTables:
-    """One Parquet file per graph table, its row count, the CARRIES properties left out, what VCFs
-    share, and per contig the variants, first and last position, last end and longest span."""
+    """One Parquet file per graph table, its row count, the CARRIES properties left out, what the
+    layer shares with earlier ones, and per contig the variants, first and last position, last end
+    and longest span."""
 
     files: dict[str, Path]
     rows: dict[str, int]
@@ -633,34 +804,43 @@ def prepare_tables(
     threads: int = 2,
     mem_mb: int = 2048,
 ) -> PreparedTables:
-    """The tables of one database from these shards as Parquet in `scratch`, as Kuzu's COPY takes
-    them (DuckDB's part of a partition's load). `samples` maps each VCF name, in config order, to
-    its samples; `files` each VCF name to its input path."""
-    omit = {CARRIES_REL.name: carries_left_out(genotypes, list(samples))}
-    job = _Prepare(scratch, variants, genotypes, annotations, samples, dict(files or {}), threads, mem_mb, omit)
+    """The tables of one layer's database from its shards alone (no earlier VCF), as Parquet in
+    `scratch`, as Kuzu's COPY takes them. `samples`: the layer's VCF name -> its samples."""
+    if len(samples) != 1:
+        raise fail("samples", f"a layer is one VCF, not {len(samples)} ({', '.join(samples)})")
+    ((layer, names),) = samples.items()
+    job = _Prepare(
+        Path(scratch), layer, [Path(p) for p in variants], [Path(p) for p in genotypes],
+        [Path(p) for p in annotations], [], [], {layer: list(names)}, [], dict(files or {}).get(layer),
+        threads, mem_mb, {CARRIES_REL.name: carries_left_out(genotypes)},
+    )  # fmt: skip
     return job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
 
 
 @dataclass
 class _Prepare:
-    """DuckDB's part: one Parquet file per table, in the column order Kuzu's COPY expects."""
+    """DuckDB's part of a partition's load: one Parquet file per table, in the column order Kuzu's
+    COPY expects. The earlier VCFs' shards are read only within the partition's ranges and only for
+    the layer's own variant_ids and samples, so what is held follows the partition."""
 
     scratch: Path
+    layer: str
     variants: list[Path]
     genotypes: list[Path]
     annotations: list[Path]
-    samples: dict[str, list[str]]  # VCF name -> its samples, in config order
-    paths: dict[str, str]
+    earlier_variants: list[Path]
+    earlier_genotypes: list[Path]
+    samples: dict[str, list[str]]  # the earlier VCFs (config order), then the layer
+    ranges: list[list]
+    path: str | None
     threads: int
     mem_mb: int
-    omit: dict[str, set[str]]  # the store's CARRIES properties left out (carries_left_out)
-
-    @property
-    def sources(self) -> list[str]:
-        return list(self.samples)
+    omit: dict[str, set[str]]  # the layer's CARRIES properties left out (carries_left_out)
 
     def input_rows(self) -> int:
-        return sum(parquet_file(p).metadata.num_rows for p in [*self.variants, *self.genotypes, *self.annotations])
+        """Rows DuckDB scans (the earlier shards too: a small layer may meet a large earlier VCF)."""
+        read = [*self.variants, *self.genotypes, *self.annotations, *self.earlier_variants, *self.earlier_genotypes]
+        return sum(parquet_file(p).metadata.num_rows for p in read)
 
     def run_in_child(self) -> PreparedTables:
         """`run` in a child interpreter, so that DuckDB's memory is returned before Kuzu starts."""
@@ -673,32 +853,124 @@ class _Prepare:
         con = duckdb_connect(self.scratch, self.threads, max(128, self.mem_mb - PROCESS_OVERHEAD_MB))
         try:
             files = {name: self.scratch / f"{name}.parquet" for name in TABLE_ORDER}
-            omit = {CARRIES_REL.name: set(self.omit.get(CARRIES_REL.name, ()))}
+            self._check_genotype_columns()
             self._small_tables(files)
+            self._ranks(con)
             if self.variants:
+                self._holders(con)
                 self._variants(con, files)
                 self._annotations(con, files)
             else:
                 self._no_variants(files)
-            overlap = genotype_overlap(con, self.variants, self.genotypes, self.samples)
-            self._carries(con, files[CARRIES_REL.name], omit[CARRIES_REL.name])
+            overlap = self._overlap(con)
+            self._carries(con, files[CARRIES_REL.name])
             rows = {t: pq.ParquetFile(f).metadata.num_rows for t, f in files.items()}
-            return PreparedTables(files, rows, omit, overlap, self._chroms(con, files), self._genes(files))
+            rows[CANONICAL] = self._canonical(files[VARIANT_NODE.name])
+            return PreparedTables(files, rows, self.omit, overlap, self._chroms(con, files), self._genes(files))
         finally:
             con.close()
 
+    def _check_genotype_columns(self) -> None:
+        expected = [c.name for c in GENOTYPE_COLUMNS]
+        for path in [*self.genotypes, *self.earlier_genotypes]:
+            names = parquet_file(path).schema_arrow.names
+            if names != expected:
+                raise fail(path, f"genotype columns {names}, expected {expected}")
+
     def _small_tables(self, files: dict[str, Path]) -> None:
-        memberships = [(sample, source) for source in self.sources for sample in self.samples[source]]
-        ids = list(dict.fromkeys(sample for sample, _ in memberships))
+        """The layer's samples, its File node and their SAMPLE_IN_FILE edges."""
+        ids = list(dict.fromkeys(self.samples[self.layer]))
         pq.write_table(pa.table({"id": ids}, schema=_schema(SAMPLE_NODE)), files[SAMPLE_NODE.name])
         pq.write_table(
-            pa.table({"id": [m[0] for m in memberships], "name": [m[1] for m in memberships]}, pa.schema(
+            pa.table({"id": ids, "name": [self.layer] * len(ids)}, pa.schema(
                 [("id", pa.string()), ("name", pa.string())])),
             files[SAMPLE_IN_FILE_REL.name],
         )  # fmt: skip
-        paths = [self.paths.get(s) for s in self.sources]
-        files_table = pa.table({"name": self.sources, "path": paths}, schema=_schema(FILE_NODE))
+        files_table = pa.table({"name": [self.layer], "path": [self.path]}, schema=_schema(FILE_NODE))
         pq.write_table(files_table, files[FILE_NODE.name])
+
+    def _ranks(self, con) -> None:
+        """Tables `file_rank (source, rank)`: the VCFs in config order, the layer last; `file_sample
+        (rank, sample)`: their samples; `layer_sample (sample)`: the layer's."""
+        sources = list(self.samples)
+        members = [(rank, sample) for rank, source in enumerate(sources) for sample in self.samples[source]]
+        con.register("file_rank_rows", pa.table({"source": sources, "rank": list(range(len(sources)))}))
+        con.register("file_sample_rows", pa.table({"rank": [m[0] for m in members], "sample": [m[1] for m in members]}))
+        con.execute("CREATE OR REPLACE TEMP TABLE file_rank AS SELECT * FROM file_rank_rows")
+        con.execute("CREATE OR REPLACE TEMP TABLE file_sample AS SELECT DISTINCT * FROM file_sample_rows")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE layer_sample AS"
+            f" SELECT sample FROM file_sample WHERE rank = {len(sources) - 1}"
+        )
+
+    def _node_rows(self, paths: Sequence[Path], where: str = "") -> str:
+        """SELECT of the Variant node columns (af last) and source of the rows of `paths`: INFO/AF as af
+        where a file holds it as a number (NaN as null), else null, decided file by file (a VCF's
+        shards share their header's types), so a variant's af is the same in every layer."""
+        names = ", ".join(f'"{c.name}"' for c in VARIANT_NODE.columns if c.name not in ("af", CANONICAL))
+        numeric, other = [], []
+        for path in paths:
+            schema = parquet_file(path).schema_arrow
+            held = schema.field(AF_SOURCE_COLUMN).type if AF_SOURCE_COLUMN in schema.names else None
+            (numeric if held and (pa.types.is_floating(held) or pa.types.is_integer(held)) else other).append(path)
+        value = f'CAST("{AF_SOURCE_COLUMN}" AS DOUBLE)'
+        selects = []
+        for group, af in ((numeric, f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"), (other, "NULL::DOUBLE")):
+            if group:
+                source = f"read_parquet({sql_list(group)}, union_by_name = true)"
+                selects.append(f"SELECT {names}, {af} AS af, source FROM {source} {where}")
+        return " UNION ALL ".join(selects) if selects else _no_rows([*VARIANT_NODE.columns[:-2], VARIANT_AF, SOURCE])
+
+    def _range_filter(self) -> str:
+        """The WHERE clause keeping the rows in the partition's ranges (DuckDB prunes row groups by it)."""
+        if not self.ranges:
+            return "WHERE false"
+        terms = [f"(chrom = {sql_string(c)} AND pos BETWEEN {int(a)} AND {int(b)})" for c, a, b in self.ranges]
+        return "WHERE " + " OR ".join(terms)
+
+    def _holders(self, con) -> None:
+        """Tables `own (variant_id)`: the layer's variants; `holders`: every earlier VCF's row of one of
+        them (node columns, source, rank), read only within the partition's ranges."""
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE own AS"
+            f" SELECT DISTINCT variant_id FROM read_parquet({sql_list(self.variants)})"
+        )
+        if not self.earlier_variants:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE holders AS SELECT *, 0 AS rank FROM ({self._node_rows([])})")
+            return
+        rows = self._node_rows(self.earlier_variants, self._range_filter())
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE holders AS
+                SELECT e.*, r.rank FROM ({rows}) AS e JOIN file_rank AS r USING (source)
+                SEMI JOIN own USING (variant_id)"""
+        )
+
+    def _variants(self, con, files: dict[str, Path]) -> None:
+        """Each of the layer's variant_ids once: with the first earlier holder's properties (not
+        canonical), else its own (canonical); an edge from each to the layer's File."""
+        names = ", ".join(f'"{c.name}"' for c in VARIANT_NODE.columns if c.name != CANONICAL)
+        first = (
+            f"SELECT {names}, false AS canonical FROM holders"
+            " QUALIFY row_number() OVER (PARTITION BY variant_id ORDER BY rank) = 1"
+        )
+        own_rows = self._node_rows(self.variants)
+        own = f"SELECT {names}, true AS canonical FROM ({own_rows}) ANTI JOIN holders USING (variant_id)"
+        _copy_query(con, f"({first}) UNION ALL ({own})", files[VARIANT_NODE.name])
+        _copy_query(
+            con, f"SELECT variant_id, {sql_string(self.layer)} AS name FROM own", files[VARIANT_IN_FILE_REL.name]
+        )
+
+    def _annotations(self, con, files: dict[str, Path]) -> None:
+        """IN_GENE and Gene of the canonical variants only: an annotation counted once over the store."""
+        props = ", ".join(c.name for c in IN_GENE_REL.columns)
+        read = f"read_parquet({sql_list(self.annotations)}, union_by_name = true)"
+        notes = f"(SELECT * FROM {read} ANTI JOIN holders USING (variant_id))"
+        _copy_query(
+            con, f"SELECT variant_id, gene, {props} FROM {notes} WHERE gene IS NOT NULL", files[IN_GENE_REL.name]
+        )
+        genes = f"""SELECT gene FROM read_parquet({sql_string(files[IN_GENE_REL.name])})
+                    UNION SELECT gene FROM read_parquet({sql_string(files[VARIANT_NODE.name])}) WHERE canonical"""
+        _copy_query(con, f"SELECT DISTINCT gene AS symbol FROM ({genes}) WHERE gene IS NOT NULL", files[GENE_NODE.name])
 
     def _no_variants(self, files: dict[str, Path]) -> None:
         """VCFs without records (valid, and so is their empty graph): empty variant and gene tables."""
@@ -708,40 +980,94 @@ class _Prepare:
             ends = [pa.field("from", pa.string()), pa.field("to", pa.string())]
             pq.write_table(pa.schema(ends + [c.field() for c in rel.columns]).empty_table(), files[rel.name])
 
-    def _read_variants(self) -> str:
-        return f"read_parquet({sql_list(self.variants)}, filename = true, file_row_number = true, union_by_name = true)"
-
-    def _variants(self, con, files: dict[str, Path]) -> None:
-        """Each variant_id once (from the first VCF holding it), and an edge to every VCF holding it."""
-        shadowed = shadowed_rows(con, self.variants)
-        keep = ""
-        if shadowed:
-            con.execute("CREATE OR REPLACE TEMP TABLE shadowed (filename VARCHAR, file_row_number BIGINT)")
-            con.executemany(
-                "INSERT INTO shadowed VALUES (?, ?)", [(str(f), int(r)) for f, rows in shadowed.items() for r in rows]
+    def _earlier_calls(self, con) -> bool:
+        """Table `earlier_calls (sample, variant_id, rank, gt)`: the earlier VCFs' carrier rows of the
+        layer's samples at its shared variants. False when no earlier VCF shares a sample and a variant."""
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE earlier_calls (sample VARCHAR, variant_id VARCHAR, rank INTEGER, gt VARCHAR)"
+        )
+        shared = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT rank FROM holders) JOIN file_sample USING (rank)"
+            " SEMI JOIN layer_sample USING (sample)"
+        ).fetchone()[0]
+        if not shared:
+            return False
+        if self.earlier_genotypes:
+            con.execute(
+                f"""INSERT INTO earlier_calls
+                    SELECT g.sample, g.variant_id, r.rank, g.gt
+                    FROM read_parquet({sql_list(self.earlier_genotypes)}) AS g
+                    JOIN file_rank AS r USING (source)
+                    SEMI JOIN (SELECT DISTINCT variant_id FROM holders) USING (variant_id)
+                    SEMI JOIN layer_sample USING (sample)"""
             )
-            keep = "ANTI JOIN shadowed USING (filename, file_row_number)"
-        columns = ", ".join(f'"{c.name}"' for c in VARIANT_NODE.columns if c.name != "af")
-        columns += f", {self._af()} AS af"
-        _copy_query(con, f"SELECT {columns} FROM {self._read_variants()} {keep}", files[VARIANT_NODE.name])
-        _copy_query(con, f"SELECT variant_id, source FROM {self._read_variants()}", files[VARIANT_IN_FILE_REL.name])
+        return True
 
-    def _af(self) -> str:
-        """Variant.af: INFO/AF where every shard holding it has it as a number (NaN as null), else null."""
-        types = [parquet_file(p).schema_arrow for p in self.variants]
-        held = [t.field(AF_SOURCE_COLUMN).type for t in types if AF_SOURCE_COLUMN in t.names]
-        if not held or not all(pa.types.is_floating(t) or pa.types.is_integer(t) for t in held):
-            return "NULL::DOUBLE"
-        value = f'CAST("{AF_SOURCE_COLUMN}" AS DOUBLE)'
-        return f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"
+    def _overlap(self, con) -> dict:
+        """What the layer shares with the earlier VCFs (`GENOTYPE_RULE`), each figure counted by the later
+        file of a pair, so the layers' figures add up to genotype_overlap's over all VCFs. Leaves the
+        layer's carrier rows an earlier VCF gives in table `given_earlier (sample, variant_id)`."""
+        con.execute("CREATE OR REPLACE TEMP TABLE given_earlier (sample VARCHAR, variant_id VARCHAR)")
+        result = {"rule": GENOTYPE_RULE, "variants_in_several_files": 0, "duplicate_variant_rows": 0,
+                  "duplicate_genotypes": 0, "conflicting_genotypes": 0, "conflict_examples": []}  # fmt: skip
+        if not self.variants or not self.earlier_variants:
+            return result
+        second, repeated = con.execute(
+            """SELECT count(*) FILTER (n = 1), count(*)
+               FROM (SELECT variant_id, count(*) AS n FROM holders GROUP BY variant_id)"""
+        ).fetchone()
+        result["variants_in_several_files"], result["duplicate_variant_rows"] = second, repeated
+        if not self._earlier_calls(con) or not self.genotypes:
+            return result
+        own_calls = (
+            f"(SELECT sample, variant_id, gt FROM read_parquet({sql_list(self.genotypes)})"
+            " SEMI JOIN holders USING (variant_id))"
+        )
+        # each (sample, variant) that the layer or an earlier holder calls a carrier, beside its first holder
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE compared AS
+                WITH own_calls AS {own_calls},
+                pairs AS (SELECT sample, variant_id FROM own_calls UNION SELECT sample, variant_id FROM earlier_calls),
+                firsts AS (
+                  SELECT p.sample, p.variant_id, min(h.rank) AS first_rank FROM pairs AS p
+                  JOIN holders AS h USING (variant_id) JOIN file_sample AS f ON f.rank = h.rank AND f.sample = p.sample
+                  GROUP BY p.sample, p.variant_id
+                )
+                SELECT firsts.*, e.gt AS first_gt, o.gt AS gt FROM firsts
+                LEFT JOIN earlier_calls AS e ON e.sample = firsts.sample AND e.variant_id = firsts.variant_id
+                     AND e.rank = firsts.first_rank
+                LEFT JOIN own_calls AS o ON o.sample = firsts.sample AND o.variant_id = firsts.variant_id
+                WHERE e.gt IS NOT NULL OR o.gt IS NOT NULL"""
+        )
+        con.execute("INSERT INTO given_earlier SELECT sample, variant_id FROM compared WHERE gt IS NOT NULL")
+        duplicates, conflicts = con.execute(
+            "SELECT count(*) FILTER (gt = first_gt), count(*) FILTER (gt IS DISTINCT FROM first_gt) FROM compared"
+        ).fetchone()
+        examples = con.execute(
+            f"""SELECT sample, variant_id, k.source, first_gt, gt
+                FROM compared JOIN file_rank AS k ON k.rank = first_rank
+                WHERE gt IS DISTINCT FROM first_gt ORDER BY first_rank, variant_id, sample LIMIT {CONFLICT_EXAMPLES}"""
+        ).fetchall()
+        result["duplicate_genotypes"], result["conflicting_genotypes"] = duplicates, conflicts
+        result["conflict_examples"] = [
+            {"sample": s, "variant_id": v, "kept": {"file": kf, "gt": kg}, "other": {"file": self.layer, "gt": og}}
+            for s, v, kf, kg, og in examples
+        ]
+        return result
 
-    def _annotations(self, con, files: dict[str, Path]) -> None:
-        notes = f"read_parquet({sql_list(self.annotations)}, union_by_name = true)"
-        props = ", ".join(c.name for c in IN_GENE_REL.columns)
-        in_gene = f"SELECT variant_id, gene, {props} FROM {notes} WHERE gene IS NOT NULL"
-        _copy_query(con, in_gene, files[IN_GENE_REL.name])
-        genes = f"SELECT gene FROM {notes} UNION SELECT gene FROM {self._read_variants()}"
-        _copy_query(con, f"SELECT DISTINCT gene AS symbol FROM ({genes}) WHERE gene IS NOT NULL", files[GENE_NODE.name])
+    def _carries(self, con, out: Path) -> None:
+        """The layer's carrier rows, less those the genotype rule gives to an earlier VCF (given_earlier)."""
+        if not self.genotypes:
+            con.execute(f"COPY (SELECT NULL::VARCHAR AS sample LIMIT 0) TO {sql_string(out)} (FORMAT parquet)")
+            return
+        left_out = self.omit.get(CARRIES_REL.name, set())
+        props = ", ".join(c.name for c in CARRIES_REL.columns if c.name not in left_out)
+        genotypes = f"read_parquet({sql_list(self.genotypes)}) ANTI JOIN given_earlier USING (sample, variant_id)"
+        _copy_query(con, f"SELECT sample, variant_id, {props} FROM {genotypes}", out)
+
+    def _canonical(self, variants: Path) -> int:
+        table = pq.read_table(variants, columns=[CANONICAL])
+        return int(pc.sum(table.column(CANONICAL)).as_py() or 0) if table.num_rows else 0
 
     def _chroms(self, con, files: dict[str, Path]) -> dict[str, dict[str, int]]:
         """What the index routes queries by: per contig, variants, first and last pos, last end, longest span."""
@@ -755,26 +1081,21 @@ class _Prepare:
     def _genes(self, files: dict[str, Path]) -> list[str]:
         return pq.read_table(files[GENE_NODE.name], columns=["symbol"]).column("symbol").to_pylist()
 
-    def _carries(self, con, out: Path, left_out: set[str]) -> None:
-        expected = [c.name for c in GENOTYPE_COLUMNS]
-        for path in self.genotypes:
-            names = parquet_file(path).schema_arrow.names
-            if names != expected:
-                raise fail(path, f"genotype columns {names}, expected {expected}")
-        props = ", ".join(c.name for c in CARRIES_REL.columns if c.name not in left_out)
-        if not self.genotypes:
-            con.execute(f"COPY (SELECT NULL::VARCHAR AS sample LIMIT 0) TO {sql_string(out)} (FORMAT parquet)")
-            return
-        genotypes = f"read_parquet({sql_list(self.genotypes)})"
-        if len(self.sources) > 1:  # each (sample, variant) once: later VCFs' calls are left out (genotype_overlap)
-            genotypes += " ANTI JOIN later_genotypes USING (sample, variant_id, source)"
-        _copy_query(con, f"SELECT sample, variant_id, {props} FROM {genotypes}", out)
-
 
 TABLE_ORDER = (
     SAMPLE_NODE.name, VARIANT_NODE.name, GENE_NODE.name, FILE_NODE.name,
     IN_GENE_REL.name, VARIANT_IN_FILE_REL.name, SAMPLE_IN_FILE_REL.name, CARRIES_REL.name,
 )  # fmt: skip
+
+
+#: DuckDB's name of each Arrow type of the node columns.
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+SOURCE = Column("source", pa.string(), "the VCF of a shard row")
+
+
+def _no_rows(columns: Sequence[Column]) -> str:
+    """A SELECT of no rows with these typed columns."""
+    return "SELECT " + ", ".join(f'NULL::{_DUCKDB_TYPES[c.type]} AS "{c.name}"' for c in columns) + " LIMIT 0"
 
 
 def _schema(node) -> pa.Schema:
@@ -814,6 +1135,7 @@ __all__ = [
     "Graph",
     "PreparedTables",
     "StoreGraph",
+    "earlier_overlapping",
     "kuzu_property",
     "load_kuzu",
     "load_partition",
@@ -824,4 +1146,5 @@ __all__ = [
     "read_partitions",
     "samples_from_headers",
     "shard_extents",
+    "store_counts",
 ]
