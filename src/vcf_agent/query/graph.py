@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from vcf_agent.errors import VcfAgentError
@@ -84,14 +87,44 @@ class _Handles:
                 graph.close()
 
 
+@dataclass
+class Layer:
+    """One configured VCF's partitions (vcf_agent.stores.kuzu, "layers"): its samples (in the order
+    of its Sample nodes), the partitions holding its variants and how to route to them."""
+
+    source: str
+    samples: list[str]
+    parts: list[int] = field(default_factory=list)
+    #: contig -> [(first, last, end, partition)] by first position (disjoint within a layer)
+    ranges: dict[str, list[tuple[int, int, int, int]]] = field(default_factory=dict)
+    firsts: dict[str, list[int]] = field(default_factory=dict)
+    #: the store-wide index (`_GraphPool.sample_names`) of each Sample node offset of this layer
+    names_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: True when the layer's sample order is the store's: its first carriers by offset are the first overall
+    in_store_order: bool = True
+
+    def part_at(self, chrom: str, pos: int) -> int | None:
+        firsts = self.firsts.get(chrom)
+        if not firsts:
+            return None
+        at = bisect.bisect_right(firsts, pos) - 1
+        if at < 0:
+            return None
+        first, last, _, part = self.ranges[chrom][at]
+        return part if first <= pos <= last else None
+
+
 class _GraphPool:
     """The partitions of a graph store (vcf_agent.stores.kuzu), opened read-only on first use.
 
-    Routing uses the store's index (partitions.json): per partition and contig its first
-    and last position, last end and longest span. `part_of` gives a variant's partition from
-    its position, `parts_of_region` those a region overlaps, `walk` the partitions in the
-    order of `ORDER BY v.chrom, v.pos` (a partition's positions on a contig are one range,
-    disjoint from every other partition's). At most `max_open` partitions stay open.
+    The store is layered: one layer per configured VCF, each with its own partitions (disjoint
+    within the layer, overlapping other layers'). Routing uses the store's index
+    (partitions.json): per partition and contig its first and last position, last end and
+    longest span. `parts_at` gives the partitions (one per layer at most) that may hold a
+    position, `parts_of_region` those a region overlaps, `walks` each layer's partitions in
+    the order of `ORDER BY v.chrom, v.pos`. A variant's node is in every layer holding it
+    (`canonical` in the first one only), a (sample, variant) genotype in one layer only, so
+    counts add up over partitions. At most `max_open` partitions stay open.
     """
 
     def __init__(
@@ -104,86 +137,135 @@ class _GraphPool:
             index = kuzu_store.read_partitions(path)
         except VcfAgentError as error:
             raise StoreMissing(str(error)) from error
+        if index.get("layout") != "layers":
+            raise StoreMissing(
+                f"{path}: a graph of an older layout (no layers); rebuild it (snakemake results/kuzu.json)"
+            )
         self.partitions: list[dict] = index["partitions"]
         self._files = [path / part["file"] for part in self.partitions]
         self._size, self._buffer_pool_mb, self._max_open = size, buffer_pool_mb, max(1, max_open)
-        #: contig -> [(first, last, end, partition)] by first position
-        self._ranges: dict[str, list[tuple[int, int, int, int]]] = {}
-        for i, part in enumerate(self.partitions):
-            for chrom, held in part["chroms"].items():
-                self._ranges.setdefault(chrom, []).append((held["first"], held["last"], held["end"], i))
-        for ranges in self._ranges.values():
-            ranges.sort()
-        self._firsts = {chrom: [r[0] for r in ranges] for chrom, ranges in self._ranges.items()}
+        self.layers = [Layer(layer["source"], list(layer["samples"])) for layer in index["layers"]]
+        #: every sample once, in config order (first appearance), and the layers holding each
+        self.sample_names: list[str] = list(dict.fromkeys(s for layer in self.layers for s in layer.samples))
+        at = {name: i for i, name in enumerate(self.sample_names)}
+        self.sample_layers: dict[str, list[int]] = {}
+        for i, layer in enumerate(self.layers):
+            for name in dict.fromkeys(layer.samples):
+                self.sample_layers.setdefault(name, []).append(i)
+            layer.names_at = np.array([at[name] for name in layer.samples], dtype=np.int64)
+            layer.in_store_order = bool(np.all(np.diff(layer.names_at) > 0))
+        self._route(index)
+        self._carrier_properties: dict[int, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Handles] = OrderedDict()
         self._closed = False
         with self._part(0):  # opened now, so that a broken graph fails at open time
             pass
 
+    def _route(self, index: dict) -> None:
+        by_source = {layer.source: i for i, layer in enumerate(self.layers)}
+        self.layer_of: list[int] = []
+        for i, part in enumerate(self.partitions):
+            if part.get("layer") not in by_source:
+                raise StoreMissing(
+                    f"{self.path}: partition {part.get('name')} of no listed layer ({part.get('layer')})"
+                )
+            layer = self.layers[by_source[part["layer"]]]
+            self.layer_of.append(by_source[part["layer"]])
+            layer.parts.append(i)
+            for chrom, held in part["chroms"].items():
+                layer.ranges.setdefault(chrom, []).append((held["first"], held["last"], held["end"], i))
+        for layer in self.layers:
+            for chrom, ranges in layer.ranges.items():
+                ranges.sort()
+                layer.firsts[chrom] = [r[0] for r in ranges]
+
     # ---------------------------------------------------------------- routing
 
-    def part_of(self, chrom: str, pos: int) -> int | None:
-        """The partition holding position `pos` of `chrom` (None: no variant there)."""
-        firsts = self._firsts.get(chrom)
-        if not firsts:
-            return None
-        at = bisect.bisect_right(firsts, pos) - 1
-        if at < 0:
-            return None
-        first, last, _, part = self._ranges[chrom][at]
-        return part if first <= pos <= last else None
+    def parts_at(self, chrom: str, pos: int) -> list[int]:
+        """The partitions (at most one per layer) whose range of `chrom` holds position `pos`."""
+        found = (layer.part_at(chrom, pos) for layer in self.layers)
+        return [part for part in found if part is not None]
 
-    def part_of_id(self, variant_id: str) -> int | None:
-        """The partition of a variant id (chrom:pos:ref:alt; a contig name may hold ':')."""
+    def parts_of_id(self, variant_id: str) -> list[int]:
+        """The partitions that may hold a variant id (chrom:pos:ref:alt; a contig name may hold ':')."""
         at = variant_id.find(":")
         while at > 0:
             chrom = variant_id[:at]
-            if chrom in self._ranges:
+            if any(chrom in layer.ranges for layer in self.layers):
                 pos = variant_id[at + 1 :].split(":", 1)[0]
                 if pos.isdigit():
-                    return self.part_of(chrom, int(pos))
+                    return self.parts_at(chrom, int(pos))
             at = variant_id.find(":", at + 1)
-        return None
+        return []
 
-    def parts_of_region(self, chrom: str, start: int, end: int) -> list[int]:
-        """The partitions holding a variant of `chrom` that may overlap start..end (pos <= end, end >= start)."""
-        ranges = self._ranges.get(chrom, ())
-        return sorted({part for first, _, last_end, part in ranges if first <= end and last_end >= start})
+    def parts_of_region(self, chrom: str, start: int, end: int, layers: Sequence[int] | None = None) -> list[int]:
+        """The partitions (of these layers, else all) holding a variant of `chrom` that may overlap
+        start..end (pos <= end, end >= start)."""
+        chosen = range(len(self.layers)) if layers is None else layers
+        return sorted(
+            part
+            for i in chosen
+            for first, _, last_end, part in self.layers[i].ranges.get(chrom, ())
+            if first <= end and last_end >= start
+        )
+
+    def parts_of_layers(self, layers: Sequence[int] | None = None) -> list[int]:
+        """Every partition of these layers (else of all)."""
+        if layers is None:
+            return list(range(len(self.partitions)))
+        return sorted(part for i in layers for part in self.layers[i].parts)
 
     def parts_of_ids(self, ids: Sequence[str]) -> dict[int, list[str]]:
-        """Variant ids grouped by partition (ids of no partition are left out: no such variant)."""
+        """Variant ids grouped by the partitions that may hold them (a variant of several layers is
+        in several groups; ids of no partition are left out: no such variant)."""
         grouped: dict[int, list[str]] = {}
         for vid in ids:
-            part = self.part_of_id(vid)
-            if part is not None:
+            for part in self.parts_of_id(vid):
                 grouped.setdefault(part, []).append(vid)
         return grouped
 
-    def walk(self, parts: Sequence[int] | None = None, chrom: str | None = None) -> list[tuple[int, list[str]]]:
-        """(partition, its contigs) in the order of `ORDER BY v.chrom, v.pos`: the pieces of
-        consecutive contigs of one partition come as one step."""
-        allowed = None if parts is None else set(parts)
-        pieces = sorted(
-            (name, first, part)
-            for name, ranges in self._ranges.items()
-            if chrom is None or name == chrom
-            for first, _, _, part in ranges
-            if allowed is None or part in allowed
-        )
-        steps: list[tuple[int, list[str]]] = []
-        for name, _, part in pieces:
-            if steps and steps[-1][0] == part:
-                steps[-1][1].append(name)
-            else:
-                steps.append((part, [name]))
-        return steps
+    def walks(self, parts: Sequence[int], chrom: str | None = None) -> list[list[tuple[int, list[str]]]]:
+        """Per layer holding any of `parts`: (partition, its contigs) in the order of
+        `ORDER BY v.chrom, v.pos`; the pieces of consecutive contigs of one partition come as one step."""
+        allowed = set(parts)
+        result = []
+        for layer in self.layers:
+            pieces = sorted(
+                (name, first, part)
+                for name, ranges in layer.ranges.items()
+                if chrom is None or name == chrom
+                for first, _, _, part in ranges
+                if part in allowed
+            )
+            steps: list[tuple[int, list[str]]] = []
+            for name, _, part in pieces:
+                if steps and steps[-1][0] == part:
+                    steps[-1][1].append(name)
+                else:
+                    steps.append((part, [name]))
+            if steps:
+                result.append(steps)
+        return result
+
+    def layer(self, part: int) -> Layer:
+        return self.layers[self.layer_of[part]]
 
     def edges(self, part: int) -> int:
         return int(self.partitions[part]["counts"].get("CARRIES", 0))
 
     def total(self, table: str) -> int:
-        return sum(int(part["counts"].get(table, 0)) for part in self.partitions)
+        """Store-wide count of a table from the index (Variant: canonical nodes, each variant once)."""
+        key = "canonical" if table == "Variant" else table
+        return sum(int(part["counts"].get(key, 0)) for part in self.partitions)
+
+    def carrier_properties(self, part: int) -> frozenset[str]:
+        """The CARRIES properties of a partition's layer (dp, gq are left out of some layers)."""
+        layer = self.layer_of[part]
+        if layer not in self._carrier_properties:
+            rows = self.query("CALL table_info('CARRIES') RETURN name", None, part)
+            self._carrier_properties[layer] = frozenset(row["name"] for row in rows)
+        return self._carrier_properties[layer]
 
     # ---------------------------------------------------------------- queries
 
@@ -220,9 +302,14 @@ class _GraphPool:
         with self._part(part) as handles, handles.borrow() as graph:
             return graph.query(cypher, params)
 
+    def per_layer(self, cypher: str, params: dict[str, Any] | None = None) -> list[tuple[Layer, list[dict[str, Any]]]]:
+        """Rows about Sample, File and SAMPLE_IN_FILE, which every partition of a layer holds whole
+        (that layer's VCF only): each layer's, from its first partition."""
+        return [(layer, self.query(cypher, params, layer.parts[0])) for layer in self.layers if layer.parts]
+
     def shared(self, cypher: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Rows about Sample, File and SAMPLE_IN_FILE, which every partition holds whole."""
-        return self.query(cypher, params, 0)
+        """`per_layer`'s rows one layer after the other (a sample of several VCFs comes once per VCF)."""
+        return [row for _, rows in self.per_layer(cypher, params) for row in rows]
 
     def each(self, cypher: str, params: dict[str, Any] | None, parts: Sequence[int]) -> list[dict[str, Any]]:
         """The rows of these partitions one after the other."""
@@ -255,12 +342,14 @@ _CARRIERS_OF = (
     "MATCH (s:Sample)-[:CARRIES]->(v:Variant {variant_id: $id})"
     " RETURN count(*) AS n, list_slice(list_sort(collect(offset(id(s)))), 1, $first) AS first"
 )
-#: CARRIES properties a Carrier reports; dp, gq and source are absent from some graphs.
-CARRIER_PROPERTIES = ("gt", "phased", "alt_count", "ploidy", "dp", "gq", "source")
+#: CARRIES properties a Carrier reports; dp and gq are absent from some layers (a carrier's
+#: source is its partition's layer).
+CARRIER_PROPERTIES = ("gt", "phased", "alt_count", "ploidy", "dp", "gq")
 
 
-def _genotypes_of(properties: set[str]) -> str:
-    """The carriers of one variant; properties the graph lacks come back as nulls."""
+@functools.lru_cache(maxsize=8)
+def _genotypes_of(properties: frozenset[str]) -> str:
+    """The carriers of one variant in one partition; properties its layer lacks come back as nulls."""
     values = ", ".join(f"{'c.' + name if name in properties else 'NULL'} AS {name}" for name in CARRIER_PROPERTIES)
     return (
         f"MATCH (s:Sample)-[c:CARRIES]->(v:Variant {{variant_id: $id}}) RETURN offset(id(s)) AS o, {values} ORDER BY o"
@@ -299,6 +388,20 @@ _GENES_OF_ALL = (
 #: for 502,000 edges, 2.0-3.6 s for 10,000,000), whatever the number of hits.
 KEY_LOOKUP_SECONDS = 2e-3
 JOIN_SECONDS_PER_EDGE = 3e-7
+#: The columns of a result row (sample, shared and region pages) from the Variant node `v`.
+ROW_COLUMNS = (
+    "v.variant_id AS variant_id, v.chrom AS chrom, v.pos AS pos, v.`end` AS `end`, v.ref AS ref, v.alt AS alt,"
+    " v.variant_class AS variant_class, v.gene AS gene, v.consequence AS consequence, v.impact AS impact,"
+    " v.filter AS filter, v.af AS af"
+)
+#: A sample's genotype columns of a page row.
+GENOTYPE_ROW_COLUMNS = ", c.gt AS gt, c.phased AS phased, c.alt_count AS alt_count, c.ploidy AS ploidy"
+#: One page row by its key (the rows of variants found across layers).
+_ROW_OF = f"MATCH (v:Variant {{variant_id: $id}}) RETURN {ROW_COLUMNS}"
+_SAMPLE_ROW_OF = (
+    f"MATCH (s:Sample {{id: $sample}})-[c:CARRIES]->(v:Variant {{variant_id: $id}}) RETURN {ROW_COLUMNS}"
+    f"{GENOTYPE_ROW_COLUMNS}"
+)
 _GENOTYPES_OF = (
     "MATCH (s:Sample)-[c:CARRIES]->(v:Variant {variant_id: $id}) WHERE s.id IN $samples"
     " RETURN s.id AS sample, c.gt AS gt"

@@ -54,18 +54,18 @@ class FileEntry:
     variants: int
 
 
-_SAMPLES = (
-    "MATCH (s:Sample) OPTIONAL MATCH (s)-[c:CARRIES]->(:Variant)"
-    " RETURN offset(id(s)) AS o, s.id AS sample, count(c) AS variants ORDER BY o"
-)
+_SAMPLES = "MATCH (s:Sample) OPTIONAL MATCH (s)-[c:CARRIES]->(:Variant) RETURN s.id AS sample, count(c) AS variants"
 _SAMPLE_FILES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN s.id AS sample, f.name AS name ORDER BY name"
-_MOST_SEVERE = "MATCH (v:Variant) WHERE v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
+_MOST_SEVERE = (
+    "MATCH (v:Variant) WHERE v.canonical AND v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
+)
 _ANNOTATED = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN g.symbol AS gene, count(DISTINCT v.variant_id) AS n"
 _FILES = "MATCH (f:File) RETURN f.name AS name, f.path AS path ORDER BY name"
 _FILE_SAMPLES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name, count(*) AS n"
 _FILE_VARIANTS = "MATCH (v:Variant)-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name, count(*) AS n"
 _BY_RSID = (
-    "MATCH (v:Variant) WHERE v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id))"
+    "MATCH (v:Variant) WHERE v.canonical"
+    " AND (v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id)))"
     " RETURN v.variant_id AS id, v.chrom AS chrom, v.pos AS pos ORDER BY chrom, pos, id"
 )
 _BY_ID = "MATCH (v:Variant {variant_id: $id}) RETURN v.variant_id AS id"
@@ -75,18 +75,19 @@ _BY_ALLELES = (
 )
 
 
-# The graph is partitioned (vcf_agent.stores.kuzu): counts over variants add up over the
-# partitions; samples and files are the same in every partition (`shared`).
+# The graph is layered and partitioned (vcf_agent.stores.kuzu): counts over variants and
+# genotypes add up over the partitions (a variant is canonical in one layer, a genotype in one
+# layer); each layer's partitions hold its VCF's samples and File node (`per_layer`).
 
 
 def list_samples(stores: Stores) -> list[SampleEntry]:
     files: dict[str, list[str]] = {}
     for row in stores.graph.shared(_SAMPLE_FILES):
         files.setdefault(row["sample"], []).append(row["name"])
-    carried: dict[int, list] = {}
+    carried = dict.fromkeys(stores.sample_names(), 0)
     for row in stores.graph.query(_SAMPLES):
-        carried.setdefault(row["o"], [row["sample"], 0])[1] += row["variants"]
-    return [SampleEntry(name, n, files.get(name, [])) for _, (name, n) in sorted(carried.items())]
+        carried[row["sample"]] += row["variants"]
+    return [SampleEntry(name, n, sorted(files.get(name, []))) for name, n in carried.items()]
 
 
 def list_genes(stores: Stores) -> list[GeneEntry]:
@@ -112,9 +113,10 @@ def list_files(stores: Stores) -> list[FileEntry]:
     variants: dict[str, int] = {}
     for r in stores.graph.query(_FILE_VARIANTS):
         variants[r["name"]] = variants.get(r["name"], 0) + r["n"]
+    paths = {r["name"]: r["path"] for r in stores.graph.shared(_FILES)}
     return [
-        FileEntry(r["name"], r["path"], samples.get(r["name"], 0), variants.get(r["name"], 0))
-        for r in stores.graph.shared(_FILES)
+        FileEntry(name, paths.get(name), samples.get(name, 0), variants.get(name, 0))
+        for name in sorted(layer.source for layer in stores.graph.layers)
     ]
 
 
@@ -126,8 +128,7 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
     if RSID.fullmatch(text):
         rows = stores.graph.query(_BY_RSID, {"id": "rs" + text[2:]})  # any partition may hold it
         return [r["id"] for r in sorted(rows, key=lambda r: (r["chrom"], r["pos"], r["id"]))]
-    part = stores.graph.part_of_id(text)
-    if part is not None and stores.graph.query(_BY_ID, {"id": text}, part):
+    if any(stores.graph.query(_BY_ID, {"id": text}, part) for part in stores.graph.parts_of_id(text)):
         return [text]
     match = SPELLED_ID.fullmatch(text)
     if match is None:
@@ -135,12 +136,10 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
     pos = int(match["pos"].replace(",", ""))
     ref, alt = match["ref"].upper(), match["alt"] if match["alt"].startswith("<") else match["alt"].upper()
     for chrom in contig_spellings(stores, match["chrom"]):
-        part = stores.graph.part_of(chrom, pos)
-        if part is None:
-            continue
-        found = stores.graph.query(_BY_ALLELES, {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, part)
-        if found:
-            return [r["id"] for r in found]
+        params = {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}
+        found = stores.graph.each(_BY_ALLELES, params, stores.graph.parts_at(chrom, pos))
+        if found:  # the variant's node in each layer holding it
+            return sorted({r["id"] for r in found})
     return []
 
 

@@ -41,14 +41,19 @@ from vcf_agent.query.graph import (
     _GENES_OF,
     _GENES_OF_ALL,
     _GENOTYPES_OF,
+    _ROW_OF,
+    _SAMPLE_ROW_OF,
     _SPREAD_IDS,
     _WARM_CYPHER,
     _ZYGOSITY_GROUPS,
     _ZYGOSITY_OF,
+    CARRIER_PROPERTIES,
+    GENOTYPE_ROW_COLUMNS,
     GRAPH_HANDLES,
     JOIN_SECONDS_PER_EDGE,
     KEY_LOOKUP_SECONDS,
     OPEN_PARTITIONS,
+    ROW_COLUMNS,
     _genotypes_of,
     _GraphPool,
     _where,
@@ -100,12 +105,6 @@ class Stores:
         self.vector_dim = self._vector_dim()
         self._contigs = self._load_contigs()
         self.max_span = self._longest_variant()
-        self._sample_names: list[str] | None = None
-        carries = {r["name"] for r in self.graph.shared("CALL table_info('CARRIES') RETURN name")}
-        self._genotypes_all = _genotypes_of(carries)
-        files = self.graph.shared("MATCH (f:File) RETURN f.name AS name")
-        #: graphs of one VCF leave CARRIES.source out: it is that VCF
-        self._only_file = files[0]["name"] if len(files) == 1 and "source" not in carries else None
         self._has_genes = self.graph.total("Gene") > 0
         self._model_lock = threading.Lock()
         self._encoder = None
@@ -210,12 +209,13 @@ class Stores:
         return kind.list_size if isinstance(kind, pa.FixedSizeListType) else DEFAULT_VECTOR_DIM
 
     def _load_contigs(self) -> dict[str, Contig]:
-        """From the graph's index: what each partition holds of each contig."""
+        """From the graph's index: what each partition holds of each contig (its variants: the
+        canonical nodes, each variant once over the layers)."""
         merged: dict[str, Contig] = {}
         for part in self.graph.partitions:
             for chrom, held in part["chroms"].items():
                 known = merged.get(chrom)
-                n, first, last = held["variants"], held["first"], held["end"]
+                n, first, last = held["canonical"], held["first"], held["end"]
                 if known is not None:
                     n, first, last = known.variants + n, min(known.first, first), max(known.last, last)
                 merged[chrom] = Contig(chrom, n, first, last)
@@ -265,8 +265,7 @@ class Stores:
 
     def _require_sample(self, sample: str) -> str:
         sample = _plain_text(sample, "sample")
-        rows = self.graph.shared("MATCH (s:Sample {id: $id}) RETURN s.id AS id", {"id": sample})
-        if not rows:
+        if sample not in self.graph.sample_layers:
             raise NotFound(f"unknown sample {sample!r}")
         return sample
 
@@ -412,27 +411,34 @@ class Stores:
             f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {_where(['s.id = $sample', *conditions])}"
             " RETURN v.variant_id AS id",
             {**params, "sample": filters.carried_by},
-            self._parts_for(filters),
+            self._parts_for(filters, self.graph.sample_layers[filters.carried_by]),
         )
         return {row["id"] for row in rows}
 
-    def _parts_for(self, filters: Filters) -> list[int]:
-        """The partitions a query with these filters needs: a region's, else every one."""
+    def _parts_for(self, filters: Filters, layers: Sequence[int] | None = None) -> list[int]:
+        """The partitions (of these layers, else of all) a query with these filters needs: a
+        region's, else every one."""
         if filters.region is None:
-            return list(range(len(self.graph.partitions)))
+            return self.graph.parts_of_layers(layers)
         end = filters.region.end if filters.region.end is not None else MAX_POSITION
-        return self.graph.parts_of_region(filters.region.chrom, filters.region.start, end)
+        return self.graph.parts_of_region(filters.region.chrom, filters.region.start, end, layers)
 
-    def _walk(self, cypher: str, params: dict, limit: int, filters: Filters) -> list[dict]:
-        """The first `limit` rows of `cypher` (ordered by v.chrom, v.pos; its WHERE includes
-        `v.chrom IN $walk_chroms`), asking the partitions in that order until `limit` are found."""
+    def _walk(self, cypher: str, params: dict, limit: int, filters: Filters, layers: Sequence[int]) -> list[dict]:
+        """The first `limit` rows of `cypher` (ordered by v.chrom, v.pos, v.variant_id; its WHERE
+        includes `v.chrom IN $walk_chroms`): each layer's partitions asked in that order until
+        `limit` are found, the layers' rows merged in that order."""
         chrom = filters.region.chrom if filters.region is not None else None
-        rows: list[dict] = []
-        for part, chroms in self.graph.walk(self._parts_for(filters), chrom):
-            if len(rows) >= limit:
-                break
-            rows += self.graph.query(cypher, {**params, "walk_chroms": chroms, "limit": limit - len(rows)}, part)
-        return rows
+        found: list[list[dict]] = []
+        for steps in self.graph.walks(self._parts_for(filters, layers), chrom):
+            rows: list[dict] = []
+            for part, chroms in steps:
+                if len(rows) >= limit:
+                    break
+                rows += self.graph.query(cypher, {**params, "walk_chroms": chroms, "limit": limit - len(rows)}, part)
+            found.append(rows)
+        if len(found) == 1:
+            return found[0]
+        return sorted((row for rows in found for row in rows), key=_row_order)[:limit]
 
     def _hits(self, table: pa.Table, carriers: int) -> list[Hit]:
         ids = table.column("variant_id").to_pylist()
@@ -463,37 +469,48 @@ class Stores:
         the whole look-up) and are named from `sample_names`.
         """
         names = self.sample_names()
-        rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, first=max(carriers, 1))
+        rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, self._first_of(max(carriers, 1)))
         genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
         context = {}
         for vid in ids:
-            row = rows.get(vid) or {"n": 0, "first": []}
-            carried = [names[offset] for offset in (row["first"] or [])[:carriers]]
-            context[vid] = (row["n"], carried, sorted((genes.get(vid) or {}).get("genes") or []))
+            found = rows.get(vid, [])
+            count = sum(row["n"] for _, row in found)
+            carried = [names[i] for i in self._in_store_order(found)[:carriers]]
+            annotated = {gene for _, row in genes.get(vid, []) for gene in row["genes"] or []}
+            context[vid] = (count, carried, sorted(annotated))
         return context
 
-    def _per_variant(self, ids: list[str], one: str, all_of: str, **params) -> dict[str, dict]:
-        """variant_id -> the row of query `one` for it ($id), or of `all_of` for them all ($ids) when that pays.
+    def _first_of(self, first: int):
+        """$first of a partition's carrier list: `first` where the layer's sample order is the store's,
+        else all its samples (its first by offset need not be the first of the store)."""
+        return lambda part: {
+            "first": first if self.graph.layer(part).in_store_order else len(self.graph.layer(part).samples)
+        }
 
-        A variant that `all_of` finds nothing for has no entry.
+    def _in_store_order(self, found: list[tuple[int, dict]]) -> list[int]:
+        """The store-wide sample indexes of the carrier offsets (`first`) of each partition's row, in order."""
+        indexes = [self.graph.layer(part).names_at[np.asarray(row["first"] or [], np.int64)] for part, row in found]
+        return sorted(int(i) for i in np.concatenate(indexes)) if indexes else []
+
+    def _per_variant(self, ids: list[str], one: str, all_of: str, params_of=None) -> dict[str, list[tuple[int, dict]]]:
+        """variant_id -> (partition, row) of query `one` for it ($id), or of `all_of` for them all ($ids)
+        when that pays, in each partition (one per layer) that may hold it; `params_of(partition)`:
+        more parameters. A variant that `all_of` finds nothing for has no entry of that partition.
         """
-        found: dict[str, dict] = {}
-        for part, here in self.graph.parts_of_ids(ids).items():  # each id asks its own partition only
+        found: dict[str, list[tuple[int, dict]]] = {}
+        for part, here in self.graph.parts_of_ids(ids).items():  # each id asks its own partitions only
+            params = params_of(part) if params_of else {}
             if len(here) * KEY_LOOKUP_SECONDS > self.graph.edges(part) * JOIN_SECONDS_PER_EDGE:
-                found.update({row["id"]: row for row in self.graph.query(all_of, {"ids": here, **params}, part)})
+                rows = [(row["id"], row) for row in self.graph.query(all_of, {"ids": here, **params}, part)]
             else:
-                found.update({vid: self.graph.query(one, {"id": vid, **params}, part)[0] for vid in here})
+                rows = [(vid, self.graph.query(one, {"id": vid, **params}, part)[0]) for vid in here]
+            for vid, row in rows:
+                found.setdefault(vid, []).append((part, row))
         return found
 
     def sample_names(self) -> list[str]:
-        """Every sample name, indexed by its Sample node offset (node order = VCF header order)."""
-        if self._sample_names is None:
-            rows = self.graph.shared("MATCH (s:Sample) RETURN offset(id(s)) AS o, s.id AS id")
-            names = [""] * len(rows)
-            for row in rows:
-                names[row["o"]] = row["id"]
-            self._sample_names = names
-        return self._sample_names
+        """Every sample name once, in config order (each VCF's header order, a sample at its first VCF)."""
+        return self.graph.sample_names
 
     # ------------------------------------------------------------ one variant
 
@@ -508,47 +525,48 @@ class Stores:
             variant_id = self._resolve_one(variant_id)
             table = self._rows_by_id([variant_id], columns)
         row = table.slice(0, 1).to_pylist()[0]
-        part = self.graph.part_of(row["chrom"], row["pos"])
-        counts, found = self._carriers_of(variant_id, carriers, part)
+        parts = self.graph.parts_at(row["chrom"], row["pos"])
+        counts, found = self._carriers_of(variant_id, carriers, parts)
         info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
         core = {name: row.get(name) for name in VariantRecord.model_fields if name in row}
         return VariantRecord(
             **core,
             info={name: value for name, value in info.items() if value is not None},
-            files=[r["name"] for r in self._routed(_FILES_OF, {"id": variant_id}, part)],
-            annotations=[Annotation(**a) for a in self._routed(_ANNOTATIONS_OF, {"id": variant_id}, part)],
+            files=sorted({r["name"] for r in self.graph.each(_FILES_OF, {"id": variant_id}, parts)}),
+            # annotations are on the canonical node only (each once over the layers)
+            annotations=[Annotation(**a) for a in self.graph.each(_ANNOTATIONS_OF, {"id": variant_id}, parts)],
             counts=counts,
             carriers=found,
             carriers_truncated=counts.carriers > len(found),
         )
 
-    def _routed(self, cypher: str, params: dict, part: int | None) -> list[dict]:
-        """Rows of the variant's partition (none when no partition holds its position)."""
-        return [] if part is None else self.graph.query(cypher, params, part)
-
     def _carriers_of(
-        self, variant_id: str, first: int | None = None, part: int | None = None
+        self, variant_id: str, first: int | None = None, parts: Sequence[int] = ()
     ) -> tuple[Counts, list[Carrier]]:
-        """Zygosity counts (one aggregate query) and the carriers in sample order (all, or the first ones),
-        from the variant's partition."""
-        if part is None:
+        """Zygosity counts (one aggregate query per partition) and the carriers in store sample order
+        (all, or the first ones), from the partitions (one per layer) that may hold the variant."""
+        if not parts:
             return Counts(), []
-        counts = counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}, part))
-        if first is None:
-            table = self.graph.query_arrow(self._genotypes_all, {"id": variant_id}, part)
-        else:
-            cypher, params = self._genotypes_all + " LIMIT $first", {"id": variant_id, "first": first}
-            table = self.graph.query_arrow(cypher, params, part)
+        counts = counted(self.graph.each(_ZYGOSITY_OF, {"id": variant_id}, parts))
         names = self.sample_names()
-        columns = {name: table.column(name).to_pylist() for name in table.column_names}
-        carriers = [
-            Carrier(names[o], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, source or self._only_file)
-            for o, gt, phased, alt, ploidy, dp, gq, source in zip(
-                *(columns[name] for name in ("o", "gt", "phased", "alt_count", "ploidy", "dp", "gq", "source")),
-                strict=True,
-            )
-        ]
-        return counts, carriers
+        found: list[tuple[int, Carrier]] = []
+        for part in parts:
+            layer = self.graph.layer(part)
+            cypher, params = _genotypes_of(self.graph.carrier_properties(part)), {"id": variant_id}
+            if first is not None and layer.in_store_order:
+                cypher, params = cypher + " LIMIT $first", {"id": variant_id, "first": first}
+            table = self.graph.query_arrow(cypher, params, part)
+            if table.num_rows == 0:
+                continue
+            at = layer.names_at[table.column("o").to_numpy()].tolist()
+            columns = [table.column(name).to_pylist() for name in CARRIER_PROPERTIES]
+            found += [
+                (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
+                for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
+            ]
+        found.sort(key=lambda pair: pair[0])
+        carriers = [carrier for _, carrier in found]
+        return counts, carriers if first is None else carriers[:first]
 
     def _rows_by_id(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
         from lancedb.expr import col, lit
@@ -568,38 +586,95 @@ class Stores:
         filters, limit = self.check(filters), _limit(limit)
         conditions, params = graph_conditions(filters.without("carried_by"))
         params["sample"] = sample
-        match = "MATCH (s:Sample)-[c:CARRIES]->(v:Variant)"
-        extra = ["s.id = $sample"]
-        if filters.carried_by is not None and filters.carried_by != sample:
-            match += ", (o:Sample)-[:CARRIES]->(v)"
-            extra.append("o.id = $other")
-            params["other"] = filters.carried_by
-        files = [
-            r["name"]
-            for r in self.graph.shared(
-                "MATCH (s:Sample {id: $sample})-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name",
-                {"sample": sample},
-            )
-        ]
-        columns = _graph_row_columns(", c.gt AS gt, c.phased AS phased, c.alt_count AS alt_count, c.ploidy AS ploidy")
-        # Counts add up over the partitions the filters need; the page walks them in order.
-        groups = self.graph.each(
-            f"{match} {_where([*extra, *conditions])} RETURN {_ZYGOSITY_GROUPS}", params, self._parts_for(filters)
-        )
-        counts = counted(groups)
-        walked = _where([*extra, *conditions, "v.chrom IN $walk_chroms"])
-        ordered = f"{match} {walked} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
-        page = self._walk(ordered, params, limit, filters)
+        layers = self.graph.sample_layers[sample]
+        other = filters.carried_by if filters.carried_by not in (None, sample) else None
+        if other is not None and self.graph.sample_layers[other] != layers:
+            counts, page = self._sample_with_other(sample, other, filters, limit)
+        else:
+            counts, page = self._sample_in_its_layers(filters, conditions, params, other, limit)
         for r in page:
             r["zygosity"] = zygosity(r["gt"], r["alt_count"], r["ploidy"])
         return SampleResult(
             sample=sample,
-            files=files,
+            files=sorted(self.graph.layers[i].source for i in layers),
             filters=filters.describe(),
             counts=counts,
             variants=self._row_table(page, ("gt", "phased", "zygosity")),
             truncated=counts.carriers > len(page),
         )
+
+    def _sample_in_its_layers(
+        self, filters: Filters, conditions: list[str], params: dict, other: str | None, limit: int
+    ) -> tuple[Counts, list[dict]]:
+        """Counts and first page of a sample in the partitions of its layers; with `other`, a sample
+        of the same layers, so that both genotypes of a variant are in one partition (the first VCF
+        of those layers holding it)."""
+        layers = self.graph.sample_layers[params["sample"]]
+        match, extra = "MATCH (s:Sample)-[c:CARRIES]->(v:Variant)", ["s.id = $sample"]
+        if other is not None:
+            match += ", (o:Sample)-[:CARRIES]->(v)"
+            extra.append("o.id = $other")
+            params = {**params, "other": other}
+        # Counts add up over the partitions the filters need; the page walks them in order.
+        groups = self.graph.each(
+            f"{match} {_where([*extra, *conditions])} RETURN {_ZYGOSITY_GROUPS}",
+            params,
+            self._parts_for(filters, layers),
+        )
+        walked = _where([*extra, *conditions, "v.chrom IN $walk_chroms"])
+        columns = _graph_row_columns(GENOTYPE_ROW_COLUMNS)
+        ordered = f"{match} {walked} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+        return counted(groups), self._walk(ordered, params, limit, filters, layers)
+
+    def _sample_with_other(self, sample: str, other: str, filters: Filters, limit: int) -> tuple[Counts, list[dict]]:
+        """Counts and first page of the variants `sample` carries that `other`, a sample of other
+        layers, carries too (their genotypes may be in different layers: joined by variant id)."""
+        import pyarrow.compute as pc
+
+        conditions, params = graph_conditions(filters.without("carried_by"))
+        both = self._carried_by_all([sample, other], filters, conditions, params).column("id")
+        where = _where(["s.id = $sample", *conditions])
+        cypher = (
+            f"MATCH (s:Sample)-[c:CARRIES]->(v:Variant) {where} RETURN v.variant_id AS id,"
+            " c.gt CONTAINS '.' AS missing, c.alt_count AS alt_count, c.ploidy AS ploidy, c.phased AS phased"
+        )
+        parts = self._parts_for(filters, self.graph.sample_layers[sample])
+        genotypes = _concat([self.graph.query_arrow(cypher, {**params, "sample": sample}, part) for part in parts])
+        groups = []
+        if genotypes is not None:
+            kept = genotypes.filter(pc.is_in(genotypes.column("id"), value_set=both.combine_chunks()))
+            keys = ["missing", "alt_count", "ploidy", "phased"]
+            groups = kept.group_by(keys).aggregate([("id", "count")]).rename_columns([*keys, "n"]).to_pylist()
+        page = []
+        for vid in both.slice(0, limit).to_pylist():
+            parts = [
+                p for p in self.graph.parts_of_id(vid) if self.graph.layer_of[p] in self.graph.sample_layers[sample]
+            ]
+            page += self.graph.each(_SAMPLE_ROW_OF, {"id": vid, "sample": sample}, parts)
+        return counted(groups), page
+
+    def _carried_by_all(self, samples: list[str], filters: Filters, conditions: list[str], params: dict) -> pa.Table:
+        """(id, chrom, pos) of the variants every one of `samples` carries, in the order of
+        `ORDER BY v.chrom, v.pos, v.variant_id`, when their genotypes may be in different layers:
+        each (sample, variant) genotype is in one layer only, so the carriers counted per
+        partition add up to the carriers of each variant."""
+        import pyarrow.compute as pc
+
+        layers = sorted({i for name in samples for i in self.graph.sample_layers[name]})
+        where = _where(["s.id IN $samples", *conditions])
+        cypher = (
+            f"MATCH (s:Sample)-[:CARRIES]->(v:Variant) {where}"
+            " RETURN v.variant_id AS id, v.chrom AS chrom, v.pos AS pos, count(DISTINCT s.id) AS k"
+        )
+        params = {**params, "samples": samples}
+        table = _concat([self.graph.query_arrow(cypher, params, part) for part in self._parts_for(filters, layers)])
+        if table is None:
+            return pa.table(
+                {"id": pa.array([], pa.string()), "chrom": pa.array([], pa.string()), "pos": pa.array([], pa.int64())}
+            )
+        summed = table.group_by(["id", "chrom", "pos"]).aggregate([("k", "sum")])
+        kept = summed.filter(pc.equal(summed.column("k_sum"), len(samples))).select(["id", "chrom", "pos"])
+        return kept.sort_by([("chrom", "ascending"), ("pos", "ascending"), ("id", "ascending")])
 
     def shared(self, samples: Sequence[str], filters: Filters | None = None, *, limit: int = 100) -> SharedResult:
         """Variants carried by every one of `samples` (two or more)."""
@@ -613,16 +688,12 @@ class Stores:
         filters, limit = self.check(filters), _limit(limit)
         conditions, params = graph_conditions(filters.without("carried_by"))
         wanted = [*names, *([filters.carried_by] if filters.carried_by and filters.carried_by not in names else [])]
-        params.update(samples=wanted, n=len(wanted))
-        # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so the genotypes
-        # of the page come from a second query.
-        base = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) {where} WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
-        everywhere = base.format(where=_where(["s.id IN $samples", *conditions]))
-        counted_rows = self.graph.each(f"{everywhere} RETURN count(*) AS n", params, self._parts_for(filters))
-        total = sum(row["n"] for row in counted_rows)
-        walked = base.format(where=_where(["s.id IN $samples", *conditions, "v.chrom IN $walk_chroms"]))
-        ordered = f"{walked} RETURN {_graph_row_columns()} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
-        page = self._walk(ordered, params, limit, filters)
+        layers = {tuple(self.graph.sample_layers[name]) for name in wanted}
+        if len(layers) == 1:  # every genotype of a variant for these samples is in one partition
+            total, page = self._shared_in_layers(wanted, list(layers.pop()), filters, conditions, params, limit)
+        else:
+            found = self._carried_by_all(wanted, filters, conditions, params)
+            total, page = found.num_rows, self._rows_of(found.column("id").slice(0, limit).to_pylist())
         genotypes = self._genotypes([r["variant_id"] for r in page], names)
         for r in page:
             r["genotypes"] = [genotypes.get((r["variant_id"], name)) for name in names]
@@ -634,10 +705,39 @@ class Stores:
             truncated=total > len(page),
         )
 
+    def _shared_in_layers(
+        self, wanted: list[str], layers: list[int], filters: Filters, conditions: list[str], params: dict, limit: int
+    ) -> tuple[int, list[dict]]:
+        """Total and first page of the variants every one of `wanted` (samples of the same layers) carries."""
+        params = {**params, "samples": wanted, "n": len(wanted)}
+        # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so the genotypes
+        # of the page come from a second query.
+        base = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) {where} WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
+        everywhere = base.format(where=_where(["s.id IN $samples", *conditions]))
+        counted_rows = self.graph.each(f"{everywhere} RETURN count(*) AS n", params, self._parts_for(filters, layers))
+        walked = base.format(where=_where(["s.id IN $samples", *conditions, "v.chrom IN $walk_chroms"]))
+        ordered = f"{walked} RETURN {_graph_row_columns()} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+        return sum(row["n"] for row in counted_rows), self._walk(ordered, params, limit, filters, layers)
+
+    def _rows_of(self, ids: list[str]) -> list[dict]:
+        """The page rows of these variants (from any node of each: every layer's node has its properties)."""
+        rows = []
+        for vid in ids:
+            for part in self.graph.parts_of_id(vid):
+                found = self.graph.query(_ROW_OF, {"id": vid}, part)
+                if found:
+                    rows.append(found[0])
+                    break
+        return rows
+
     def _genotypes(self, ids: list[str], samples: list[str]) -> dict[tuple[str, str], str]:
-        """(variant_id, sample) -> GT for the given variants and samples (one key look-up per variant)."""
+        """(variant_id, sample) -> GT for the given variants and samples (one key look-up per variant
+        and partition of the samples' layers that may hold it)."""
+        layers = {i for name in samples for i in self.graph.sample_layers[name]}
         found = {}
         for part, here in self.graph.parts_of_ids(ids).items():
+            if self.graph.layer_of[part] not in layers:
+                continue
             for vid in here:
                 for row in self.graph.query(_GENOTYPES_OF, {"id": vid, "samples": samples}, part):
                     found[(vid, row["sample"])] = row["gt"]
@@ -673,8 +773,9 @@ class Stores:
         )
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
+        """variant_id -> its carriers, added up over the layers (each genotype is in one)."""
         rows = self._per_variant(ids, _CARRIER_COUNT_OF, _CARRIER_COUNTS_OF_ALL)
-        return {vid: row["n"] for vid, row in rows.items()}
+        return {vid: sum(row["n"] for _, row in found) for vid, found in rows.items()}
 
     # ------------------------------------------------------------ stats
 
@@ -684,8 +785,8 @@ class Stores:
             lance_manifest, kuzu_manifest = self.manifests[LANCE_MANIFEST], self.manifests[KUZU_MANIFEST]
             self._stats = Stats(
                 results=str(self.results),
-                files=[r["name"] for r in self.graph.shared("MATCH (f:File) RETURN f.name AS name ORDER BY name")],
-                samples=self.graph.shared("MATCH (s:Sample) RETURN count(*) AS n")[0]["n"],
+                files=sorted(layer.source for layer in self.graph.layers),
+                samples=len(self.graph.sample_names),
                 variants=self.lance.rows,
                 graph_variants=self.graph.total("Variant"),
                 genotypes=self.graph.total("CARRIES"),
@@ -776,11 +877,18 @@ class Stores:
 
 
 def _graph_row_columns(extra: str = "") -> str:
-    return (
-        "v.variant_id AS variant_id, v.chrom AS chrom, v.pos AS pos, v.`end` AS `end`, v.ref AS ref, v.alt AS alt,"
-        " v.variant_class AS variant_class, v.gene AS gene, v.consequence AS consequence, v.impact AS impact,"
-        f" v.filter AS filter, v.af AS af{extra}"
-    )
+    return ROW_COLUMNS + extra
+
+
+def _row_order(row: dict) -> tuple:
+    """The order of `ORDER BY v.chrom, v.pos, v.variant_id`."""
+    return row["chrom"], row["pos"], row["variant_id"]
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table | None:
+    """The non-empty tables as one (None when all are empty)."""
+    tables = [t for t in tables if t.num_rows]
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def _and(left, right):
