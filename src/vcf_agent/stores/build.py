@@ -296,6 +296,60 @@ class StoreBuild:
             self._lock = None
 
 
+#: Parts of a Lance table that a later commit may replace under the same name (the version
+#: manifests and `_latest.manifest` of the older naming scheme, the transaction files): a derived
+#: build gets its own copy of them. Lance never rewrites the rest (`data/*.lance` files,
+#: `_indices/<uuid>/`, `_deletions/`): every write adds new files under new names, so those are
+#: hard-linked, and a derived build costs the bytes of what it changes.
+COPIED_PARTS = frozenset({"_versions", "_latest.manifest", "_transactions"})
+
+
+@dataclass
+class DerivedFiles:
+    """What `derive_build` put into a new build: files and bytes linked and copied."""
+
+    linked_files: int = 0
+    linked_bytes: int = 0
+    copied_files: int = 0
+    copied_bytes: int = 0
+
+
+def derive_build(live: Path, build: Path, copied: frozenset[str] = COPIED_PARTS) -> DerivedFiles:
+    """Fill the new build folder `build` with the files of the live build `live`: hard links to the
+    immutable ones, copies of those named in `copied` (any part of their path) and of our own
+    records (top-level files); the readers' lock stays the new build's own."""
+    done = DerivedFiles()
+    for source in sorted(live.rglob("*")):
+        relative = source.relative_to(live)
+        target = build / relative
+        if source.is_dir():
+            target.mkdir(exist_ok=True)
+            continue
+        if relative.name == READERS_LOCK:
+            continue
+        size = source.stat().st_size
+        if len(relative.parts) == 1 or copied.intersection(relative.parts):
+            shutil.copy2(source, target)
+            done.copied_files, done.copied_bytes = done.copied_files + 1, done.copied_bytes + size
+        else:
+            os.link(source, target)
+            done.linked_files, done.linked_bytes = done.linked_files + 1, done.linked_bytes + size
+    return done
+
+
+def bytes_not_shared(build: Path, live: Path) -> int:
+    """Bytes of the files in `build` that are not hard links to files of `live` (what a derived
+    build wrote: its copies and the files its changes added)."""
+    shared = {(f.stat().st_dev, f.stat().st_ino) for f in live.rglob("*") if f.is_file()}
+    total = 0
+    for path in build.rglob("*"):
+        if path.is_file() and path.name != READERS_LOCK:
+            info = path.stat()
+            if (info.st_dev, info.st_ino) not in shared:
+                total += info.st_size
+    return total
+
+
 def live_build(link: Path | str) -> Path | None:
     """The build folder the symlink `link` points at (None when it is not a symlink)."""
     link = Path(link)

@@ -44,11 +44,38 @@ writing runs in a child process, whose memory is gone before the ANN index
 build needs its own; then the indexes are built, reading the vectors in small
 batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (vcf_agent.runtime.setup_process). The
 store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
+
+How it grows
+------------
+Each build holds a record of its inputs (BUILD_RECORD, ``vcf_agent_build.json``: the VCFs in
+config order, each shard's digest, the model, the schema, the row counts and the state of the
+indexes). The next load compares it with its inputs (`plan_update`):
+
+* the same inputs: ``unchanged``, nothing written (the manifest names the live build again);
+* VCFs added at the end, or VCFs left out, the others' shards unchanged: the new build is
+  derived from the live one (`vcf_agent.stores.build.derive_build`: its data and index files
+  hard-linked, its version manifests copied), then the rows of the removed VCFs are deleted
+  (by ``source``: deletion files, no data file rewritten) and the rows of kept VCFs they had
+  shadowed are added, and the added VCFs' rows whose variant_id no earlier VCF holds are
+  appended (the duplicate rule as in a full build: `shadowed_rows` over the shard files of
+  the new config, whose earlier part is exactly what the table holds). Mode ``appended``,
+  ``removed`` or ``changed`` (both);
+* anything else (a changed shard, another model or schema, reordered VCFs): ``rebuilt``.
+
+The manifest says which, with ``bytes_written`` (files new to the build) and ``bytes_linked``.
+After an update the indexes stay as they are while the rows added or deleted since they were
+trained are fewer than RETRAIN_SHARE of the rows they were trained on and RETRAIN_ROWS:
+LanceDB searches the rows an index does not cover exhaustively beside it (its documented
+behaviour for appended rows). Past that, or when the table reaches ANN_MIN_ROWS, the indexes
+are trained again on the whole table (`create_index(replace=True)`): that writes index files
+only. LanceDB's `optimize()`, the documented way to fold new rows into an index, compacts every
+fragment under a million rows first, which would rewrite the table (see RETRAIN_SHARE).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import time
@@ -78,12 +105,16 @@ from vcf_agent.schema import (
 from vcf_agent.stores.build import (
     Shard,
     StoreBuild,
+    bytes_not_shared,
+    derive_build,
+    live_build,
     paired_shards,
     parquet_file,
     shadowed_rows,
     shards_digest,
     sources_in_order,
     sql_list,
+    sql_string,
     unreadable,
     utc_now,
 )
@@ -321,33 +352,274 @@ def load_lancedb(
     ann_min_rows: int = ANN_MIN_ROWS,
     rows_per_write: int = ROWS_PER_WRITE,
     progress: bool = False,
+    incremental: bool = True,
 ) -> dict:
-    """Build the LanceDB store from the variant shards and their embeddings; return the manifest."""
+    """Build the LanceDB store from the variant shards and their embeddings; return the manifest.
+
+    With `incremental`, a live build whose record (BUILD_RECORD) shows it holds a prefix of these
+    inputs grows into a new build (see `plan_update`) instead of a full rebuild.
+    """
     started = time.perf_counter()
     shards = paired_shards(variants, embeddings, "embeddings")
     layout = table_schema(shards)
-    seconds = {}
-    with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(out) as build, build.scratch() as scratch:
-        job = WriteJob(str(build.path), [str(s.variants) for s in shards], [str(s.other) for s in shards],
-                       scratch, threads, mem_mb, rows_per_write, progress)  # fmt: skip
-        counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
-        seconds["rows"] = round(time.perf_counter() - started, 3)
-        table = open_table(build.path)
-        _check_rows(table, shards, counts)
-        indexes = []
-        if counts.rows >= max(ann_min_rows, 256):
-            distinct = _distinct_texts(shards, Path(scratch), threads, mem_mb)
-            indexes.append(_ann_index(table, counts.rows, distinct, layout.dim))
-            seconds["ann_index"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
-        indexes[:0] = _scalar_indexes(table, counts)
-        seconds["scalar_indexes"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
-        build.commit()
-    seconds["total"] = round(time.perf_counter() - started, 3)
-    seconds["rows_writer"] = counts.write_seconds  # part of "rows" (the rest: a child's start and imports)
-    result = _manifest(out, build, shards, layout, counts, indexes, summary, seconds)
+    wanted = build_record(shards, layout, _model_name(summary))
+    live = live_build(out)
+    plan = plan_update(read_build_record(live) if incremental else None, wanted)
+    job = LoadJob(Path(out), shards, layout, wanted, threads, mem_mb, ann_min_rows, rows_per_write, progress, started)
+    if plan.mode == "unchanged":
+        result = job.unchanged(live, plan)
+    elif plan.mode == "rebuilt":
+        result = job.rebuild()
+    else:
+        result = job.update(live, plan)
+    result["across_files"] = _summary_part(summary, "across_files")
     write_json(result, manifest)
-    log.info("LanceDB %s: %d rows in %.1f s", out, counts.rows, seconds["total"])
+    log.info("LanceDB %s (%s): %d rows in %.1f s", out, plan.mode, result["rows"], result["seconds"]["total"])
     return result
+
+
+# ---------------------------------------------------------------- growing a build
+
+#: The record of what a build holds, inside the build folder (read by the next load).
+BUILD_RECORD = "vcf_agent_build.json"
+BUILD_RECORD_FORMAT = 1
+#: The indexes are trained again on the whole table once the rows added or deleted since they
+#: were built pass this share of the rows they were built on, or RETRAIN_ROWS; below that the
+#: rows they do not cover are searched exhaustively beside them (LanceDB does it by itself).
+#: LanceDB's `optimize()`, which folds new rows into an index, first compacts every fragment under
+#: a million rows into one: it would rewrite the whole table (measured on 4 x 30,000 rows + 5,000
+#: added: one new data file of all 125,000 rows), so appends do not call it.
+RETRAIN_SHARE = 0.2
+RETRAIN_ROWS = 100_000
+#: At most this many vectors train the IVF k-means (sample_rate x partitions, Lance's default
+#: sample_rate 256): 131,072 x 384 float32 = 192 MiB, whatever the table's size.
+MAX_TRAINING_VECTORS = 131_072
+MIN_SAMPLE_RATE = 32
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def build_record(shards: Sequence[Shard], layout: TableSchema, model) -> dict:
+    """What a build of these inputs holds: sources in config order, each shard's digest (variant and
+    embedding file), the model and the table schema (`plan_update` compares two of these)."""
+    sources: dict[str, list[dict]] = {}
+    for shard in shards:
+        digest = hashlib.sha256(f"{file_digest(shard.variants)}:{file_digest(shard.other)}".encode()).hexdigest()
+        sources.setdefault(shard.source, []).append(
+            {"shard": shard.shard, "variants": str(shard.variants), "embeddings": str(shard.other), "digest": digest}
+        )
+    return {
+        "format": BUILD_RECORD_FORMAT,
+        "model": model,
+        "schema": layout.schema.to_string(show_schema_metadata=False),
+        "sources": [{"source": name, "shards": listed} for name, listed in sources.items()],
+    }
+
+
+def read_build_record(build: Path | None) -> dict | None:
+    if build is None or not (build / BUILD_RECORD).is_file():
+        return None
+    try:
+        record = read_json(build / BUILD_RECORD)
+    except (OSError, ValueError):
+        return None
+    return record if record.get("format") == BUILD_RECORD_FORMAT else None
+
+
+@dataclass
+class UpdatePlan:
+    """How the live build becomes one of the new inputs: rebuilt, unchanged, or kept VCFs with
+    `removed` ones deleted and `appended` ones added at the end."""
+
+    mode: str
+    removed: list[str] = field(default_factory=list)
+    appended: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+def plan_update(previous: dict | None, wanted: dict) -> UpdatePlan:
+    """Compare the live build's record with the new inputs' (see `build_record`).
+
+    The live build grows when the new VCF list is the live one with some VCFs left out and new
+    ones added at its end, every kept VCF with the same shards (digests), under the same model
+    and schema; anything else (a changed shard, reordered VCFs, a VCF inserted before a kept
+    one, another model or schema) is a full rebuild.
+    """
+    if previous is None:
+        return UpdatePlan("rebuilt", reason="no record of the live build")
+    for key in ("model", "schema"):
+        if previous.get(key) != wanted[key]:
+            return UpdatePlan("rebuilt", reason=f"the {key} changed")
+    before = {s["source"]: s["shards"] for s in previous.get("sources", [])}
+    now = [s["source"] for s in wanted["sources"]]
+    kept = [name for name in before if name in now]
+    if now[: len(kept)] != kept:
+        return UpdatePlan("rebuilt", reason="the VCFs kept are in another order, or a new one comes before them")
+    for entry in wanted["sources"][: len(kept)]:
+        if _shard_digests(before[entry["source"]]) != _shard_digests(entry["shards"]):
+            return UpdatePlan("rebuilt", reason=f"the shards of {entry['source']} changed")
+    removed = [name for name in before if name not in now]
+    appended = now[len(kept) :]
+    if not kept:
+        return UpdatePlan("rebuilt", reason="no VCF of the live build is kept")
+    if not removed and not appended:
+        return UpdatePlan("unchanged")
+    return UpdatePlan("removed" if removed and not appended else "appended" if not removed else "changed",
+                      removed, appended)  # fmt: skip
+
+
+def _shard_digests(shards: Sequence[dict]) -> list[tuple[str, str]]:
+    return [(s["shard"], s["digest"]) for s in shards]
+
+
+@dataclass
+class LoadJob:
+    """One load: a full rebuild, an update of the live build into a new one, or nothing to do."""
+
+    out: Path
+    shards: list[Shard]
+    layout: TableSchema
+    wanted: dict
+    threads: int
+    mem_mb: int
+    ann_min_rows: int
+    rows_per_write: int
+    progress: bool
+    started: float
+    seconds: dict = field(default_factory=dict)
+
+    def lap(self, name: str) -> None:
+        self.seconds[name] = round(time.perf_counter() - self.started - sum(self.seconds.values()), 3)
+
+    def rebuild(self) -> dict:
+        with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(self.out) as build, build.scratch() as scratch:
+            job = WriteJob(str(build.path), [str(s.variants) for s in self.shards],
+                           [str(s.other) for s in self.shards], scratch, self.threads, self.mem_mb,
+                           self.rows_per_write, self.progress)  # fmt: skip
+            counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
+            self.lap("rows")
+            table = open_table(build.path)
+            _check_rows(table, self.shards, counts)
+            state = self.index_all(table, counts, Path(scratch))
+            self.finish(build, counts, state)
+        self.seconds["rows_writer"] = counts.write_seconds  # part of "rows" (the rest: a child's start and imports)
+        written = {"bytes_written": _folder_bytes(build.path), "bytes_linked": 0}
+        return self.manifest(build.path.name, counts, state, "rebuilt", written)
+
+    def unchanged(self, live: Path, plan: UpdatePlan) -> dict:
+        record = read_build_record(live)
+        counts = Counts(record["rows"], record["shadowed"], record["non_null"])
+        self.seconds["total"] = round(time.perf_counter() - self.started, 3)
+        return self.manifest(live.name, counts, record["index_state"], "unchanged",
+                             {"bytes_written": 0, "bytes_linked": 0})  # fmt: skip
+
+    def update(self, live: Path, plan: UpdatePlan) -> dict:
+        previous = read_build_record(live)
+        with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(self.out) as build, build.scratch() as scratch:
+            derived = derive_build(live, build.path)
+            self.lap("derive")
+            table = open_table(build.path)
+            counts = Counts(previous["rows"], previous["shadowed"], dict(previous["non_null"]))
+            con = duckdb_connect(Path(scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
+            try:
+                drops = shadowed_rows(con, [s.variants for s in self.shards])
+                readded = self.remove(table, plan.removed, con, drops, counts)
+            finally:
+                con.close()
+            self.lap("remove")
+            added = Counts()
+            work = [(s, _all_but(readded[s.variants], s)) for s in self.shards if s.variants in readded]
+            work += [(s, drops.get(s.variants)) for s in self.shards if s.source in plan.appended]
+            _write_rows(table, work, self.layout, added, self.rows_per_write, self.progress)
+            self.lap("rows")
+            counts.rows += added.rows
+            counts.shadowed = sum(len(d) for d in drops.values())
+            for name, value in added.non_null.items():
+                counts.non_null[name] += value
+            _check_rows(table, self.shards, counts)
+            changed = previous["rows"] - (counts.rows - added.rows) + added.rows
+            state = self.index_changed(table, counts, previous["index_state"], changed, Path(scratch))
+            # before the swap, which removes the live build once no reader holds it
+            written = {"bytes_written": bytes_not_shared(build.path, live), "bytes_linked": derived.linked_bytes}
+            self.finish(build, counts, state)
+        return self.manifest(build.path.name, counts, state, plan.mode, written)
+
+    def remove(self, table, removed: list[str], con, drops: dict, counts: Counts) -> dict[Path, np.ndarray]:
+        """Delete the rows of the `removed` VCFs; return the rows of the kept VCFs they had shadowed
+        (file -> row numbers), to be added again."""
+        if not removed:
+            return {}
+        where = f"source IN ({', '.join(sql_string(name) for name in removed)})"
+        ids = table.search().where(where).select(["variant_id"]).limit(None).to_arrow()
+        for name in counts.non_null:
+            counts.non_null[name] -= table.count_rows(f"({where}) AND {name} IS NOT NULL")
+        table.delete(where)
+        counts.rows -= ids.num_rows
+        con.register("removed_ids", ids)
+        readded = {}
+        for shard in self.shards:
+            rows = con.execute(
+                f"""SELECT file_row_number FROM read_parquet({sql_string(shard.variants)}, file_row_number = true)
+                    WHERE variant_id IN (SELECT variant_id FROM removed_ids) ORDER BY file_row_number"""
+            ).fetchnumpy()["file_row_number"]
+            rows = np.setdiff1d(rows.astype(np.int64), drops.get(shard.variants, np.empty(0, np.int64)))
+            if len(rows):
+                readded[shard.variants] = rows
+        log.info("LanceDB: %d rows of %s deleted, %d rows they shadowed to add again",
+                 ids.num_rows, ", ".join(removed), sum(len(r) for r in readded.values()))  # fmt: skip
+        return readded
+
+    def index_all(self, table, counts: Counts, scratch: Path) -> dict:
+        indexes = []
+        if counts.rows >= max(self.ann_min_rows, 256):
+            distinct = _distinct_texts(self.shards, scratch, self.threads, self.mem_mb)
+            indexes.append(_ann_index(table, counts.rows, distinct, self.layout.dim))
+            self.lap("ann_index")
+        indexes[:0] = _scalar_indexes(table, counts)
+        self.lap("scalar_indexes")
+        return {"indexes": indexes, "indexed_rows": counts.rows, "changed_rows": 0, "action": "built"}
+
+    def index_changed(self, table, counts: Counts, previous: dict, changed: int, scratch: Path) -> dict:
+        """Train the indexes again past the threshold (RETRAIN_SHARE, RETRAIN_ROWS) or where a new one is
+        due (the ANN index from ANN_MIN_ROWS rows, a scalar index of a column that now holds values);
+        else keep them, the rows they miss searched exhaustively beside them."""
+        changed += previous["changed_rows"]
+        has_ann = any(i["column"] == LANCE_VECTOR_COLUMN for i in previous["indexes"])
+        wants_ann = counts.rows >= max(self.ann_min_rows, 256)
+        indexed = {i["column"] for i in previous["indexes"]}
+        wants_scalar = {c for c, n in counts.non_null.items() if n}
+        if changed > min(RETRAIN_SHARE * previous["indexed_rows"], RETRAIN_ROWS) or (wants_ann and not has_ann):
+            if not wants_ann and has_ann:
+                table.drop_index("vector_idx")
+            state = self.index_all(table, counts, scratch)
+            state["action"] = "retrained"
+            return state
+        if not wants_scalar <= indexed:
+            _scalar_indexes(table, counts, only=wants_scalar - indexed)
+        state = {**previous, "changed_rows": changed, "action": "kept"}
+        state["indexes"] = [i for i in previous["indexes"] if i["column"] == LANCE_VECTOR_COLUMN]
+        state["indexes"][:0] = [_scalar_entry(c) for c in LANCE_SCALAR_INDEXES if c in wants_scalar]
+        return state
+
+    def finish(self, build: StoreBuild, counts: Counts, state: dict) -> None:
+        record = {**self.wanted, "rows": counts.rows, "shadowed": counts.shadowed, "non_null": counts.non_null,
+                  "index_state": state}  # fmt: skip
+        write_json(record, build.path / BUILD_RECORD)
+        build.commit()
+        self.seconds["total"] = round(time.perf_counter() - self.started, 3)
+
+    def manifest(self, build_name: str, counts: Counts, state: dict, mode: str, written: dict) -> dict:
+        result = _manifest(self.out, build_name, self.shards, self.layout, counts, state["indexes"], self.seconds)
+        result.update(model=self.wanted["model"], mode=mode, **written)
+        result["index_update"] = {k: state[k] for k in ("action", "indexed_rows", "changed_rows")}
+        return result
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 #: Rows from which the rows are written by a child process: Arrow and Lance keep what
@@ -385,7 +657,8 @@ class WriteJob:
 
         table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
         counts = Counts()
-        _write_rows(table, shards, layout, shadowed, counts, self.rows_per_write, self.progress)
+        work = [(s, shadowed.get(s.variants)) for s in shards]
+        _write_rows(table, work, layout, counts, self.rows_per_write, self.progress)
         counts.write_seconds = round(time.perf_counter() - started, 3)
         return counts
 
@@ -415,18 +688,25 @@ def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb
         con.close()
 
 
-def _write_rows(table, shards, layout, shadowed, counts, rows_per_write: int, progress: bool) -> None:
-    """One LanceDB add (one data file) per group of shards of about `rows_per_write` rows."""
-    group: list[Shard] = []
+def _all_but(keep: np.ndarray, shard: Shard) -> np.ndarray:
+    """The row numbers of `shard` not in `keep` (the rows to leave out when adding only `keep`)."""
+    return np.setdiff1d(np.arange(parquet_file(shard.variants).metadata.num_rows, dtype=np.int64), keep)
+
+
+def _write_rows(table, work: Sequence[tuple[Shard, np.ndarray | None]], layout, counts, rows_per_write: int,
+                progress: bool) -> None:  # fmt: skip
+    """The rows of each shard but the row numbers given beside it, one LanceDB add (one data file)
+    per group of shards of about `rows_per_write` rows."""
+    group: list[tuple[Shard, np.ndarray | None]] = []
     group_rows = 0
-    bar = _progress(shards, progress)
-    for shard in shards:
-        group.append(shard)
+    bar = _progress(work, progress)
+    for number, (shard, drop) in enumerate(work, start=1):
+        group.append((shard, drop))
         group_rows += parquet_file(shard.variants).metadata.num_rows
-        if group_rows >= rows_per_write or shard is shards[-1]:
-            batches = (b for s in group for b in shard_batches(s, layout, shadowed.get(s.variants), counts))
+        if group_rows >= rows_per_write or number == len(work):
+            batches = (b for s, d in group for b in shard_batches(s, layout, d, counts))
             _add(table, layout.schema, batches)
-            log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1].label)
+            log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1][0].label)
             if bar is not None:
                 bar.update(len(group))
             group, group_rows = [], 0
@@ -469,16 +749,20 @@ def _check_rows(table, shards: Sequence[Shard], counts: Counts) -> None:
         raise VcfAgentError(f"LanceDB table holds {stored} rows, the shards {expected} distinct variants")
 
 
-def _scalar_indexes(table, counts: Counts) -> list[dict]:
+def _scalar_indexes(table, counts: Counts, only: set[str] | None = None) -> list[dict]:
     from lancedb.index import Bitmap, BTree
 
     made = []
     for column, kind in LANCE_SCALAR_INDEXES.items():
-        if counts.non_null[column] == 0:
+        if counts.non_null[column] == 0 or (only is not None and column not in only):
             continue  # e.g. gene and consequence of VCFs without ANN/CSQ annotations
         table.create_index(column, config=BTree() if kind == "BTREE" else Bitmap(), name=f"{column}_idx")
-        made.append({"name": f"{column}_idx", "column": column, "type": kind})
+        made.append(_scalar_entry(column))
     return made
+
+
+def _scalar_entry(column: str) -> dict:
+    return {"name": f"{column}_idx", "column": column, "type": LANCE_SCALAR_INDEXES[column]}
 
 
 def ann_parameters(rows: int, distinct_vectors: int, dim: int) -> dict:
@@ -496,10 +780,11 @@ def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
 
     params = ann_parameters(rows, distinct, dim)
     for _ in range(4):
+        # a bounded k-means sample (MAX_TRAINING_VECTORS), so the training's memory does not grow with the table
+        sample_rate = max(MIN_SAMPLE_RATE, min(256, MAX_TRAINING_VECTORS // params["num_partitions"]))
         try:
-            table.create_index(
-                LANCE_VECTOR_COLUMN, config=IvfPq(distance_type=LANCE_METRIC, **params), name="vector_idx"
-            )
+            config = IvfPq(distance_type=LANCE_METRIC, sample_rate=sample_rate, **params)
+            table.create_index(LANCE_VECTOR_COLUMN, config=config, name="vector_idx", replace=True)
             break
         except RuntimeError as error:
             # k-means found fewer distinct clusters than asked (repetitive descriptions): ask for fewer.
@@ -508,10 +793,11 @@ def _ann_index(table, rows: int, distinct: int, dim: int) -> dict:
                 raise
             params["num_partitions"] = max(1, int(fewer.group(1)) // 2)
             log.info("ANN index: retrying with %d partitions", params["num_partitions"])
-    return {"name": "vector_idx", "column": LANCE_VECTOR_COLUMN, "type": "IVF_PQ", "metric": LANCE_METRIC, **params}
+    return {"name": "vector_idx", "column": LANCE_VECTOR_COLUMN, "type": "IVF_PQ", "metric": LANCE_METRIC, **params,
+            "sample_rate": sample_rate}  # fmt: skip
 
 
-def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Counts, indexes, summary, seconds) -> dict:
+def _manifest(out, build_name: str, shards, layout: TableSchema, counts: Counts, indexes, seconds) -> dict:
     import lancedb
 
     sources: dict[str, dict] = {}
@@ -522,17 +808,17 @@ def _manifest(out, build: StoreBuild, shards, layout: TableSchema, counts: Count
     return {
         "store": "lancedb",
         "path": str(out),
-        "build": build.path.name,
+        "build": build_name,
         "table": LANCE_TABLE,
         "rows": counts.rows,
         "duplicates_dropped": counts.shadowed,
         "columns": layout.schema.names,
         "sources": sources,
         # the genotypes the VCFs share, as the run summary counted them (the graph holds the genotypes)
-        "across_files": _summary_part(summary, "across_files"),
+        "across_files": None,
         "files": [str(s.variants) for s in shards],
         "variants_digest": shards_digest([s.variants for s in shards]),
-        "model": _model_name(summary),
+        "model": None,
         "vector_dim": layout.dim,
         "metric": LANCE_METRIC,
         "indexes": indexes,
