@@ -27,7 +27,7 @@ from vcf_agent.ingest.pipeline import convert_vcf
 from vcf_agent.ingest.shards import ShardSize
 from vcf_agent.stores.kuzu import load_kuzu, open_graph
 
-from helpers import bcftools_lines, data_file, run_workflow, split_records
+from helpers import bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
 
 TABLES = ("Sample", "Variant", "Gene", "File")
 RELS = ("CARRIES", "IN_GENE", "VARIANT_IN_FILE", "SAMPLE_IN_FILE")
@@ -209,6 +209,28 @@ def test_each_layer_holds_its_own_samples_and_file(many):
     # a layer's partitions are disjoint; the index lists them layer by layer in config order
     order = [part["layer"] for part in index["partitions"]]
     assert order == sorted(order, key=list(inputs).index)
+
+
+@pytest.mark.parametrize("order", [("empty", "giab"), ("giab", "empty")])
+def test_a_vcf_without_records_is_a_layer_of_its_samples_and_file(tmp_path, order):
+    from test_invalid_inputs import GIAB, without_records
+
+    inputs = {"empty": without_records(tmp_path), "giab": data_file(GIAB)}
+    inputs = {name: inputs[name] for name in order}
+    shards: dict[str, list[Path]] = {"variants": [], "genotypes": [], "annotations": []}
+    samples = {}
+    for name, path in inputs.items():
+        converted = convert_vcf(path, tmp_path / "converted", source=name)
+        for kind, files in shards.items():
+            files += converted.parquet[kind]
+        samples[name] = read_header(converted.bcf).samples
+    manifest = load_kuzu(*shards.values(), tmp_path / "kuzu", tmp_path / "kuzu.json", samples=samples)
+    counts = layered_counts(tmp_path / "kuzu")
+    giab = data_file(GIAB)
+    assert counts["Variant"] == counts["VARIANT_IN_FILE"] == split_records(giab) == 222
+    assert counts["CARRIES"] == nonref_genotypes(giab)  # the empty VCF holds no variant: it gives no genotype
+    assert (counts["File"], counts["Sample"]) == (2, len(set(bcftools_lines("query", "-l", giab))))
+    assert manifest["counts"] == counts and manifest["partitions_per_layer"]["empty"] == 1
 
 
 # ---------------------------------------------------------------- a store that grows in the workflow

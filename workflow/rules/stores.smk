@@ -1,5 +1,6 @@
-# The two stores users query, built from every shard of every VCF. Each rule's only
-# output is the store's manifest: Snakemake deletes a job's outputs before running it,
+# The two stores users query: LanceDB loaded from every shard of every VCF, the graph
+# published from every VCF's layer. Each publishing rule's only output is the store's
+# manifest: Snakemake deletes a job's outputs before running it,
 # and the live store (a symlink swapped in atomically by the package) must stay
 # readable until the new one is complete.
 
