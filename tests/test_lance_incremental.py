@@ -26,7 +26,7 @@ from vcf_agent.schema import LANCE_VECTOR_COLUMN
 from vcf_agent.stores.build import live_build
 from vcf_agent.stores.lance import BUILD_RECORD, load_lancedb, open_table
 
-from helpers import bcftools_lines, data_file, variant, whole_vcf_as_one_shard
+from helpers import bcftools_lines, data_file, run_workflow, variant, whole_vcf_as_one_shard
 
 COHORT = "cohorts/1kgp_high_coverage_chr1_3202samples_head.vcf.gz"
 MIDDLE = 39_071  # the position of the 445th of the 889 records
@@ -201,8 +201,9 @@ def test_a_changed_shard_rebuilds(shards, tmp_path):
 
 DIM = 384
 CLUSTERS = 400
-#: Spread of the vectors around their centre, per dimension
-NOISE = 0.05
+#: Spread of the vectors around their (unit) centre, per dimension: a spread of about 0.8 in all,
+#: so neighbours lie in and across clusters, none a near copy of another.
+NOISE = 0.04
 
 
 def synthetic_shard(folder: Path, source: str, rows: int, offset: int, centers: np.ndarray, seed: int):
@@ -251,13 +252,14 @@ def recall_at_10(folder: Path, queries: np.ndarray) -> float:
 def test_ann_recall_after_an_append_and_a_rebuild(tmp_path):
     rng = np.random.default_rng(7)
     centers = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     first = synthetic_shard(tmp_path, "first", 140_000, 0, centers, 1)
     added = synthetic_shard(tmp_path, "added", 14_000, 140_000, centers, 2)
     grown = tmp_path / "grown"
     load_lancedb([first[0]], [first[1]], grown / "lancedb", grown / "lancedb.json")
     manifest = load_lancedb([first[0], added[0]], [first[1], added[1]], grown / "lancedb", grown / "lancedb.json")
     assert manifest["mode"] == "appended" and manifest["index_update"]["action"] == "kept"
-    queries = centers[rng.integers(0, CLUSTERS, 100)] + rng.normal(0, 0.05, (100, DIM)).astype(np.float32)
+    queries = centers[rng.integers(0, CLUSTERS, 100)] + rng.normal(0, NOISE, (100, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     assert recall_at_10(grown, queries) >= 0.95
     full = tmp_path / "full"
@@ -275,3 +277,23 @@ def test_appended_rows_are_found_by_their_indexed_columns(shards, tmp_path):
         assert table.count_rows(f"variant_id = '{row['variant_id']}'") == 1
         assert table.count_rows(f"pos = {row['pos']}") >= 1
     assert os.path.samefile(live_build(tmp_path / "lancedb"), tmp_path / "lancedb")
+
+
+# ---------------------------------------------------------------- through the workflow
+
+
+def test_the_workflow_appends_a_vcf_added_to_the_config(split_vcfs, tmp_path):
+    config = {"reference": None, "shard": {"records": 300}, "vcfs": {"a": str(split_vcfs["a"])}}
+    run_workflow(tmp_path, config, "results/lancedb.json")
+    first = json.loads((tmp_path / "results" / "lancedb.json").read_text())
+    config["vcfs"]["b"] = str(split_vcfs["b"])
+    run_workflow(tmp_path, config, "results/lancedb.json")
+    grown = json.loads((tmp_path / "results" / "lancedb.json").read_text())
+    assert (first["mode"], grown["mode"]) == ("rebuilt", "appended")
+    added = grown["rows"] - first["rows"]
+    assert (
+        grown["build"] != first["build"]
+        and 0 < grown["bytes_written"] < 2 * added * first["bytes_written"] / first["rows"]
+    )
+    ids = [variant_id.split("#")[0] for variant_id, _ in table_ids(tmp_path / "results")]
+    assert sorted(ids) == sorted(expected_rows(split_vcfs, "ab"))
