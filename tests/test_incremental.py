@@ -347,6 +347,7 @@ def test_an_addition_writes_what_it_adds(steps, truths, name):
         "lancedb": (written(before, after, after.builds["lancedb"] + "/"), new_rows),
     }
     for what, ((wrote, full), expected_share) in figures.items():
+        print(f"{name} {what}: wrote {wrote:,} of {full:,} bytes ({wrote / full:.2f}); added {expected_share:.2f}")
         # fixed costs (a database's first pages, indexes) allowed beside what was added
         assert wrote <= (1.5 * expected_share + 0.1) * full, (
             f"{name}: {what} wrote {wrote:,} of {full:,} bytes ({wrote / full:.2f}); {added} is {expected_share:.2f}"
