@@ -163,17 +163,14 @@ def shard_stats_of_all(wildcards):
     return shard_outputs(SHARD_FILES["shard_stats"])
 
 
-def compared_across_vcfs(pattern):
-    """Files of every VCF (every shard) that summarize_run compares; none with a single VCF."""
-
-    def inputs(wildcards):
-        if len(VCFS) < 2:
-            return []
-        if "{shard}" in pattern:
-            return shard_outputs(pattern)
-        return [pattern.format(vcf=vcf) for vcf in VCFS]
-
-    return inputs
+def compared_across_vcfs(wildcards):
+    """The graph partitions' records, which summarize_run adds up into what the VCFs share; none
+    with a single VCF. Each partition compared its own shards with the earlier VCFs' as it loaded,
+    so the summary reads small files, not every shard of every VCF again.
+    """
+    if len(VCFS) < 2:
+        return []
+    return kuzu_partition_outputs("record")()
 
 
 # ---------------------------------------------------------------- resources

@@ -55,12 +55,8 @@ rule summarize_run:
         stats=expand("results/normalized/{vcf}.stats.json", vcf=VCFS),
         shards=shard_stats_of_all,
         embeddings=embedding_stats_of_all,
-        # compared across the VCFs: each genotype is counted once (none with one VCF)
-        variants=compared_across_vcfs("results/parquet/variants/{vcf}/{shard}.parquet"),
-        genotypes=compared_across_vcfs(
-            "results/parquet/genotypes/{vcf}/{shard}.parquet"
-        ),
-        bcfs=compared_across_vcfs("results/normalized/{vcf}.bcf"),
+        # what the VCFs share, as the graph's partitions found it (none with one VCF)
+        partitions=compared_across_vcfs,
     output:
         summary="results/summary.json",
     log:

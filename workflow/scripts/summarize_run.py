@@ -10,10 +10,7 @@ def main(smk):
         smk.input.stats,
         smk.input.shards,
         smk.input.embeddings,
-        variants=smk.input.variants,
-        genotypes=smk.input.genotypes,
-        bcfs=smk.input.bcfs,
-        mem_mb=smk.resources.mem_mb,
+        partitions=smk.input.partitions,
     )
     write_json(summary, smk.output.summary)
 

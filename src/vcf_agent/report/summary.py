@@ -2,20 +2,24 @@
 
 Each input's counts are its own; the totals count what the stores hold, each variant and each
 (sample, variant) genotype once however many VCFs hold it (`across_files`: stores.GENOTYPE_RULE).
+
+What the VCFs share is not compared again here: each partition of the graph compared its VCF's
+variants and genotypes with those of the earlier VCFs as it loaded (rule load_kuzu_partition) and
+wrote the figures into its record. The summary adds up those records, so adding a VCF costs it
+what the new partitions wrote (small JSON files), not a read of every shard of every VCF.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from vcf_agent.errors import fail
 from vcf_agent.files import read_json
-from vcf_agent.ingest.header import read_header
-from vcf_agent.ingest.parquet import duckdb_connect
-from vcf_agent.resources import duckdb_limit_mb
-from vcf_agent.stores.build import genotype_overlap, later_genotype_rows
+from vcf_agent.stores.build import CONFLICT_EXAMPLES, GENOTYPE_RULE
+
+#: The figures of `across_files` that add up over partitions (stores.build.genotype_overlap).
+OVERLAP_COUNTS = ("variants_in_several_files", "duplicate_variant_rows", "duplicate_genotypes", "conflicting_genotypes")
 
 
 def summarize_run(
@@ -23,15 +27,13 @@ def summarize_run(
     shard_stats: list[Path],
     embedding_stats: list[Path] = (),
     *,
-    variants: Sequence[Path] = (),
-    genotypes: Sequence[Path] = (),
-    bcfs: Sequence[Path] = (),
-    mem_mb: int = 400,
+    partitions: Sequence[Path] = (),
 ) -> dict:
     """Combine the stage statistics; raise when a stage lost or invented records.
 
-    With several VCFs, `variants` and `genotypes` (their shard files) and `bcfs` (the normalized
-    BCFs, for the samples of each) are compared across the VCFs, by DuckDB within `mem_mb`.
+    With several VCFs, `partitions` are the records of the graph's partitions (rule
+    load_kuzu_partition): their `across_files` figures and CARRIES counts give what the VCFs
+    share and how many carrier rows the stores leave out. `normalize_stats` come in config order.
     """
     shards_by_source: dict[str, list[dict]] = {}
     for path in shard_stats:
@@ -51,24 +53,35 @@ def summarize_run(
         key: sum(s[key] for s in sources.values())
         for key in ("records_in", "records_normalized", "variants", "genotypes", "annotations", "shards")
     }
-    overlap, set_aside = _across_files(variants, genotypes, bcfs, mem_mb)
+    records = [read_json(p) for p in partitions] if len(sources) > 1 else []
+    overlap = merged_overlaps([r.get("across_files", {}) for r in records], list(sources))
     totals["variants"] -= overlap["duplicate_variant_rows"]
-    totals["genotypes"] -= set_aside
+    totals["genotypes"] -= _set_aside_genotypes(records, totals["genotypes"], partitions)
     return {"sources": sources, "totals": totals, "across_files": overlap}
 
 
-def _across_files(
-    variants: Sequence[Path], genotypes: Sequence[Path], bcfs: Sequence[Path], mem_mb: int
-) -> tuple[dict, int]:
-    """What the VCFs share (stores.genotype_overlap), and how many carrier rows the stores leave out."""
-    samples = {Path(bcf).name.removesuffix(".bcf"): read_header(bcf).samples for bcf in bcfs}
-    with tempfile.TemporaryDirectory(prefix="vcf-agent-summary-") as scratch:
-        con = duckdb_connect(Path(scratch), 1, duckdb_limit_mb(mem_mb))
-        try:
-            overlap = genotype_overlap(con, [Path(p) for p in variants], [Path(p) for p in genotypes], samples)
-            return overlap, later_genotype_rows(con)
-        finally:
-            con.close()
+def merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
+    """genotype_overlap's figures of each partition, added up (each partition counts its own VCF's
+    rows against the earlier VCFs'); the conflicts named are the first in config order."""
+    merged: dict = {"rule": GENOTYPE_RULE}
+    for key in OVERLAP_COUNTS:
+        merged[key] = sum(o.get(key, 0) for o in overlaps)
+    rank = {s: i for i, s in enumerate(sources)}
+    examples = [e for o in overlaps for e in o.get("conflict_examples", [])]
+    examples.sort(key=lambda e: (rank[e["kept"]["file"]], rank[e["other"]["file"]], e["variant_id"], e["sample"]))
+    merged["conflict_examples"] = examples[:CONFLICT_EXAMPLES]
+    return merged
+
+
+def _set_aside_genotypes(records: list[dict], genotypes: int, partitions: Sequence[Path]) -> int:
+    """Carrier rows of the shards that the graph leaves out (a later VCF's call of a genotype an
+    earlier one gives): the shards' rows less the CARRIES edges the partitions hold."""
+    if not records:
+        return 0
+    stored = sum(r["counts"]["CARRIES"] for r in records)
+    if stored > genotypes:
+        raise fail(partitions[0], f"the graph's partitions hold {stored} genotypes, the shards only {genotypes}")
+    return genotypes - stored
 
 
 def _embedding_summary(norm: dict, jobs: list[dict]) -> dict:
