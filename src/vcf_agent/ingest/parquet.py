@@ -27,7 +27,7 @@ from vcf_agent.ingest.bcftools import bcftools, pipeline
 from vcf_agent.ingest.header import AnnotationLayout, FieldDef, VcfHeader, read_header
 from vcf_agent.ingest.shards import Shard
 from vcf_agent.logs import log
-from vcf_agent.resources import MIN_CONVERT_MEM_MB, PROCESS_OVERHEAD_MB, duckdb_limit_mb
+from vcf_agent.resources import MIN_CONVERT_MEM_MB, MIN_DUCKDB_MB, PROCESS_OVERHEAD_MB, duckdb_limit_mb
 from vcf_agent.schema import (
     ANNOTATION_COLUMNS,
     DUPLICATE_SEPARATOR,
@@ -42,7 +42,9 @@ from vcf_agent.schema import (
 
 #: bcftools prints '.' for a missing value.
 MISSING = "."
-#: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild).
+#: Longest line DuckDB accepts from bcftools (a 541 kB gVCF record exists in the wild). It is
+#: also the reader's buffer: DuckDB's default, 16 lines of it (256 MiB), made memray count
+#: 446 MiB allocated for a 2,000-record shard of 2,504 samples, one line's worth 67-73 MiB.
 MAX_LINE_BYTES = 16 << 20
 
 _SQL_TYPES = {"Integer": "INTEGER", "Float": "DOUBLE", "String": "VARCHAR", "Character": "VARCHAR"}
@@ -162,7 +164,7 @@ def convert_shard(
     `input_path`: the user's VCF that `bcf` was normalised from, which errors name (default: `bcf`).
     """
     if mem_mb < MIN_CONVERT_MEM_MB:
-        why = f"DuckDB's CSV reader takes a 256 MiB buffer, beside {PROCESS_OVERHEAD_MB} MB for the process"
+        why = f"DuckDB needs {MIN_DUCKDB_MB} MB for lines up to 16 MiB, beside {PROCESS_OVERHEAD_MB} MB for the process"
         raise TooLittleMemory(mem_mb, MIN_CONVERT_MEM_MB, why)
     bcf = Path(bcf)
     subject = Path(input_path) if input_path else bcf
@@ -304,7 +306,8 @@ def _read_tsv_sql(columns: dict[str, str], not_null: list[str]) -> str:
     spec = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in columns.items()) + "}"
     read = (
         "read_csv('{pipe}', delim='\t', header=false, quote='', escape='', auto_detect=false,"
-        f" nullstr='{MISSING}', force_not_null={not_null!r}, columns={spec}, max_line_size={MAX_LINE_BYTES})"
+        f" nullstr='{MISSING}', force_not_null={not_null!r}, columns={spec},"
+        f" max_line_size={MAX_LINE_BYTES}, buffer_size={MAX_LINE_BYTES})"
     )
     if "alt" not in not_null:
         return read
