@@ -162,6 +162,8 @@ def convert_shard(
     """Write the three Parquet files of one shard (each via a temporary name).
 
     `input_path`: the user's VCF that `bcf` was normalised from, which errors name (default: `bcf`).
+    `threads`: the job's cores; DuckDB takes one of them whatever the number (see the module's
+    docstring), bcftools the other.
     """
     if mem_mb < MIN_CONVERT_MEM_MB:
         why = f"DuckDB needs {MIN_DUCKDB_MB} MB for lines up to 16 MiB, beside {PROCESS_OVERHEAD_MB} MB for the process"
