@@ -126,8 +126,7 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
     Empty when none."""
     text = text.strip()
     if RSID.fullmatch(text):
-        rows = stores.graph.query(_BY_RSID, {"id": "rs" + text[2:]})  # any partition may hold it
-        return [r["id"] for r in sorted(rows, key=lambda r: (r["chrom"], r["pos"], r["id"]))]
+        return with_id_column(stores, "rs" + text[2:])  # any partition may hold it
     if any(stores.graph.query(_BY_ID, {"id": text}, part) for part in stores.graph.parts_of_id(text)):
         return [text]
     match = SPELLED_ID.fullmatch(text)
@@ -141,6 +140,13 @@ def resolve_variant(stores: Stores, text: str) -> list[str]:
         if found:  # the variant's node in each layer holding it
             return sorted({r["id"] for r in found})
     return []
+
+
+def with_id_column(stores: Stores, text: str) -> list[str]:
+    """The stored variant ids whose ID column holds `text` (one of its ';'-separated ids), each once
+    (a variant of several VCFs has a node in each layer: its canonical one is asked)."""
+    rows = stores.graph.query(_BY_RSID, {"id": text})
+    return [r["id"] for r in sorted(rows, key=lambda r: (r["chrom"], r["pos"], r["id"]))]
 
 
 def contig_spellings(stores: Stores, name: str) -> list[str]:

@@ -215,10 +215,18 @@ class Stores:
         for part in self.graph.partitions:
             for chrom, held in part["chroms"].items():
                 known = merged.get(chrom)
-                n, first, last = held["canonical"], held["first"], held["end"]
+                n, first, last = held.get("canonical", held["variants"]), held["first"], held["end"]
                 if known is not None:
                     n, first, last = known.variants + n, min(known.first, first), max(known.last, last)
                 merged[chrom] = Contig(chrom, n, first, last)
+        held = [held for part in self.graph.partitions for held in part["chroms"].values()]
+        if len(self.graph.layers) > 1 and any("canonical" not in h for h in held):
+            from lancedb.expr import col, lit
+
+            # an index without canonical nodes per contig counts a variant of k layers k times:
+            # LanceDB holds each variant once
+            for contig in merged.values():
+                contig.variants = self.lance.count(col("chrom") == lit(contig.name))
         return {name: merged[name] for name in sorted(merged, key=_natural_key)}
 
     def _longest_variant(self) -> int:
