@@ -141,6 +141,16 @@ def test_removing_a_vcf_adds_back_the_rows_it_shadowed(split_vcfs, shards, tmp_p
     assert table.search().where(f"variant_id = '{shared}'").select(["source"]).to_list()[0]["source"] == "b"
 
 
+def test_removing_one_vcf_and_adding_another_at_once(split_vcfs, shards, tmp_path):
+    load(shards, "ab", tmp_path)
+    manifest = load(shards, "bc", tmp_path)
+    assert manifest["mode"] == "changed"
+    rows = table_ids(tmp_path)
+    assert (
+        dict((i.split("#")[0], s) for i, s in rows) == expected_rows(split_vcfs, "bc") and len(rows) == manifest["rows"]
+    )
+
+
 def test_an_append_writes_what_it_adds(shards, tmp_path):
     full = load(shards, "abc", tmp_path / "full")
     load(shards, "ab", tmp_path)
