@@ -10,10 +10,10 @@ they carry) and `chr21` (every sample, the same records renamed to a second cont
 of the workflow, each in its own folder under `benchmarks/out/incremental-<size>/`:
 
 1. `base` alone (not compared: it also makes the ONNX export that every later run copies);
-2. in the same folder, `new` added: its wall against (4);
-3. in the same folder, `chr21` added: its wall against (5);
-4. `base` + `new` from scratch (the full build of the same config as 2);
-5. `chr21` alone from scratch (that chromosome built by itself).
+2. in the same folder, `new_samples` added: its wall against (4);
+3. in the same folder, `second_chrom` added: its wall against (5);
+4. `base` + `new_samples` from scratch (the full build of the same config as 2);
+5. `second_chrom` alone from scratch (that chromosome built by itself).
 
 Targets (the issue): (2) / (4) under 0.2; (3) / (5) about 1. For each run: wall seconds, the
 bytes it wrote under results/ (files new or changed, each inode once; logs and benchmark files
@@ -48,12 +48,14 @@ SECOND_CONTIG = "chr21"
 #: Files under results/ that record how the run went, not what it made.
 NOT_DATA = ("logs", "benchmarks", "report")
 #: Runs: name -> (folder, the VCFs configured); runs sharing a folder follow each other.
+#: The config is written with its keys sorted (tests/helpers.workflow_command): VCF names sort in
+#: config order, so that each addition comes last (a VCF sorted before another would reorder them).
 RUNS = {
     "base": ("grown", ("base",)),
-    "add_new": ("grown", ("base", "new")),
-    "add_chr21": ("grown", ("base", "new", "chr21")),
-    "full_base_new": ("full", ("base", "new")),
-    "chr21_alone": ("alone", ("chr21",)),
+    "add_new": ("grown", ("base", "new_samples")),
+    "add_chr21": ("grown", ("base", "new_samples", "second_chrom")),
+    "full_base_new": ("full", ("base", "new_samples")),
+    "chr21_alone": ("alone", ("second_chrom",)),
 }
 #: (run, the run it is compared with, what the issue asks of the ratio)
 RATIOS = (("add_new", "full_base_new", "< 0.2"), ("add_chr21", "chr21_alone", "~ 1"))
@@ -74,14 +76,14 @@ def make_inputs(cohort: dict, folder: Path) -> tuple[dict[str, Path], Path]:
     samples = listed.stdout.split()
     cut = len(samples) - round(len(samples) * NEW_SHARE)
     files = {}
-    for name, group in (("base", samples[:cut]), ("new", samples[cut:])):
+    for name, group in (("base", samples[:cut]), ("new_samples", samples[cut:])):
         (folder / f"{name}.samples").write_text("\n".join(group) + "\n")
         files[name] = folder / f"{name}.vcf.gz"
         view = ["bcftools", "view", "-S", folder / f"{name}.samples", "--min-ac", "1", "-Oz", "-o", files[name], vcf]
         subprocess.run(view, check=True)
     (folder / "rename.txt").write_text(f"{cohort['chrom']}\t{SECOND_CONTIG}\n")
-    files[SECOND_CONTIG] = folder / f"{SECOND_CONTIG}.vcf.gz"
-    rename = ["bcftools", "annotate", "--rename-chrs", folder / "rename.txt", "-Oz", "-o", files[SECOND_CONTIG], vcf]
+    files["second_chrom"] = folder / "second_chrom.vcf.gz"
+    rename = ["bcftools", "annotate", "--rename-chrs", folder / "rename.txt", "-Oz", "-o", files["second_chrom"], vcf]
     subprocess.run(rename, check=True)
     return files, two_contig_fasta(fasta, cohort["chrom"], folder / "two_contigs.fa")
 
@@ -163,6 +165,7 @@ def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int) ->
     inputs, fasta = make_inputs(cohort, workdir / "inputs")
     runs = {}
     for name, (folder, vcfs) in RUNS.items():
+        assert list(vcfs) == sorted(vcfs), f"{name}: VCF names must sort in config order"
         config = {
             "vcfs": {vcf: str(inputs[vcf]) for vcf in vcfs},
             "reference": str(fasta),
