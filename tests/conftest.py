@@ -44,8 +44,8 @@ WORKER_GROUPS = {
 # validator suite's queries share a DuckDB database (~30% less CPU: ~140 s), test_workflow makes
 # one reference run, not two (~85 s), and test_ask_cohorts measured 72 s of CPU (two small
 # workflow runs; 123 for test_reruns, 222 for test_invalid_inputs alone on the same machine), so
-# it starts after the 80-120 s units. test_incremental (five workflow runs on one folder: ~3 min of
-# CPU on a loaded machine, 8.5 min of wall there) starts right after the session fixtures' groups.
+# it starts after the 80-120 s units. test_incremental (five workflow runs on one folder and a re-run:
+# 141 s of CPU, 161 s of wall at load average 1.5) starts right after the session fixtures' groups.
 LONGEST_FIRST = (
     "example_run",
     "query_stores",
