@@ -214,7 +214,7 @@ def build_real(workdir: Path) -> Path:
         return results
     workdir.mkdir(parents=True, exist_ok=True)
     config = {"vcfs": {name: str(DATA / path) for name, path in REAL_FILES.items()}, "reference": None}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     snakemake = Path(sys.executable).with_name("snakemake")
     command = [str(snakemake), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(workdir / "config.yaml"), "--workflow-profile", str(ROOT / "profiles" / "default"),

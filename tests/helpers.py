@@ -75,7 +75,7 @@ def workflow_command(
     config.yaml); the benchmarks run it the same way (benchmarks/measure.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))  # the vcfs order is the config order
     return [
         str(SNAKEMAKE),
         "--snakefile", str(ROOT / "Snakefile"),

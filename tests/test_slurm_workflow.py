@@ -104,7 +104,7 @@ def slurm_run(example_run, tmp_path_factory) -> Iterator[SlurmRun]:
     config["resources"] = {"embed_shard": {"mem_mb": EMBED_FIRST_MB}}
     config["shard"] = {"records": SHARD_RECORDS}
     workdir = tmp_path_factory.mktemp("slurm-example")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with slurm_cluster() as cluster:
         command = [
             "timeout", "-s", "KILL", str(RUN_TIMEOUT_S),
