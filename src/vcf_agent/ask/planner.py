@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vcf_agent.errors import VcfAgentError
-from vcf_agent.query.listing import RSID, SPELLED_ID
+from vcf_agent.query.listing import RSID, SPELLED_ID, with_id_column
 from vcf_agent.vocabulary import AF_WORDS, CLASS_WORDS, CONSEQUENCE_WORDS, PASS_WORDS, SINGLETON_ALT_COPIES
 
 if TYPE_CHECKING:
@@ -525,7 +525,7 @@ def _find_variants(stores: Stores, parsed: Parsed, text: str) -> str:
         found = stores.resolve_variant(spelled)
         if not found and not RSID.fullmatch(spelled):
             # an ID column may hold ids of another normalisation (1kGP: ID 1:10399:C:A at chr1:10397)
-            found = [row["id"] for row in stores.graph.query(_BY_ID_COLUMN, {"id": spelled})]
+            found = sorted(with_id_column(stores, spelled))  # each variant once over the layers
             if found:
                 parsed.notes.append(f"{spelled} is the ID column of {', '.join(found)}")
         if not found:
@@ -536,12 +536,6 @@ def _find_variants(stores: Stores, parsed: Parsed, text: str) -> str:
             parsed.variants.extend(vid for vid in found if vid not in parsed.variants)
         text = text.replace(spelled, " thisvariant ")
     return text
-
-
-_BY_ID_COLUMN = (
-    "MATCH (v:Variant) WHERE v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id))"
-    " RETURN v.variant_id AS id ORDER BY id"
-)
 
 
 #: "within 10 kb of rs123", "variants near rs123" (NEAR_BP either side), "5kb around 1-10440-C-A".
