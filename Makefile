@@ -1,6 +1,7 @@
 # vcf-agent: one command to install and run the example, one to install and test.
 #   make example   install everything, then run the workflow on the bundled example
 #   make test      install everything, then run the whole test suite (what CI runs)
+#   make test-extended the whole-store cross-checks CI leaves out for time (~8 min)
 #   make test-fast the tests that run no workflow, in one process (~1 min of CPU; docs/performance.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := example
@@ -20,18 +21,21 @@ TEST_SYSTEM_PACKAGES := slurm-wlm munge slurmdbd mariadb-server
 
 # The whole suite: two workers, whole modules each, modules sharing a session fixture on the same
 # one, longest first (tests/conftest.py ModuleGroupScheduling); memray measures the memory limits.
-PYTEST_FULL ?= --memray -n 2 --dist loadscope --no-loadscope-reorder
+PYTEST_FULL ?= --memray -n 2 --dist loadscope --no-loadscope-reorder -m 'not extended'
 # The fast lane: no workflow run, no SLURM, no worker start-up. Either takes more with PYTEST_ARGS=...
 PYTEST_FAST ?= -m 'not slow and not slurm' -n 0
 PYTEST_ARGS ?=
 
-.PHONY: example test test-fast install system-packages test-system-packages lint clean
+.PHONY: example test test-extended test-fast install system-packages test-system-packages lint clean
 
 example: install
 	$(BIN)/snakemake --cores $(CORES)
 
 test: install test-system-packages
 	$(BIN)/pytest $(PYTEST_FULL) $(PYTEST_ARGS)
+
+test-extended: install
+	$(BIN)/pytest -m extended -n 2 --dist loadscope $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest $(PYTEST_FAST) $(PYTEST_ARGS)

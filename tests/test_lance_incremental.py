@@ -259,6 +259,7 @@ def recall_at_10(folder: Path, queries: np.ndarray) -> float:
     return found / (10 * len(queries))
 
 
+@pytest.mark.extended
 def test_ann_recall_after_an_append_and_a_rebuild(tmp_path):
     rng = np.random.default_rng(7)
     centers = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
@@ -292,6 +293,7 @@ def test_appended_rows_are_found_by_their_indexed_columns(shards, tmp_path):
 # ---------------------------------------------------------------- through the workflow
 
 
+@pytest.mark.extended
 def test_the_workflow_appends_a_vcf_added_to_the_config(split_vcfs, tmp_path):
     config = {"reference": None, "shard": {"records": 300}, "vcfs": {"a": str(split_vcfs["a"])}}
     run_workflow(tmp_path, config, "results/lancedb.json")

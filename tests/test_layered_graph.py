@@ -27,7 +27,7 @@ from vcf_agent.stores.lance import load_lancedb
 
 from helpers import bcftools_lines, data_file, run_workflow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 SOURCE = "edge/cyvcf2/test.vcf.gz"
 #: Records per shard (partitions take whole shards: each layer has two or more).
