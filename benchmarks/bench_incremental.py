@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pysam
-from measure import run_workflow
+from measure import fresh_workdir, run_workflow
 from scale_cohort import ensure_cohort
 
 from vcf_agent.report.jobs import job_usage
@@ -161,7 +160,7 @@ def run_step(name: str, workdir: Path, config: dict, cores: int) -> dict:
 
 def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int) -> dict:
     cohort = ensure_cohort(size)
-    _fresh_workdir(workdir)
+    fresh_workdir(workdir, MARKER)
     inputs, fasta = make_inputs(cohort, workdir / "inputs")
     runs = {}
     for name, (folder, vcfs) in RUNS.items():
@@ -181,15 +180,6 @@ def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int) ->
         "input_bytes": {name: path.stat().st_size for name, path in inputs.items()},
         "runs": runs,
     }
-
-
-def _fresh_workdir(workdir: Path) -> None:
-    if workdir.exists():
-        if not (workdir / MARKER).exists() and any(workdir.iterdir()):
-            raise SystemExit(f"{workdir}: not empty and not made by this benchmark; name another --workdir")
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    (workdir / MARKER).touch()
 
 
 # --- tables ---------------------------------------------------------------------------------------------------

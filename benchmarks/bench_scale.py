@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-from measure import run_workflow
+from measure import fresh_workdir, run_workflow
 from scale_cohort import ensure_cohort
 
 from vcf_agent.report.jobs import job_usage
@@ -70,7 +69,7 @@ def default_workdir(size: float) -> Path:
 def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int, scan_repeats: int) -> dict:
     cohort = ensure_cohort(size)
     vcf, fasta = Path(cohort["vcf"]), Path(cohort["fasta"])
-    _fresh_workdir(workdir)
+    fresh_workdir(workdir, MARKER)
     config = {"vcfs": {SOURCE: str(vcf)}, "reference": str(fasta), "shard": {"records": shard_records}}
     print(f"cohort: {vcf} ({vcf.stat().st_size / 2**20:.0f} MiB); workflow in {workdir}", file=sys.stderr)
     workflow_seconds = run_workflow(workdir, config, cores=cores)
@@ -88,15 +87,6 @@ def run_benchmark(size: float, workdir: Path, cores: int, shard_records: int, sc
         "jobs": jobs,
         "counts": {"bcftools": bcftools_counts(vcf, fasta, workdir), "stores": store_counts(workdir / "results")},
     }
-
-
-def _fresh_workdir(workdir: Path) -> None:
-    if workdir.exists():
-        if not (workdir / MARKER).exists() and any(workdir.iterdir()):
-            raise SystemExit(f"{workdir}: not empty and not made by this benchmark; name another --workdir")
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    (workdir / MARKER).touch()
 
 
 def _scan_commands(vcf: Path) -> dict[str, list[str]]:

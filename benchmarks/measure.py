@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,6 +78,16 @@ def run_workflow(workdir: Path, config: dict, *targets: str, cores: int = 2) -> 
 
 
 # ---------------------------------------------------------------- a server
+
+
+def fresh_workdir(workdir: Path, marker: str) -> None:
+    """An empty `workdir`, marked as a benchmark's (`marker`): one not so marked is refused, not wiped."""
+    if workdir.exists():
+        if not (workdir / marker).exists() and any(workdir.iterdir()):
+            raise SystemExit(f"{workdir}: not empty and not made by this benchmark; name another --workdir")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / marker).touch()
 
 
 def free_port() -> int:

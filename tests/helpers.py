@@ -127,3 +127,31 @@ def nonref_genotypes(vcf: Path, reference: Path | None = None) -> int:
         count = sum(1 for _ in second.stdout)
     assert first.returncode == 0 and second.returncode == 0
     return count
+
+
+#: The start of a child script that measures its own peak RSS with its children's (psutil, every
+#: 5 ms): `tree_rss()` now, and `peak[0]` the largest seen by `watch` (run it in a thread until
+#: `done` holds an item). A job's memory is what its process tree holds, as Snakemake measures it.
+TREE_RSS_WATCHER = """
+import json, sys, threading, time
+from pathlib import Path
+import psutil
+
+job = json.loads(sys.argv[1])
+me = psutil.Process()
+
+def tree_rss():
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+peak, done = [0], []
+def watch():
+    while not done:
+        peak[0] = max(peak[0], tree_rss())
+        time.sleep(0.005)
+"""

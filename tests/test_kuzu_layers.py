@@ -26,7 +26,7 @@ from vcf_agent.ingest.pipeline import convert_vcf
 from vcf_agent.ingest.shards import ShardSize
 from vcf_agent.stores.kuzu import load_kuzu, open_graph
 
-from helpers import bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
+from helpers import TREE_RSS_WATCHER, bcftools_lines, data_file, nonref_genotypes, run_workflow, split_records
 
 TABLES = ("Sample", "Variant", "Gene", "File")
 RELS = ("CARRIES", "IN_GENE", "VARIANT_IN_FILE", "SAMPLE_IN_FILE")
@@ -360,28 +360,10 @@ def test_a_partition_job_reads_only_its_layer_and_the_earlier_shards_it_meets(gr
 
 # ---------------------------------------------------------------- memory of a partition beside a large earlier VCF
 
-PARTITION_RSS_CHILD = """
-import json, sys, threading, time
-import psutil
+PARTITION_RSS_CHILD = (
+    TREE_RSS_WATCHER
+    + """
 from vcf_agent.stores.kuzu import load_partition
-
-job = json.loads(sys.argv[1])
-me = psutil.Process()
-
-def tree_rss():
-    total = 0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-peak, done = [0], []
-def watch():
-    while not done:
-        peak[0] = max(peak[0], tree_rss())
-        time.sleep(0.005)
 
 watcher = threading.Thread(target=watch)
 watcher.start()
@@ -392,6 +374,7 @@ done.append(1)
 watcher.join()
 print(json.dumps({"peak_mb": peak[0] / 2**20, "counts": record["counts"]}))
 """
+)
 
 
 @pytest.mark.slow

@@ -30,7 +30,16 @@ from vcf_agent.stores.build import ShardExtent, StoreBuild, hold_build, load_in_
 from vcf_agent.stores.kuzu import load_kuzu, open_graph
 from vcf_agent.stores.lance import ann_parameters, common_type, convert, load_lancedb, open_table
 
-from helpers import ROOT, bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
+from helpers import (
+    ROOT,
+    TREE_RSS_WATCHER,
+    bcftools_lines,
+    data_file,
+    nonref_genotypes,
+    query,
+    run_workflow,
+    split_records,
+)
 
 VCF = "edge/cyvcf2/test-haploidX.vcf"
 # Small shards, so that the stores are built from several files per kind.
@@ -420,30 +429,9 @@ def test_inserting_100_variants_with_vectors_allocates_little(memray_on, hundred
     assert manifest["rows"] == 100
 
 
-KUZU_RSS_CHILD = textwrap.dedent(
+KUZU_RSS_CHILD = TREE_RSS_WATCHER + textwrap.dedent(
     """
-    import json, sys, threading, time
-    from pathlib import Path
-    import psutil
     from vcf_agent.stores.kuzu import load_kuzu, open_graph
-
-    job = json.loads(sys.argv[1])
-    me = psutil.Process()
-
-    def tree_rss():
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    peak, done = [0], []
-    def watch():
-        while not done:
-            peak[0] = max(peak[0], tree_rss())
-            time.sleep(0.005)
 
     with open_graph(Path(job["out"]) / "warm.kuzu", read_only=False):
         pass  # Kuzu's library and first database: a fixed cost, not the load's

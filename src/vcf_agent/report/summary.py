@@ -16,10 +16,9 @@ from pathlib import Path
 
 from vcf_agent.errors import fail
 from vcf_agent.files import read_json
-from vcf_agent.stores.build import CONFLICT_EXAMPLES, GENOTYPE_RULE
+from vcf_agent.stores.build import merged_overlaps
 
 #: The figures of `across_files` that add up over partitions (stores.build.genotype_overlap).
-OVERLAP_COUNTS = ("variants_in_several_files", "duplicate_variant_rows", "duplicate_genotypes", "conflicting_genotypes")
 
 
 def summarize_run(
@@ -58,19 +57,6 @@ def summarize_run(
     totals["variants"] -= overlap["duplicate_variant_rows"]
     totals["genotypes"] -= _set_aside_genotypes(records, totals["genotypes"], partitions)
     return {"sources": sources, "totals": totals, "across_files": overlap}
-
-
-def merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
-    """genotype_overlap's figures of each partition, added up (each partition counts its own VCF's
-    rows against the earlier VCFs'); the conflicts named are the first in config order."""
-    merged: dict = {"rule": GENOTYPE_RULE}
-    for key in OVERLAP_COUNTS:
-        merged[key] = sum(o.get(key, 0) for o in overlaps)
-    rank = {s: i for i, s in enumerate(sources)}
-    examples = [e for o in overlaps for e in o.get("conflict_examples", [])]
-    examples.sort(key=lambda e: (rank[e["kept"]["file"]], rank[e["other"]["file"]], e["variant_id"], e["sample"]))
-    merged["conflict_examples"] = examples[:CONFLICT_EXAMPLES]
-    return merged
 
 
 def _set_aside_genotypes(records: list[dict], genotypes: int, partitions: Sequence[Path]) -> int:

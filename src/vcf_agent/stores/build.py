@@ -233,6 +233,24 @@ def genotype_overlap(
     return result
 
 
+#: The figures genotype_overlap counts, which add up over layers and partitions.
+OVERLAP_COUNTS = ("variants_in_several_files", "duplicate_variant_rows", "duplicate_genotypes", "conflicting_genotypes")
+
+
+def merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
+    """genotype_overlap's figures of each layer or partition, added up: each counts what its VCF
+    shares with the earlier ones, so each shared variant, duplicate and conflict is counted once;
+    the conflicts named are the first in config order."""
+    merged: dict = {"rule": GENOTYPE_RULE}
+    for key in OVERLAP_COUNTS:
+        merged[key] = sum(o.get(key, 0) for o in overlaps)
+    rank = {s: i for i, s in enumerate(sources)}
+    examples = [e for o in overlaps for e in o.get("conflict_examples", [])]
+    examples.sort(key=lambda e: (rank[e["kept"]["file"]], rank[e["other"]["file"]], e["variant_id"], e["sample"]))
+    merged["conflict_examples"] = examples[:CONFLICT_EXAMPLES]
+    return merged
+
+
 def later_genotype_rows(con: duckdb.DuckDBPyConnection) -> int:
     """Carrier rows that `genotype_overlap` set aside (a later VCF's call of a genotype)."""
     return con.execute("SELECT count(*) FROM later_genotypes").fetchone()[0]

@@ -164,6 +164,7 @@ from vcf_agent.stores.build import (
     GENOTYPE_RULE,
     ShardExtent,
     StoreBuild,
+    merged_overlaps,
     paired_shards,
     parquet_file,
     plan_partitions,
@@ -736,7 +737,7 @@ def _assemble(build: StoreBuild, layers: Sequence[tuple[dict, list[dict]]], vari
         "properties_left_out": {p["source"]: p["properties_left_out"] for p, _ in layers},
         "sources": sources,
         "samples": {p["source"]: len(p["samples"]) for p, _ in layers},
-        "across_files": _merged_overlaps([r["across_files"] for r in loaded], sources),
+        "across_files": merged_overlaps([r["across_files"] for r in loaded], sources),
         "partitions": len(loaded),
         "partitions_per_layer": {p["source"]: len(records) for p, records in layers},
         "partition_edges": index["partition_edges"],
@@ -765,19 +766,6 @@ def store_counts(index: Mapping[str, Any], genes: set[str]) -> dict[str, int]:
     counts[VARIANT_NODE.name] = counts.pop(CANONICAL)
     counts[GENE_NODE.name] = len(genes)
     return counts
-
-
-def _merged_overlaps(overlaps: Sequence[dict], sources: Sequence[str]) -> dict:
-    """The layers' figures added up: each counts what it shares with earlier layers, so each shared
-    variant, duplicate and conflict is counted once (by the later file of each pair)."""
-    merged = {"rule": GENOTYPE_RULE}
-    for key in ("variants_in_several_files", "duplicate_variant_rows", "duplicate_genotypes", "conflicting_genotypes"):
-        merged[key] = sum(o.get(key, 0) for o in overlaps)
-    rank = {s: i for i, s in enumerate(sources)}
-    examples = [e for o in overlaps for e in o.get("conflict_examples", [])]
-    examples.sort(key=lambda e: (rank[e["kept"]["file"]], rank[e["other"]["file"]], e["variant_id"], e["sample"]))
-    merged["conflict_examples"] = examples[:CONFLICT_EXAMPLES]
-    return merged
 
 
 @dataclass
