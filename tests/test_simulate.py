@@ -79,6 +79,28 @@ def test_every_ref_matches_the_reference_and_some_records_need_left_alignment(ex
     assert split > 0 and realigned > 0
 
 
+def test_a_repeat_tract_never_overwrites_the_record_before_it():
+    """Sites CLEARANCE apart, each a repeat polymorphism or an indel anchored at a tract's right end:
+    a later site's tract, written leftwards, must leave the earlier record's bases as its REF read
+    them (the 1,070,835-site scale cohort had one such REF that bcftools norm rejected)."""
+    import numpy as np
+
+    from vcf_agent.example.simulate import CLEARANCE, make_records, random_sequence
+
+    mismatches, kinds = [], set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        sequence = random_sequence(4_000, rng)
+        positions = range(CLEARANCE, 4_000 - 2 * CLEARANCE, CLEARANCE)
+        # three alleles: a repeat polymorphism or an SNV; two: any indel kind or an SNV
+        sites = [(pos, ["A", "C", "G"] if i % 2 else ["A", "C"], np.zeros(4, np.int8)) for i, pos in enumerate(positions)]
+        records = make_records(sites, sequence, np.zeros(len(sequence), bool), rng)
+        kinds |= {r.kind for r in records}
+        mismatches += [(seed, r.pos, r.ref) for r in records if sequence[r.pos : r.pos + len(r.ref)].decode() != r.ref]
+    assert kinds >= {"repeat_multiallelic", "insertion_rightmost", "deletion_rightmost"}
+    assert mismatches == []
+
+
 def test_there_are_multiallelic_sites_insertions_and_deletions(example):
     vcf, _, _ = example
     assert len(bcftools_lines("view", "-H", "-m3", vcf)) >= 10

@@ -37,6 +37,10 @@ rule convert_shard:
         "results/logs/convert_shard/{vcf}/{shard}.log",
     benchmark:
         "results/benchmarks/convert_shard/{vcf}/{shard}.tsv"
+    # Before the embedding jobs when both are ready: a bad record in any shard stops
+    # the run before hours of embedding, and the graph's partitions, which need no
+    # embeddings, can load while the shards embed.
+    priority: 10
     conda:
         "../../envs/vcf-agent.yaml"
     threads: rule_resource("convert_shard", "threads")

@@ -464,11 +464,15 @@ def make_records(
     roomy &= positions < len(sequence) - CLEARANCE
     draws = rng.random(len(sites))
     records = []
+    # The first base a site may write: past the bases of the records before it (a repeat tract and
+    # its flank reach MAX_TRACT + 1 beyond its site), whose REF is already taken from the sequence.
+    free_from = before + MAX_TRACT + 2
     for (pos, alleles, haplotypes), has_room, draw in zip(sites, roomy, draws, strict=True):
         near_exon = bool(protected[pos - MAX_TRACT - 2 : pos + MAX_TRACT + 3].any())
         kind = _kind(len(alleles), draw, near_exon) if has_room else "snv"
-        ref, alts = _alleles(kind, pos, alleles, sequence, rng)
+        ref, alts = _alleles(kind, pos, alleles, sequence, rng, free_from)
         records.append(Record(pos, kind, ref, alts, haplotypes))
+        free_from = max(free_from, pos + len(ref) + 1)
     return records
 
 
@@ -481,7 +485,9 @@ def _kind(allele_count: int, draw: float, near_exon: bool) -> str:
     return "snv" if near_exon and kind.endswith("rightmost") else kind
 
 
-def _alleles(kind: str, pos: int, alleles: list[str], sequence: bytearray, rng: np.random.Generator):
+def _alleles(kind: str, pos: int, alleles: list[str], sequence: bytearray, rng: np.random.Generator,
+             free_from: int = 0):  # fmt: skip
+    """REF and ALTs of a site; a tract written leftwards of `pos` starts (with its flank) at `free_from` or later."""
     base = chr(sequence[pos])
     if kind == "snv":
         mapping = next(m for m in _KLEIN if m.get(alleles[0], alleles[0]) == base)
@@ -493,19 +499,26 @@ def _alleles(kind: str, pos: int, alleles: list[str], sequence: bytearray, rng: 
         size = min(int(rng.geometric(0.45)), 8)
         return base, [base + "".join(rng.choice(list(BASES), size))]
     unit, copies = _repeat_unit(rng, at_least=3 if kind == "repeat_multiallelic" else 2)
-    span = len(unit) * copies
     if kind == "deletion_rightmost":  # one unit deleted, anchored inside the tract at its right end
         end = pos + len(unit) + 1
-        _write_repeat(sequence, end - span, unit, copies, rng)
+        copies = _copies_that_fit(unit, copies, end - free_from - 1)
+        _write_repeat(sequence, end - len(unit) * copies, unit, copies, rng)
         return sequence[pos:end].decode(), [chr(sequence[pos])]
     if kind == "insertion_rightmost":  # one unit inserted after the tract's last base
-        _write_repeat(sequence, pos + 1 - span, unit, copies, rng)
+        copies = _copies_that_fit(unit, copies, pos - free_from)
+        _write_repeat(sequence, pos + 1 - len(unit) * copies, unit, copies, rng)
         anchor = chr(sequence[pos])
         return anchor, [anchor + unit]
     _write_repeat(sequence, pos + 1, unit, copies, rng)  # repeat_multiallelic: -1, +1, -2 units
     anchor, tract = chr(sequence[pos]), unit * copies
     alts = [anchor + unit * (copies - 1), anchor + unit * (copies + 1), anchor + unit * (copies - 2)]
     return anchor + tract, alts[: len(alleles) - 1]
+
+
+def _copies_that_fit(unit: str, copies: int, room: int) -> int:
+    """At most `copies` units in `room` bases (at least one: CLEARANCE leaves room for it), so that a
+    tract written leftwards does not overwrite an earlier record's tract, whose REF was already read."""
+    return max(1, min(copies, room // len(unit)))
 
 
 def _repeat_unit(rng: np.random.Generator, at_least: int) -> tuple[str, int]:
