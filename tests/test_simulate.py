@@ -93,7 +93,8 @@ def test_a_repeat_tract_never_overwrites_the_record_before_it():
         sequence = random_sequence(4_000, rng)
         positions = range(CLEARANCE, 4_000 - 2 * CLEARANCE, CLEARANCE)
         # three alleles: a repeat polymorphism or an SNV; two: any indel kind or an SNV
-        sites = [(pos, ["A", "C", "G"] if i % 2 else ["A", "C"], np.zeros(4, np.int8)) for i, pos in enumerate(positions)]
+        alleles = (["A", "C"], ["A", "C", "G"])
+        sites = [(pos, alleles[i % 2], np.zeros(4, np.int8)) for i, pos in enumerate(positions)]
         records = make_records(sites, sequence, np.zeros(len(sequence), bool), rng)
         kinds |= {r.kind for r in records}
         mismatches += [(seed, r.pos, r.ref) for r in records if sequence[r.pos : r.pos + len(r.ref)].decode() != r.ref]
