@@ -61,10 +61,13 @@ from measure import free_port, tree_rss_mb, wait_until_healthy  # noqa: E402 (be
 #: Extra `vcf-agent serve` options (--serve-options).
 SERVE_OPTIONS: list[str] = []
 TARGETS_MS = {
-    "similar (1 Mb region)": 20,
+    # issue 15's p50 targets on the full-size store, one user
+    "similar (1 Mb region)": 20,  # an earlier issue's; issue 15 asks < 50
     "search, new text": 50,
     "variant + carriers": 20,
-    "sample (2,504 cohort)": 100,
+    "sample (2,504 cohort)": 50,
+    "region 1 Mb (first 100)": 150,
+    "shared (2 samples)": 100,
 }
 WORDS = (
     "rare", "common", "deletion", "insertion", "missense", "synonymous", "frameshift", "intron",
