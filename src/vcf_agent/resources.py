@@ -49,7 +49,9 @@ DEFAULT_RESOURCES = {
         "normalize_vcf": (800, 30, 2),
         "index_bcf": (400, 10, 1),
         "plan_shards": (400, 10, 1),
-        "convert_shard": (1200, 10, 2),
+        # one core: its bcftools | DuckDB pipe used 0.8-0.9 of a core (cpu_time over wall at full
+        # scale), so two shards convert side by side on two cores
+        "convert_shard": (1200, 10, 1),
         "summarize_run": (400, 5, 1),
         "simulate_example": (800, 10, 1),
         "plot_resources": (400, 5, 1),
