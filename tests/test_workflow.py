@@ -13,6 +13,7 @@ import pysam
 import pytest
 
 from vcf_agent.report.jobs import job_usage
+from vcf_agent.resources import DEFAULT_RESOURCES
 
 from helpers import bcftools_lines, data_file, nonref_genotypes, query, run_workflow, split_records
 
@@ -153,10 +154,8 @@ def test_every_job_stayed_within_its_declared_memory(cohort_run):
 def test_jobs_report_the_threads_snakemake_gave_them(cohort_run):
     # The benchmark files (--benchmark-extended) record the threads each job was given.
     threads = {job.rule: job.threads for job in job_usage(cohort_run)}
-    from vcf_agent.resources import DEFAULT_RESOURCES  # what the rules declare (common.smk reads it)
-
     rules = ("check_vcf", "plan_shards", "convert_shard", "embed_shard")
-    declared = {rule: DEFAULT_RESOURCES[rule]["threads"] for rule in rules}
+    declared = {rule: DEFAULT_RESOURCES[rule]["threads"] for rule in rules}  # what common.smk gives the rules
     assert max(declared.values()) > 1  # a job given more than one core shows it
     assert {rule: threads[rule] for rule in declared} == declared
 

@@ -38,8 +38,7 @@ rule convert_shard:
     benchmark:
         "results/benchmarks/convert_shard/{vcf}/{shard}.tsv"
     # Before the embedding jobs when both are ready: a bad record in any shard stops
-    # the run before hours of embedding, and the graph's partitions, which need no
-    # embeddings, can load while the shards embed.
+    # the run before hours of embedding, and the Parquet is there first.
     priority: 10
     conda:
         "../../envs/vcf-agent.yaml"

@@ -486,7 +486,7 @@ def _kind(allele_count: int, draw: float, near_exon: bool) -> str:
 
 
 def _alleles(kind: str, pos: int, alleles: list[str], sequence: bytearray, rng: np.random.Generator,
-             free_from: int = 0):  # fmt: skip
+             free_from: int):  # fmt: skip
     """REF and ALTs of a site; a tract written leftwards of `pos` starts (with its flank) at `free_from` or later."""
     base = chr(sequence[pos])
     if kind == "snv":
