@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -113,6 +114,16 @@ def test_annotated_variant_has_its_annotations_and_half_missing_carriers(stores,
     assert record.counts.partial == len(partial)
 
 
+def test_genes_listed_from_the_index_count_what_bcftools_finds(stores, bcftools):
+    """A gene's annotated variants: the split records with an ANN entry of their ALT in it."""
+    annotated: Counter = Counter()
+    for line in bcftools.split("annotated", "%ALT\t%INFO/ANN\n", include="INFO/ANN!=\".\""):
+        alt, ann = line.split("\t")
+        annotated.update({e.split("|")[3] for e in ann.split(",") if e.split("|")[0] == alt and e.split("|")[3]})
+    listed = {g.gene: g for g in stores.list_genes()}
+    assert annotated and {gene: listed[gene].annotated for gene in annotated} == dict(annotated)
+
+
 def test_haploid_calls_are_hemizygous(stores, bcftools):
     result = stores.sample(HAPLOID_SAMPLE, limit=5)
     alt = bcftools.split("haploid", "%POS\n", view=("-s", HAPLOID_SAMPLE), include='GT="alt"')
@@ -135,6 +146,38 @@ def test_sample_counts_are_bcftools_counts(stores, bcftools):
     assert positions == sorted(positions)
 
 
+def test_sample_counts_by_zygosity_and_phase_are_bcftools_counts(stores, bcftools):
+    """Every zygosity the sample indexes count (half-missing ./1 among them), against bcftools."""
+    expected: dict[str, Counter] = defaultdict(Counter)
+    for line in bcftools.split("annotated", "[%SAMPLE\t%GT\n]"):
+        sample, gt = line.split("\t")
+        alleles = re.split(r"[/|]", gt)
+        if not set(alleles) - {"0", "."}:
+            continue
+        if len(alleles) == 1:
+            kind = "hemizygous"
+        elif "." in alleles:
+            kind = "partial"
+        else:
+            kind = "hom_alt" if "0" not in alleles else "het"
+        expected[sample].update({kind: 1, "carriers": 1, "phased": int("|" in gt)})
+    sample = max(expected, key=lambda name: (expected[name]["partial"], name))
+    assert expected[sample]["partial"] > 0
+    counts = stores.sample(sample, limit=1).counts
+    assert counts.model_dump() == {k: expected[sample][k] for k in counts.model_dump()}
+
+
+def test_counts_from_the_sample_indexes_equal_the_graphs_aggregates(stores):
+    # a region of the whole contig is a condition in Cypher: the counts then come from Kuzu's
+    # aggregate over the partitions instead of the sample indexes
+    whole_contig = Filters(region=Region.parse("22:1-300000000"))
+    for sample in ("HG00096", "HG00100", "NA12878"):
+        if sample in stores.sample_names():
+            assert stores.sample(sample, limit=1).counts == stores.sample(sample, whole_contig, limit=1).counts
+    pair = ["HG00096", "HG00097"]
+    assert stores.shared(pair, limit=1).total == stores.shared(pair, whole_contig, limit=1).total
+
+
 def test_sample_with_filters(stores, bcftools):
     filters = Filters(region=Region.parse(KG_REGION), af_max=0.5, variant_class="snv")
     result = stores.sample("HG00096", filters, limit=1000)
@@ -151,6 +194,16 @@ def test_shared_are_the_variants_both_samples_carry(stores, bcftools):
     for row in result.variants.slice(0, 5).to_pylist():
         genotypes = bcftools.genotypes("kg", row["variant_id"])
         assert row["genotypes"] == [genotypes["HG00096"], genotypes["HG00097"]]
+
+
+def test_shared_by_three_samples_with_their_genotypes(stores, bcftools):
+    trio = ["HG00096", "HG00097", "HG00099"]
+    result = stores.shared(trio, limit=1000)
+    both = set.intersection(*(carried(bcftools, "kg", name) for name in trio))
+    assert result.total == len(both) and set(result.variants.column("variant_id").to_pylist()) == both
+    for row in result.variants.slice(0, 5).to_pylist():
+        genotypes = bcftools.genotypes("kg", row["variant_id"])
+        assert row["genotypes"] == [genotypes[name] for name in trio]
 
 
 @pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
@@ -196,6 +249,15 @@ def test_gene_and_consequence_filters_select_matching_rows(stores):
     by_term = stores.region("1", Filters(consequence=term), limit=1000).variants.column("variant_id").to_pylist()
     expected = [r["variant_id"] for r in everything if r["consequence"] and term in r["consequence"].split("&")]
     assert by_term and sorted(by_term) == sorted(expected)
+
+
+def test_a_consequence_term_no_variant_holds_matches_nothing(stores, bcftools):
+    from vcf_agent.vocabulary import CONSEQUENCE_WORDS
+
+    held = set(stores.graph.vocabulary["consequences"])
+    term = next(t for _, terms in CONSEQUENCE_WORDS for t in terms if t not in held)
+    assert not [line for line in bcftools.split("annotated", "%INFO/ANN\n") if term in line]
+    assert stores.region("1", Filters(consequence=term), limit=10).total == 0
 
 
 # ---------------------------------------------------------------- vector search

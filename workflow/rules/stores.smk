@@ -75,6 +75,8 @@ rule load_kuzu_partition:
         earlier_genotypes=earlier_overlapping("genotypes"),
     output:
         graph="results/kuzu_parts/{vcf}/{part}.kuzu",
+        # its sample index (vcf_agent.stores.sample_index), named after the graph
+        sample_index="results/kuzu_parts/{vcf}/{part}.samples",
         record="results/kuzu_parts/{vcf}/{part}.json",
     log:
         "results/logs/load_kuzu_partition/{vcf}/{part}.log",
@@ -98,6 +100,7 @@ rule load_kuzu:
         summary="results/summary.json",
         plans=expand("results/kuzu_partitions/{vcf}.json", vcf=VCFS),
         graphs=kuzu_partition_outputs("graph"),
+        sample_indexes=kuzu_partition_outputs("sample_index"),
         records=kuzu_partition_outputs("record"),
         variants=variant_shards_of_all,
     output:

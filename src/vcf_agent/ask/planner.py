@@ -431,12 +431,9 @@ class Vocabulary:
         self.sample_aliases = _sample_aliases(self.samples)
         self.genes = {entry.gene.casefold(): entry for entry in stores.list_genes()}
         self.gene_names = [entry.gene for entry in stores.list_genes()]
-        rows = stores.graph.query(
-            "MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c"
-        )
-        self.consequences = {term for row in rows for term in row["c"].split("&")}
-        rows = stores.graph.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
-        self.filters = {name for row in rows for name in row["f"].split(";")} - {"PASS"}
+        held = stores.graph.vocabulary or {}  # the store index's terms (vcf_agent.stores.kuzu): nothing opened
+        self.consequences = set(held.get("consequences", ()))
+        self.filters = set(held.get("filters", ()))
         largest = max((entry.samples for entry in stores.list_files()), default=0)
         self.singleton_af = round(SINGLETON_ALT_COPIES / (2 * largest), 8) if largest else None
         self.contigs = [c.name for c in stores.stats().contigs]

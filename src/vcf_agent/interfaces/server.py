@@ -247,6 +247,12 @@ class LiveStores:
         return tuple(parts)
 
 
+#: Threads of one Kuzu query in the server: requests run side by side on the server's threads
+#: (and its worker processes), so a query that spread over every core would only contend with
+#: the others; --workers N puts N cores to work.
+QUERY_THREADS = 1
+
+
 def create_app(
     results: Path | str = "results",
     *,
@@ -265,12 +271,12 @@ def create_app(
         return app
 
     def reopen() -> Stores:
-        reopened = Stores.open(results, model=model, graph_handles=graph_handles)
+        reopened = Stores.open(results, model=model, graph_handles=graph_handles, graph_threads=QUERY_THREADS)
         _warm_ask(reopened)  # the names /ask checks questions against, read before the switch
         return reopened
 
     loading = load_model_meanwhile(model)  # the model loads while LanceDB and Kuzu are imported and opened
-    opened = Stores.open(results, model=model, graph_handles=graph_handles)
+    opened = Stores.open(results, model=model, graph_handles=graph_handles, graph_threads=QUERY_THREADS)
     loading.join()  # the first search does not wait for it
     app = _build_app(threads, LiveStores(opened, reopen, watch_seconds), owned=True)
     app.state.warm_threads = threads  # the rest of the warm-up, once the port is open

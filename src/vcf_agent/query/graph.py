@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.filters import MAX_POSITION, Filters, StoreMissing
+from vcf_agent.stores.sample_index import COUNT_FIELDS, SampleIndex, index_path
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
     from vcf_agent.stores.kuzu import Graph
@@ -25,10 +26,15 @@ if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
 #: with its own buffer pool: under 500 clients on two cores four handles answered no faster than
 #: one, and their caches made the server's memory grow for minutes instead of seconds.
 GRAPH_HANDLES = 1
-#: Partitions open at once (each open database costs ~60 MiB and its query working set, see
-#: vcf_agent.stores.kuzu): beyond, the least recently used idle one is closed. A chromosome at
-#: the default partition size is ~23 partitions; the genome's ~1,750 are never all open.
+#: Partitions open at once: beyond, the least recently used idle one is closed. An open
+#: database holds the pages its queries read, up to its buffer pool (~1 MiB for a routed
+#: look-up, ~35 MiB once a scan has read all its genotypes); the benchmark chromosome has 28
+#: partitions, the genome ~1,750. Counts over every partition come from the sample indexes.
 OPEN_PARTITIONS = 32
+#: Each open partition's Kuzu buffer pool (its default, 80 % of the machine's memory, costs
+#: ~39 MiB of page bookkeeping per database before any query; 512 MiB costs ~1 MiB). A
+#: 5 Mb region's carrier counts (the join over a partition's 4 M edges) fail with 128 MiB.
+QUERY_BUFFER_POOL_MB = 512
 
 
 class _Handles:
@@ -39,12 +45,12 @@ class _Handles:
     only queue for the CPU) and each graph opened costs one buffer pool.
     """
 
-    def __init__(self, path: Path, size: int, buffer_pool_mb: int | None) -> None:
+    def __init__(self, path: Path, size: int, buffer_pool_mb: int | None, threads: int | None = None) -> None:
         from vcf_agent.stores import kuzu as kuzu_store
 
         self.path = path
         self._open_graph = kuzu_store.open_graph
-        self._buffer_pool_mb = buffer_pool_mb
+        self._buffer_pool_mb, self._threads = buffer_pool_mb, threads
         self._idle: queue.LifoQueue[Graph] = queue.LifoQueue()
         self._free_slots = threading.Semaphore(max(1, size))
         self._lock = threading.Lock()
@@ -55,7 +61,9 @@ class _Handles:
 
     def _open(self) -> Graph:
         try:
-            graph = self._open_graph(self.path, read_only=True, buffer_pool_mb=self._buffer_pool_mb)
+            graph = self._open_graph(
+                self.path, read_only=True, buffer_pool_mb=self._buffer_pool_mb, threads=self._threads
+            )
         except VcfAgentError as error:
             raise StoreMissing(str(error)) from error
         except Exception as error:
@@ -102,6 +110,8 @@ class Layer:
     names_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     #: True when the layer's sample order is the store's: its first carriers by offset are the first overall
     in_store_order: bool = True
+    #: sample name -> its Sample node offset in every partition of the layer
+    offset_of: dict[str, int] = field(default_factory=dict)
 
     def part_at(self, chrom: str, pos: int) -> int | None:
         firsts = self.firsts.get(chrom)
@@ -128,7 +138,12 @@ class _GraphPool:
     """
 
     def __init__(
-        self, path: Path, size: int = 4, buffer_pool_mb: int | None = None, max_open: int = OPEN_PARTITIONS
+        self,
+        path: Path,
+        size: int = 4,
+        buffer_pool_mb: int | None = None,
+        max_open: int = OPEN_PARTITIONS,
+        threads: int | None = None,
     ) -> None:
         from vcf_agent.stores import kuzu as kuzu_store
 
@@ -142,8 +157,14 @@ class _GraphPool:
                 f"{path}: a graph of an older layout (no layers); rebuild it (snakemake results/kuzu.json)"
             )
         self.partitions: list[dict] = index["partitions"]
+        #: consequence terms and FILTER names held (None in builds made before the index had them)
+        self.vocabulary: dict[str, list[str]] | None = index.get("vocabulary")
+        #: per gene its variants by contig and annotated variants (None in such older builds)
+        self.gene_counts: dict[str, dict] | None = index.get("genes")
         self._files = [path / part["file"] for part in self.partitions]
-        self._size, self._buffer_pool_mb, self._max_open = size, buffer_pool_mb, max(1, max_open)
+        self._size, self._max_open = size, max(1, max_open)
+        self._buffer_pool_mb = buffer_pool_mb or QUERY_BUFFER_POOL_MB
+        self._threads = threads  # per Kuzu query (None: Kuzu's default, every core)
         self.layers = [Layer(layer["source"], list(layer["samples"])) for layer in index["layers"]]
         #: every sample once, in config order (first appearance), and the layers holding each
         self.sample_names: list[str] = list(dict.fromkeys(s for layer in self.layers for s in layer.samples))
@@ -153,9 +174,11 @@ class _GraphPool:
             for name in dict.fromkeys(layer.samples):
                 self.sample_layers.setdefault(name, []).append(i)
             layer.names_at = np.array([at[name] for name in layer.samples], dtype=np.int64)
+            layer.offset_of = {name: offset for offset, name in enumerate(layer.samples)}
             layer.in_store_order = bool(np.all(np.diff(layer.names_at) > 0))
         self._route(index)
         self._carrier_properties: dict[int, frozenset[str]] = {}
+        self._sample_indexes: dict[int, SampleIndex | None] = {}
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Handles] = OrderedDict()
         self._closed = False
@@ -267,6 +290,49 @@ class _GraphPool:
             self._carrier_properties[layer] = frozenset(row["name"] for row in rows)
         return self._carrier_properties[layer]
 
+    # ---------------------------------------------------------------- the partitions' sample indexes
+
+    def sample_index(self, part: int) -> SampleIndex | None:
+        """The partition's sample index (vcf_agent.stores.sample_index); None in a build made without."""
+        if part not in self._sample_indexes:
+            path = index_path(self._files[part])
+            found = SampleIndex(path) if path.exists() else None
+            if found is not None and found.samples != len(self.layer(part).samples):
+                raise StoreMissing(f"{path}: {found.samples} samples, its layer has {len(self.layer(part).samples)}")
+            self._sample_indexes[part] = found
+        return self._sample_indexes[part]
+
+    def indexed(self, parts: Sequence[int]) -> bool:
+        """True when every one of these partitions has its sample index."""
+        return all(self.sample_index(part) is not None for part in parts)
+
+    def indexed_counts(self, sample: str, parts: Sequence[int]) -> dict[str, int]:
+        """The sample's zygosity counts (sample_index.COUNT_FIELDS) added up over these partitions."""
+        total = np.zeros(len(COUNT_FIELDS), np.int64)
+        for part in parts:
+            offset = self.layer(part).offset_of.get(sample)
+            if offset is not None:
+                total += self.sample_index(part).counts([offset])
+        return dict(zip(COUNT_FIELDS, (int(n) for n in total), strict=True))
+
+    def indexed_carriers(self) -> dict[str, int]:
+        """Every sample's carrier genotypes over the store (each genotype is in one layer)."""
+        carried = dict.fromkeys(self.sample_names, 0)
+        for part in range(len(self.partitions)):
+            layer = self.layer(part)
+            for name, n in zip(layer.samples, self.sample_index(part).all_counts()[:, 0].tolist(), strict=True):
+                carried[name] += n
+        return carried
+
+    def indexed_shared(self, samples: Sequence[str], parts: Sequence[int]) -> int:
+        """How many variants every one of `samples` carries in one partition, added up over these."""
+        total = 0
+        for part in parts:
+            offsets = [self.layer(part).offset_of.get(name) for name in samples]
+            if None not in offsets:
+                total += len(self.sample_index(part).shared(offsets))
+        return total
+
     # ---------------------------------------------------------------- queries
 
     @contextlib.contextmanager
@@ -276,7 +342,9 @@ class _GraphPool:
                 raise StoreMissing(f"{self.path}: the stores are closed")
             handles = self._open.get(part)
             if handles is None:
-                handles = self._open[part] = _Handles(self._files[part], self._size, self._buffer_pool_mb)
+                handles = self._open[part] = _Handles(
+                    self._files[part], self._size, self._buffer_pool_mb, self._threads
+                )
                 self._close_idle()
             self._open.move_to_end(part)
             handles.users += 1

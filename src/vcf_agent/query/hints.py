@@ -141,11 +141,11 @@ def store_vocabulary(stores: Stores) -> Vocabulary:
     """The consequence terms, FILTER names and sample count of the stores (read once per Stores)."""
     cache = stores.__dict__.setdefault("_listings", {})
     if "hint_vocabulary" not in cache:
-        graph = stores.graph
-        rows = graph.query("MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c")
-        consequences = frozenset(term for row in rows for term in row["c"].split("&"))
-        rows = graph.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
-        filters = frozenset(name for row in rows for name in row["f"].split(";")) - {"PASS", "."}
+        # from the store's index (rule load_kuzu), so that no partition is opened for it; a
+        # build made before the index held it knows no terms (a hint then takes the first)
+        held = stores.graph.vocabulary or {}
+        consequences = frozenset(held["consequences"]) if held else None
+        filters = frozenset(held.get("filters", ()))
         samples = max((entry.samples for entry in stores.list_files()), default=0)
         cache["hint_vocabulary"] = Vocabulary(consequences, filters, samples)
     return cache["hint_vocabulary"]

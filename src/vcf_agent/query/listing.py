@@ -56,13 +56,8 @@ class FileEntry:
 
 _SAMPLES = "MATCH (s:Sample) OPTIONAL MATCH (s)-[c:CARRIES]->(:Variant) RETURN s.id AS sample, count(c) AS variants"
 _SAMPLE_FILES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN s.id AS sample, f.name AS name ORDER BY name"
-_MOST_SEVERE = (
-    "MATCH (v:Variant) WHERE v.canonical AND v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
-)
-_ANNOTATED = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN g.symbol AS gene, count(DISTINCT v.variant_id) AS n"
 _FILES = "MATCH (f:File) RETURN f.name AS name, f.path AS path ORDER BY name"
 _FILE_SAMPLES = "MATCH (s:Sample)-[:SAMPLE_IN_FILE]->(f:File) RETURN f.name AS name, count(*) AS n"
-_FILE_VARIANTS = "MATCH (v:Variant)-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name, count(*) AS n"
 _BY_RSID = (
     "MATCH (v:Variant) WHERE v.canonical"
     " AND (v.id = $id OR (v.id CONTAINS ';' AND list_contains(string_split(v.id, ';'), $id)))"
@@ -84,17 +79,29 @@ def list_samples(stores: Stores) -> list[SampleEntry]:
     files: dict[str, list[str]] = {}
     for row in stores.graph.shared(_SAMPLE_FILES):
         files.setdefault(row["sample"], []).append(row["name"])
-    carried = dict.fromkeys(stores.sample_names(), 0)
-    for row in stores.graph.query(_SAMPLES):
-        carried[row["sample"]] += row["variants"]
+    if stores.graph.indexed(range(len(stores.graph.partitions))):  # no partition opened
+        carried = stores.graph.indexed_carriers()
+    else:
+        carried = dict.fromkeys(stores.sample_names(), 0)
+        for row in stores.graph.query(_SAMPLES):
+            carried[row["sample"]] += row["variants"]
     return [SampleEntry(name, n, sorted(files.get(name, []))) for name, n in carried.items()]
 
 
 def list_genes(stores: Stores) -> list[GeneEntry]:
-    genes: dict[str, GeneEntry] = {}
-    for row in stores.graph.query(_ANNOTATED):
+    if stores.graph.gene_counts is not None:  # from the store's index: no partition opened
+        held = stores.graph.gene_counts
+        return [
+            GeneEntry(name, sum(held[name]["variants"].values()), held[name]["annotated"],
+                      sorted(held[name]["variants"], key=_natural_key))
+            for name in sorted(held, key=str.casefold)
+        ]  # fmt: skip
+    from vcf_agent.stores.kuzu import ANNOTATED_CYPHER, MOST_SEVERE_CYPHER  # imports Kuzu
+
+    genes: dict[str, GeneEntry] = {}  # a build whose index has no gene counts: ask every partition
+    for row in stores.graph.query(ANNOTATED_CYPHER):
         genes.setdefault(row["gene"], GeneEntry(row["gene"], 0, 0, [])).annotated += row["n"]
-    for row in stores.graph.query(_MOST_SEVERE):
+    for row in stores.graph.query(MOST_SEVERE_CYPHER):
         entry = genes.setdefault(row["gene"], GeneEntry(row["gene"], 0, 0, []))
         entry.variants += row["n"]
         if row["chrom"] not in entry.contigs:
@@ -110,9 +117,10 @@ def list_contigs(stores: Stores) -> list[Contig]:
 
 def list_files(stores: Stores) -> list[FileEntry]:
     samples = {r["name"]: r["n"] for r in stores.graph.shared(_FILE_SAMPLES)}
-    variants: dict[str, int] = {}
-    for r in stores.graph.query(_FILE_VARIANTS):
-        variants[r["name"]] = variants.get(r["name"], 0) + r["n"]
+    variants: dict[str, int] = {}  # from the index's counts (a layer's File is its VCF's), no partition opened
+    for part, entry in enumerate(stores.graph.partitions):
+        name = stores.graph.layer(part).source
+        variants[name] = variants.get(name, 0) + int(entry["counts"].get("VARIANT_IN_FILE", 0))
     paths = {r["name"]: r["path"] for r in stores.graph.shared(_FILES)}
     return [
         FileEntry(name, paths.get(name), samples.get(name, 0), variants.get(name, 0))

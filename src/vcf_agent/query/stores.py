@@ -47,12 +47,10 @@ from vcf_agent.query.graph import (
     _WARM_CYPHER,
     _ZYGOSITY_GROUPS,
     _ZYGOSITY_OF,
-    CARRIER_PROPERTIES,
     GENOTYPE_ROW_COLUMNS,
     GRAPH_HANDLES,
     JOIN_SECONDS_PER_EDGE,
     KEY_LOOKUP_SECONDS,
-    OPEN_PARTITIONS,
     ROW_COLUMNS,
     _genotypes_of,
     _GraphPool,
@@ -61,7 +59,6 @@ from vcf_agent.query.graph import (
 )
 from vcf_agent.query.results import (
     Annotation,
-    Carrier,
     Contig,
     Counts,
     Hit,
@@ -71,6 +68,7 @@ from vcf_agent.query.results import (
     Stats,
     VariantRecord,
     counted,
+    zygosities,
     zygosity,
 )
 from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
@@ -88,6 +86,12 @@ KUZU_MANIFEST = "kuzu.json"
 
 #: Query embeddings remembered (text -> vector).
 QUERY_CACHE_SIZE = 1_024
+#: Partitions whose node and rel columns the warm-up reads whole (a scan costs a partition
+#: ~35 MiB of buffer pool: the others take only what their queries read).
+WARM_PARTITIONS = 2
+#: `shared` of at most this many samples joins one pattern per sample (and reads their
+#: genotypes in the same query); more are grouped by variant instead.
+JOINED_SAMPLES = 3
 
 
 class Stores:
@@ -125,12 +129,14 @@ class Stores:
         device: str = "cpu",
         graph_handles: int = GRAPH_HANDLES,
         graph_buffer_mb: int | None = None,
+        graph_threads: int | None = None,
     ) -> Stores:
         """Open `results/lancedb` and `results/kuzu` read-only.
 
         `model`: the local model folder when the stores were embedded with another
         model than the default. `graph_handles`: Kuzu queries that may run at once
-        (each handle has its own buffer pool, of at most `graph_buffer_mb`).
+        (each handle has its own buffer pool, of at most `graph_buffer_mb`); `graph_threads`:
+        the threads of one Kuzu query (None: every core).
         """
         results = Path(results)
         lance_dir, graph_path = results / LANCE_DIR, results / KUZU_GRAPH
@@ -142,7 +148,7 @@ class Stores:
         try:
             lance = _LanceTable(holds[0].path, manifests[LANCE_MANIFEST].get("indexes") or ())
             try:
-                graph = _GraphPool(holds[1].path, graph_handles, graph_buffer_mb)
+                graph = _GraphPool(holds[1].path, graph_handles, graph_buffer_mb, threads=graph_threads)
             except BaseException:
                 lance.close()
                 raise
@@ -241,7 +247,7 @@ class Stores:
 
         self.stats()
         names = self.sample_names()
-        for part in range(min(len(self.graph.partitions), OPEN_PARTITIONS)):
+        for part in range(min(len(self.graph.partitions), WARM_PARTITIONS)):
             for cypher in _WARM_CYPHER:
                 self.graph.query(cypher, None, part)
         for name in ("variant_id", "pos", "chrom", "gene", "consequence"):
@@ -380,7 +386,7 @@ class Stores:
     ) -> list[Hit]:
         from lancedb.expr import col
 
-        expression = lance_filter(filters.without("carried_by"), max_span=self.max_span, af_column=self.af_column)
+        expression = self._lance_filter(filters.without("carried_by"))
         allowed: set[str] | None = None
         if filters.carried_by is not None:
             ids = self._carried_ids(filters)
@@ -422,6 +428,9 @@ class Stores:
             self._parts_for(filters, self.graph.sample_layers[filters.carried_by]),
         )
         return {row["id"] for row in rows}
+
+    def _lance_filter(self, filters: Filters):
+        return lance_filter(filters, max_span=self.max_span, af_column=self.af_column, held=self.graph.vocabulary)
 
     def _parts_for(self, filters: Filters, layers: Sequence[int] | None = None) -> list[int]:
         """The partitions (of these layers, else of all) a query with these filters needs: a
@@ -516,6 +525,11 @@ class Stores:
                 found.setdefault(vid, []).append((part, row))
         return found
 
+    def _sample_name_array(self) -> np.ndarray:
+        if getattr(self, "_names_array", None) is None:
+            self._names_array = np.asarray(self.sample_names(), dtype=object)
+        return self._names_array
+
     def sample_names(self) -> list[str]:
         """Every sample name once, in config order (each VCF's header order, a sample at its first VCF)."""
         return self.graph.sample_names
@@ -550,14 +564,13 @@ class Stores:
 
     def _carriers_of(
         self, variant_id: str, first: int | None = None, parts: Sequence[int] = ()
-    ) -> tuple[Counts, list[Carrier]]:
+    ) -> tuple[Counts, list[dict]]:
         """Zygosity counts (one aggregate query per partition) and the carriers in store sample order
         (all, or the first ones), from the partitions (one per layer) that may hold the variant."""
         if not parts:
             return Counts(), []
         counts = counted(self.graph.each(_ZYGOSITY_OF, {"id": variant_id}, parts))
-        names = self.sample_names()
-        found: list[tuple[int, Carrier]] = []
+        found: list[tuple[int, dict]] = []
         for part in parts:
             layer = self.graph.layer(part)
             cypher, params = _genotypes_of(self.graph.carrier_properties(part)), {"id": variant_id}
@@ -566,12 +579,24 @@ class Stores:
             table = self.graph.query_arrow(cypher, params, part)
             if table.num_rows == 0:
                 continue
-            at = layer.names_at[table.column("o").to_numpy()].tolist()
-            columns = [table.column(name).to_pylist() for name in CARRIER_PROPERTIES]
-            found += [
-                (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
-                for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
-            ]
+            # as rows of one Arrow table: a Carrier object (or a dict built in Python) for each of a
+            # common variant's ~2,000 carriers cost ~10 ms of its look-up
+            at = layer.names_at[table.column("o").to_numpy()]
+            gt, alt, ploidy = (table.column(name) for name in ("gt", "alt_count", "ploidy"))
+            rows = pa.table(
+                {
+                    "sample": pa.array(self._sample_name_array()[at]),
+                    "gt": gt,
+                    "phased": table.column("phased"),
+                    "zygosity": zygosities(gt, alt, ploidy),
+                    "alt_count": alt,
+                    "ploidy": ploidy,
+                    "dp": table.column("dp"),
+                    "gq": table.column("gq"),
+                    "source": pa.repeat(layer.source, table.num_rows),
+                }
+            )
+            found += zip(at.tolist(), rows.to_pylist(), strict=True)
         found.sort(key=lambda pair: pair[0])
         carriers = [carrier for _, carrier in found]
         return counts, carriers if first is None else carriers[:first]
@@ -623,16 +648,18 @@ class Stores:
             match += ", (o:Sample)-[:CARRIES]->(v)"
             extra.append("o.id = $other")
             params = {**params, "other": other}
-        # Counts add up over the partitions the filters need; the page walks them in order.
-        groups = self.graph.each(
-            f"{match} {_where([*extra, *conditions])} RETURN {_ZYGOSITY_GROUPS}",
-            params,
-            self._parts_for(filters, layers),
-        )
+        # Counts add up over the partitions the filters need (without filters, from the sample
+        # indexes: no database opened); the page walks them in order.
+        parts = self._parts_for(filters, layers)
+        if not conditions and other is None and self.graph.indexed(parts):
+            counts = Counts(**self.graph.indexed_counts(params["sample"], parts))
+        else:
+            grouped = f"{match} {_where([*extra, *conditions])} RETURN {_ZYGOSITY_GROUPS}"
+            counts = counted(self.graph.each(grouped, params, parts))
         walked = _where([*extra, *conditions, "v.chrom IN $walk_chroms"])
         columns = _graph_row_columns(GENOTYPE_ROW_COLUMNS)
         ordered = f"{match} {walked} RETURN {columns} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
-        return counted(groups), self._walk(ordered, params, limit, filters, layers)
+        return counts, self._walk(ordered, params, limit, filters, layers)
 
     def _sample_with_other(self, sample: str, other: str, filters: Filters, limit: int) -> tuple[Counts, list[dict]]:
         """Counts and first page of the variants `sample` carries that `other`, a sample of other
@@ -702,9 +729,11 @@ class Stores:
         else:
             found = self._carried_by_all(wanted, filters, conditions, params)
             total, page = found.num_rows, self._rows_of(found.column("id").slice(0, limit).to_pylist())
-        genotypes = self._genotypes([r["variant_id"] for r in page], names)
+        genotypes = self._genotypes([r["variant_id"] for r in page if "genotypes" not in r], names)
         for r in page:
-            r["genotypes"] = [genotypes.get((r["variant_id"], name)) for name in names]
+            if "genotypes" not in r:
+                r["genotypes"] = [genotypes.get((r["variant_id"], name)) for name in names]
+            r["genotypes"] = r["genotypes"][: len(names)]  # not the carried_by sample's
         return SharedResult(
             samples=names,
             filters=filters.describe(),
@@ -718,14 +747,34 @@ class Stores:
     ) -> tuple[int, list[dict]]:
         """Total and first page of the variants every one of `wanted` (samples of the same layers) carries."""
         params = {**params, "samples": wanted, "n": len(wanted)}
-        # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so the genotypes
-        # of the page come from a second query.
+        parts = self._parts_for(filters, layers)
+        # Kuzu 0.11.3 aborts the process on collect() after a grouping WITH, so with many samples
+        # the genotypes of the page come from a second query (`shared`).
         base = "MATCH (s:Sample)-[:CARRIES]->(v:Variant) {where} WITH v, count(DISTINCT s.id) AS k WHERE k = $n"
-        everywhere = base.format(where=_where(["s.id IN $samples", *conditions]))
-        counted_rows = self.graph.each(f"{everywhere} RETURN count(*) AS n", params, self._parts_for(filters, layers))
-        walked = base.format(where=_where(["s.id IN $samples", *conditions, "v.chrom IN $walk_chroms"]))
-        ordered = f"{walked} RETURN {_graph_row_columns()} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
-        return sum(row["n"] for row in counted_rows), self._walk(ordered, params, limit, filters, layers)
+        if not conditions and self.graph.indexed(parts):
+            total = self.graph.indexed_shared(wanted, parts)
+        else:
+            everywhere = base.format(where=_where(["s.id IN $samples", *conditions]))
+            total = sum(row["n"] for row in self.graph.each(f"{everywhere} RETURN count(*) AS n", params, parts))
+        if len(wanted) > JOINED_SAMPLES:
+            walked = base.format(where=_where(["s.id IN $samples", *conditions, "v.chrom IN $walk_chroms"]))
+            ordered = f"{walked} RETURN {_graph_row_columns()} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+            return total, self._walk(ordered, params, limit, filters, layers)
+        # A few samples: one pattern per sample, joined on the variant, which also reads their
+        # genotypes (22 ms against 31 ms for the first 100 of two samples, 1 M variants).
+        patterns = ", ".join(f"(s{i}:Sample)-[c{i}:CARRIES]->(v)" for i in range(len(wanted)))
+        named = [f"s{i}.id = $s{i}" for i in range(len(wanted))]
+        genotypes = ", ".join(f"c{i}.gt AS gt{i}" for i in range(len(wanted)))
+        ordered = (
+            f"MATCH (v:Variant), {patterns} {_where([*named, *conditions, 'v.chrom IN $walk_chroms'])}"
+            f" RETURN {_graph_row_columns()}, {genotypes} ORDER BY v.chrom, v.pos, v.variant_id LIMIT $limit"
+        )
+        named_params = {key: value for key, value in params.items() if key not in ("samples", "n")}
+        named_params.update({f"s{i}": name for i, name in enumerate(wanted)})
+        page = self._walk(ordered, named_params, limit, filters, layers)
+        for row in page:
+            row["genotypes"] = [row.pop(f"gt{i}") for i in range(len(wanted))]
+        return total, page
 
     def _rows_of(self, ids: list[str]) -> list[dict]:
         """The page rows of these variants (from any node of each: every layer's node has its properties)."""
@@ -763,7 +812,7 @@ class Stores:
             rows = found.variants.drop_columns(["gt", "phased", "zygosity"]).to_pylist()
             total = found.counts.carriers
         else:
-            expression = lance_filter(filters, max_span=self.max_span, af_column=self.af_column)
+            expression = self._lance_filter(filters)
             total = self.lance.count(expression)
             columns = [*self.row_columns, *([self.af_column] if self.af_column else [])]
             rows = self.lance.rows_where(expression, columns, limit, order_by=("pos", "variant_id")).to_pylist()

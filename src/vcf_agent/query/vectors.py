@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +38,22 @@ DEFAULT_PARTITIONS = 256
 #: Kuzu queries that may run at once (handles in the pool). Each handle is a database of its own
 
 
-def lance_filter(filters: Filters, *, max_span: int = 0, af_column: str | None = AF_COLUMN):
+def lance_filter(
+    filters: Filters,
+    *,
+    max_span: int = 0,
+    af_column: str | None = AF_COLUMN,
+    held: Mapping[str, Sequence[str]] | None = None,
+):
     """The filters LanceDB can evaluate, as a typed expression (None when there are none).
 
     `max_span` is the longest variant of the store (end - pos): a region keeps the
     index-friendly `pos >= start - max_span` bound and also `end >= start`, so it
     returns the variants overlapping the region, as `bcftools view -r` does.
+    `held`: the distinct values the store holds of the multi-valued columns (consequence
+    terms joined by '&', FILTER names by ';'; vcf_agent.stores.kuzu's index vocabulary): a
+    term then becomes `column IN (the values holding it)`, which their BITMAP index answers
+    (1 ms against 60 ms for the substring test over 1,000,000 rows).
     """
     from lancedb.expr import col, func, lit
 
@@ -58,12 +68,15 @@ def lance_filter(filters: Filters, *, max_span: int = 0, af_column: str | None =
             parts.append(col("end") >= lit(region.start))
     if filters.gene is not None:
         parts.append(col("gene") == lit(filters.gene))
-    if filters.consequence is not None:
-        terms = func("concat", lit("&"), col("consequence"), lit("&"))
-        parts.append(terms.contains(lit(f"&{filters.consequence}&")))
-    if filters.filter is not None:
-        names = func("concat", lit(";"), col("filter"), lit(";"))
-        parts.append(names.contains(lit(f";{filters.filter};")))
+    for column, value, separator in (("consequence", filters.consequence, "&"), ("filter", filters.filter, ";")):
+        if value is None:
+            continue
+        if held is not None and f"{column}_values" in held:
+            holding = [v for v in held[f"{column}_values"] if value in v.split(separator)]
+            parts.append(col(column).isin(holding) if holding else lit(False))
+        else:
+            joined = func("concat", lit(separator), col(column), lit(separator))
+            parts.append(joined.contains(lit(f"{separator}{value}{separator}")))
     if filters.variant_class is not None:
         parts.append(col("variant_class") == lit(filters.variant_class))
     if filters.needs_af:

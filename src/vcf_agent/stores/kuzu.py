@@ -13,14 +13,20 @@ Contract (what rules load_kuzu_partition and load_kuzu write, and the query laye
   database. Within a layer partitions are disjoint; partitions of different layers may
   cover the same positions.
 * ``results/kuzu`` is a symlink to the current build: ``partitions.json`` (the index)
-  and ``parts/<vcf>/pNNNNN.kuzu``. The index: ``{"layout": "layers", "partition_edges",
+  and ``parts/<vcf>/pNNNNN.kuzu``, each with its sample index ``pNNNNN.samples``
+  (vcf_agent.stores.sample_index: per sample its counts and carried variants). The
+  index: ``{"layout": "layers", "partition_edges",
   "layers": [{"source", "samples", "properties_left_out"}...] (config order),
-  "partitions": [{"name", "layer", "file", "counts", "chroms"}...]}`` (layer by layer,
-  each in plan order); ``chroms`` gives per contig its variants, first and last
-  position, last ``end`` and longest span, so a query knows which partitions (of any
-  layer) it needs before opening any. ``counts`` has the tables' rows and
-  ``canonical``. `open_graph` opens a store (`StoreGraph`: all partitions, read-only)
-  or one database file; `Graph.query` takes Cypher with bound parameters only.
+  "partitions": [{"name", "layer", "file", "counts", "chroms"}...], "vocabulary":
+  {"consequences", "filters", "consequence_values", "filter_values"}, "genes": {symbol:
+  {"variants": {chrom: n}, "annotated": n}}}`` (layer by layer, each in plan order; the
+  vocabulary: the consequence terms and non-PASS FILTER names the store holds, and the values
+  they come in; per gene its variants by most severe annotation and its annotated ones);
+  ``chroms`` gives per contig its variants, first and last position, last ``end`` and
+  longest span, so a query knows which partitions (of any layer) it needs before opening
+  any; the vocabulary and the genes spare the listings and search's hints opening them
+  all. ``counts`` has the tables' rows and ``canonical``. `open_graph` opens a store
+  (`StoreGraph`: all partitions, read-only) or one database file; `Graph.query` takes Cypher with bound parameters only.
 * A layer's databases hold (names, properties and types in vcf_agent.schema):
   ``Sample(id)`` and ``File(name, path)`` of that VCF only, with their
   ``SAMPLE_IN_FILE`` (the same in each partition of the layer); ``Variant(variant_id,
@@ -131,6 +137,7 @@ import duckdb
 
 # The one import of the graph database (LadybugDB: `import ladybug as graphdb`).
 import kuzu as graphdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -176,6 +183,7 @@ from vcf_agent.stores.build import (
     sql_string,
     utc_now,
 )
+from vcf_agent.stores.sample_index import COUNT_FIELDS, index_path, write_index
 
 #: The index of a store's partitions, and the folder of their databases (inside the build).
 PARTITIONS_FILE = "partitions.json"
@@ -617,7 +625,14 @@ def load_partition(
                 seconds[table] = round(time.perf_counter() - started - sum(seconds.values()), 3)
             counts = _counts(db)
             counts[CANONICAL] = db.query("MATCH (v:Variant) WHERE v.canonical RETURN count(v) AS n")[0]["n"]
-        _check(counts, prepared.rows)
+            _check(counts, prepared.rows)
+            _check_sample_order(db, job.samples[layer], graph)
+            held = _held_terms(db)
+            held["gene_counts"] = _gene_counts(db)
+            sample_counts = _sample_counts(db, counts[SAMPLE_NODE.name])
+            write_index(work / "graph.samples", sample_counts, _genotype_pairs(db, counts))
+        seconds["sample_index"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+        os.replace(work / "graph.samples", index_path(graph))
         os.replace(work / "graph.kuzu", graph)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -628,6 +643,7 @@ def load_partition(
         "counts": counts,
         "chroms": prepared.chroms,
         "genes": prepared.genes,
+        **held,
         "across_files": prepared.overlap,
         "shards": [f"{source_of(p)}/{p.stem}" for p in variants],
         "earlier_shards": [f"{source_of(p)}/{Path(p).stem}" for p in earlier_variants],
@@ -638,6 +654,99 @@ def load_partition(
     write_json(record, manifest)
     log.info("Kuzu partition %s/%s: %s in %.1f s", layer, name, counts, seconds["total"])
     return record
+
+
+#: Samples per query of the sample index's genotype pairs (~1,500 carriers a sample in a
+#: 4,000,000-edge partition of 2,504 samples: ~0.4 M pairs, ~6 MiB, per query).
+SAMPLE_INDEX_CHUNK = 256
+_SAMPLE_GROUPS = (
+    "MATCH (s:Sample)-[c:CARRIES]->(v:Variant) RETURN offset(id(s)) AS sample,"
+    " c.gt CONTAINS '.' AS missing, c.alt_count AS alt_count, c.ploidy AS ploidy, c.phased AS phased, count(*) AS n"
+)
+_SAMPLE_PAIRS = (
+    "MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE offset(id(s)) >= $first AND offset(id(s)) < $stop"
+    " RETURN offset(id(s)) AS sample, offset(id(v)) AS variant"
+)
+
+
+def _held_terms(db: Graph) -> dict[str, list[str]]:
+    """The consequence terms and FILTER names (other than PASS) the partition's variants hold, and
+    the values they come in (terms joined by '&', names by ';'): search's filter hints ask the
+    store's (vcf_agent.query.hints) without opening every partition, and LanceDB filters turn a
+    term into `IN (the values holding it)`, which its BITMAP index answers (query.vectors)."""
+    rows = db.query("MATCH (v:Variant) WHERE v.consequence IS NOT NULL RETURN DISTINCT v.consequence AS c")
+    consequence_values = sorted(row["c"] for row in rows)
+    rows = db.query("MATCH (v:Variant) WHERE v.filter IS NOT NULL RETURN DISTINCT v.filter AS f")
+    filter_values = sorted(row["f"] for row in rows)
+    return {
+        "consequences": sorted({term for value in consequence_values for term in value.split("&")}),
+        "filters": sorted({name for value in filter_values for name in value.split(";")} - {"PASS", "."}),
+        "consequence_values": consequence_values,
+        "filter_values": filter_values,
+    }
+
+
+#: A gene's variants: those whose most severe annotation is in it (the `gene` filter's), and
+#: those with any annotation in it, per contig (vcf_agent.query.listing.list_genes).
+MOST_SEVERE_CYPHER = (
+    "MATCH (v:Variant) WHERE v.canonical AND v.gene IS NOT NULL RETURN v.gene AS gene, v.chrom AS chrom, count(*) AS n"
+)
+ANNOTATED_CYPHER = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN g.symbol AS gene, count(DISTINCT v.variant_id) AS n"
+
+
+def _gene_counts(db: Graph) -> dict[str, dict]:
+    """Per gene of the partition: its variants by contig (most severe annotation) and annotated ones."""
+    counts: dict[str, dict] = {}
+    for row in db.query(MOST_SEVERE_CYPHER):
+        entry = counts.setdefault(row["gene"], {"variants": {}, "annotated": 0})
+        entry["variants"][row["chrom"]] = row["n"]
+    for row in db.query(ANNOTATED_CYPHER):
+        counts.setdefault(row["gene"], {"variants": {}, "annotated": 0})["annotated"] = row["n"]
+    return counts
+
+
+def merged_gene_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, dict]:
+    """The partitions' gene counts added up (a variant is canonical, and annotated, in one layer)."""
+    merged: dict[str, dict] = {}
+    for record in records:
+        for gene, entry in record["gene_counts"].items():
+            into = merged.setdefault(gene, {"variants": {}, "annotated": 0})
+            into["annotated"] += entry["annotated"]
+            for chrom, n in entry["variants"].items():
+                into["variants"][chrom] = into["variants"].get(chrom, 0) + n
+    return merged
+
+
+#: What each partition's record lists of its values, merged into the store index's vocabulary.
+VOCABULARY_KEYS = ("consequences", "filters", "consequence_values", "filter_values")
+
+
+def _check_sample_order(db: Graph, samples: Sequence[str], graph: Path) -> None:
+    """The sample index (and the query layer) address a sample by its node's offset: the layer's order."""
+    rows = db.query_arrow("MATCH (s:Sample) RETURN offset(id(s)) AS o, s.id AS id ORDER BY o")
+    if rows.column("id").to_pylist() != list(samples):
+        raise fail(graph, "the Sample nodes are not the layer's samples in order")
+
+
+def _sample_counts(db: Graph, samples: int) -> np.ndarray:
+    """Per Sample node offset, the Counts (sample_index.COUNT_FIELDS) of its genotypes."""
+    from vcf_agent.query.results import counted
+
+    groups: dict[int, list[dict]] = {}
+    for row in db.query(_SAMPLE_GROUPS):
+        groups.setdefault(row["sample"], []).append(row)
+    counts = np.zeros((samples, len(COUNT_FIELDS)), np.int64)
+    for sample, rows in groups.items():
+        tally = counted(rows)
+        counts[sample] = [getattr(tally, name) for name in COUNT_FIELDS]
+    return counts
+
+
+def _genotype_pairs(db: Graph, counts: Mapping[str, int]):
+    """(Sample offsets, Variant offsets) of every CARRIES edge, SAMPLE_INDEX_CHUNK samples at a time."""
+    for first in range(0, counts[SAMPLE_NODE.name], SAMPLE_INDEX_CHUNK):
+        pairs = db.query_arrow(_SAMPLE_PAIRS, {"first": first, "stop": first + SAMPLE_INDEX_CHUNK})
+        yield pairs.column("sample").to_numpy().astype(np.int64), pairs.column("variant").to_numpy().astype(np.int64)
 
 
 def _planned(plan: Mapping[str, Any], name: str) -> dict:
@@ -687,6 +796,7 @@ def publish_kuzu(
                 target = build.path / part_file(source, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(by_part[(source, name)][1], target)
+                _link_or_copy(index_path(by_part[(source, name)][1]), index_path(target))
             layers.append((plan, [by_part[key][0] for key in names]))
         result = _assemble(build, layers, [Path(p) for p in variants], out)
         build.commit()
@@ -720,6 +830,10 @@ def _assemble(build: StoreBuild, layers: Sequence[tuple[dict, list[dict]]], vari
             for r in loaded
         ],
     }  # fmt: skip
+    if all(key in r for r in loaded for key in VOCABULARY_KEYS):
+        index["vocabulary"] = {key: sorted({term for r in loaded for term in r[key]}) for key in VOCABULARY_KEYS}
+    if all("gene_counts" in r for r in loaded):
+        index["genes"] = merged_gene_counts(loaded)
     write_json(index, build.path / PARTITIONS_FILE)
     seconds: dict[str, float] = {}
     for record in loaded:

@@ -15,7 +15,7 @@ Contract (what rule load_lancedb writes and the query layer reads)
   first VCF of the config (its ``source`` and INFO values); the Kuzu graph has
   one VARIANT_IN_FILE edge per VCF holding it. Row count = Kuzu Variant nodes.
 * Indexes (schema.LANCE_SCALAR_INDEXES): BTREE on variant_id, pos and gene,
-  BITMAP on chrom and consequence, each where the column holds any value.
+  BITMAP on chrom, consequence, filter and variant_class, each where the column holds any value.
   An ANN index once the table has ANN_MIN_ROWS rows (below that an exact scan of
   the vectors takes a few tens of milliseconds and is exact): IVF_PQ, cosine,
   ``num_partitions = min(rows // TARGET_PARTITION_ROWS, distinct texts //
@@ -415,6 +415,8 @@ def build_record(shards: Sequence[Shard], layout: TableSchema, model) -> dict:
         "format": BUILD_RECORD_FORMAT,
         "model": model,
         "schema": layout.schema.to_string(show_schema_metadata=False),
+        # a build made before an index was added to the list is built again, with it
+        "scalar_indexes": dict(LANCE_SCALAR_INDEXES),
         "sources": [{"source": name, "shards": listed} for name, listed in sources.items()],
     }
 
@@ -444,13 +446,13 @@ def plan_update(previous: dict | None, wanted: dict) -> UpdatePlan:
     """Compare the live build's record with the new inputs' (see `build_record`).
 
     The live build grows when the new VCF list is the live one with some VCFs left out and new
-    ones added at its end, every kept VCF with the same shards (digests), under the same model
-    and schema; anything else (a changed shard, reordered VCFs, a VCF inserted before a kept
-    one, another model or schema) is a full rebuild.
+    ones added at its end, every kept VCF with the same shards (digests), under the same model,
+    schema and scalar indexes; anything else (a changed shard, reordered VCFs, a VCF inserted
+    before a kept one, another model, schema or set of indexes) is a full rebuild.
     """
     if previous is None:
         return UpdatePlan("rebuilt", reason="no record of the live build")
-    for key in ("model", "schema"):
+    for key in ("model", "schema", "scalar_indexes"):
         if previous.get(key) != wanted[key]:
             return UpdatePlan("rebuilt", reason=f"the {key} changed")
     before = {s["source"]: s["shards"] for s in previous.get("sources", [])}
@@ -538,7 +540,7 @@ class LoadJob:
             counts.rows += added.rows
             counts.shadowed = sum(len(d) for d in drops.values())
             for name, value in added.non_null.items():
-                counts.non_null[name] += value
+                counts.non_null[name] = counts.non_null.get(name, 0) + value  # a build older than an index
             _check_rows(table, self.shards, counts)
             changed = previous["rows"] - (counts.rows - added.rows) + added.rows
             state = self.index_changed(table, counts, previous["index_state"], changed, Path(scratch))
