@@ -411,3 +411,13 @@ def test_open_partitions_stay_under_the_cap(built):
             assert len(pool._open) <= 2
     finally:
         pool.close()
+
+
+def test_answers_hold_with_one_partition_open_at_a_time(built):
+    # every routed query closes the partition before, so each opens its own again
+    layered = built["by_region"]
+    with Stores.open(layered.stores.results, open_partitions=1) as capped:
+        for variant_id in sorted(layered.expected.variants)[::7]:
+            record = capped.variant(variant_id)
+            assert {c.sample: c.gt for c in record.carriers} == layered.carriers.get(variant_id, {}), variant_id
+            assert len(capped.graph._open) <= 1

@@ -117,7 +117,7 @@ def test_annotated_variant_has_its_annotations_and_half_missing_carriers(stores,
 def test_genes_listed_from_the_index_count_what_bcftools_finds(stores, bcftools):
     """A gene's annotated variants: the split records with an ANN entry of their ALT in it."""
     annotated: Counter = Counter()
-    for line in bcftools.split("annotated", "%ALT\t%INFO/ANN\n", include="INFO/ANN!=\".\""):
+    for line in bcftools.split("annotated", "%ALT\t%INFO/ANN\n", include='INFO/ANN!="."'):
         alt, ann = line.split("\t")
         annotated.update({e.split("|")[3] for e in ann.split(",") if e.split("|")[0] == alt and e.split("|")[3]})
     listed = {g.gene: g for g in stores.list_genes()}

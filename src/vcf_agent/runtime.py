@@ -72,6 +72,18 @@ def limit_malloc_arenas(arenas: int) -> None:
             mallopt(M_ARENA_MAX, int(arenas))
 
 
+def release_free_memory() -> None:
+    """Hand the memory glibc's malloc keeps of what was freed back to the system (malloc_trim).
+
+    A closed Kuzu database's memory stays with the allocator (8 partitions scanned whole: 308
+    MiB resident open, 248 MiB closed, 39 MiB after this). No-op without glibc.
+    """
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
 # ---------------------------------------------------------------- child processes
 
 

@@ -136,6 +136,10 @@ def _parser(described: dict[str, dict], models: dict[str, Any]) -> argparse.Argu
     serve.add_argument("--threads", type=int, default=16, help="threads per process running queries (16)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (1; use one per core)")
     serve.add_argument("--graph-handles", type=int, default=None, help="Kuzu queries that may run at once (default: 1)")
+    serve.add_argument(
+        "--open-partitions", type=int, default=None,
+        help="graph partitions kept open at once, ~30 MiB each (default: 16)",
+    )  # fmt: skip
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     serve.add_argument(
         "--header-timeout", type=float, default=10.0, help="seconds a request may take to send its headers (10)"
@@ -281,6 +285,8 @@ def _serve(args: argparse.Namespace) -> int:
     options["header_timeout"] = args.header_timeout
     if args.graph_handles is not None:
         options["graph_handles"] = args.graph_handles
+    if args.open_partitions is not None:
+        options["open_partitions"] = max(1, args.open_partitions)
     serve(args.results, model=args.model, **options)
     return 0
 

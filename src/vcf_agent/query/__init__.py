@@ -67,7 +67,7 @@ _HOMES = {
     "stores": (
         "KUZU_DIR", "KUZU_GRAPH", "KUZU_MANIFEST", "LANCE_DIR", "LANCE_MANIFEST", "Stores", "complete_builds",
     ),
-    "graph": ("GRAPH_HANDLES", "graph_conditions"),
+    "graph": ("GRAPH_HANDLES", "OPEN_PARTITIONS", "graph_conditions"),
     "vectors": ("PREFILTER_IN_MAX", "TABLE_NAME", "lance_filter"),
 }  # fmt: skip
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}

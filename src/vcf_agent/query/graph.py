@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.filters import MAX_POSITION, Filters, StoreMissing
+from vcf_agent.runtime import release_free_memory
 from vcf_agent.stores.sample_index import COUNT_FIELDS, SampleIndex, index_path
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
@@ -26,11 +27,14 @@ if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
 #: with its own buffer pool: under 500 clients on two cores four handles answered no faster than
 #: one, and their caches made the server's memory grow for minutes instead of seconds.
 GRAPH_HANDLES = 1
-#: Partitions open at once: beyond, the least recently used idle one is closed. An open
-#: database holds the pages its queries read, up to its buffer pool (~1 MiB for a routed
-#: look-up, ~35 MiB once a scan has read all its genotypes); the benchmark chromosome has 28
-#: partitions, the genome ~1,750. Counts over every partition come from the sample indexes.
-OPEN_PARTITIONS = 32
+#: Partitions open at once (`vcf-agent serve --open-partitions`): beyond, the least recently
+#: used idle one is closed and its memory handed back. Kuzu holds ~30 MiB per open database
+#: of a 4 M-genotype partition before any query (opening one takes 20-40 ms), plus the pages
+#: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Measured on
+#: the full-size benchmark store, 60 searches (whose hits lie anywhere): with 32 open, p50 57 ms
+#: and 1,333 MiB resident; with 8, 126 ms and 691 MiB. Counts over every partition come from
+#: the sample indexes, so only routed queries open partitions.
+OPEN_PARTITIONS = 16
 #: Each open partition's Kuzu buffer pool (its default, 80 % of the machine's memory, costs
 #: ~39 MiB of page bookkeeping per database before any query; 512 MiB costs ~1 MiB). A
 #: 5 Mb region's carrier counts (the join over a partition's 4 M edges) fail with 128 MiB.
@@ -356,11 +360,15 @@ class _GraphPool:
 
     def _close_idle(self) -> None:
         """Close the least recently used partitions beyond max_open that nobody is querying."""
+        closed = False
         for part in list(self._open):
             if len(self._open) <= self._max_open:
-                return
+                break
             if self._open[part].users == 0:
                 self._open.pop(part).close()
+                closed = True
+        if closed:
+            release_free_memory()
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, part: int | None = None) -> list[dict[str, Any]]:
         """Rows of one partition, or with `part` None of every partition one after the other

@@ -51,6 +51,7 @@ from vcf_agent.query.graph import (
     GRAPH_HANDLES,
     JOIN_SECONDS_PER_EDGE,
     KEY_LOOKUP_SECONDS,
+    OPEN_PARTITIONS,
     ROW_COLUMNS,
     _genotypes_of,
     _GraphPool,
@@ -130,13 +131,15 @@ class Stores:
         graph_handles: int = GRAPH_HANDLES,
         graph_buffer_mb: int | None = None,
         graph_threads: int | None = None,
+        open_partitions: int = OPEN_PARTITIONS,
     ) -> Stores:
         """Open `results/lancedb` and `results/kuzu` read-only.
 
         `model`: the local model folder when the stores were embedded with another
         model than the default. `graph_handles`: Kuzu queries that may run at once
         (each handle has its own buffer pool, of at most `graph_buffer_mb`); `graph_threads`:
-        the threads of one Kuzu query (None: every core).
+        the threads of one Kuzu query (None: every core); `open_partitions`: graph partitions
+        kept open at once (vcf_agent.query.graph.OPEN_PARTITIONS).
         """
         results = Path(results)
         lance_dir, graph_path = results / LANCE_DIR, results / KUZU_GRAPH
@@ -148,7 +151,9 @@ class Stores:
         try:
             lance = _LanceTable(holds[0].path, manifests[LANCE_MANIFEST].get("indexes") or ())
             try:
-                graph = _GraphPool(holds[1].path, graph_handles, graph_buffer_mb, threads=graph_threads)
+                graph = _GraphPool(
+                    holds[1].path, graph_handles, graph_buffer_mb, max_open=open_partitions, threads=graph_threads
+                )
             except BaseException:
                 lance.close()
                 raise

@@ -85,13 +85,14 @@ a job's peak there is ~105 MiB + 8.5 MiB x K + 130 B x 7e9 / K, at least ~5.5 Gi
 (K ~ 320), and the server pays 8.5 MiB x K on every open. (c) stays at 448-458 MiB
 per job whatever K (each job opens only its own database), its loads are independent
 jobs (side by side with --cores or on a cluster), and a query opens only the
-partitions it is routed to (~60 MiB each; `vcf_agent.query.graph` keeps a bounded
-number open). Routed queries were as fast on (c) as on one table: a variant's
+partitions it is routed to (~30 MiB each with a 512 MiB pool; `vcf_agent.query.graph`
+keeps a bounded number open). Routed queries were as fast on (c) as on one table: a variant's
 carriers 1.4 ms (3.9 ms in one table), a sample's first 100 walked partition by
 partition 4.9 ms (112 ms in one table), the routed region join 0.85 s at ~600 MiB
 (9.8 s, 3 GiB in one table). What (c) pays: Sample, File and SAMPLE_IN_FILE in every
-partition of a layer (2,504 samples: < 1 MiB each), ~5 % more disk, and queries that need every
-partition (a sample's counts without a region) ask each in turn.
+partition of a layer (2,504 samples: < 1 MiB each), ~5 % more disk, and counts that need
+every partition (a sample's zygosity counts, the variants samples share): those are read from
+the partitions' sample indexes (vcf_agent.stores.sample_index) instead of each database.
 
 With ``kuzu.partition_edges`` = 4,000,000 (config/README.md): a load job peaks at
 ~105 MiB + 130 B x 4 M = ~600 MiB (under 1 GiB at any cohort size; the DuckDB
