@@ -138,7 +138,7 @@ def _parser(described: dict[str, dict], models: dict[str, Any]) -> argparse.Argu
     serve.add_argument("--graph-handles", type=int, default=None, help="Kuzu queries that may run at once (default: 1)")
     serve.add_argument(
         "--open-partitions", type=int, default=None,
-        help="graph partitions kept open at once, ~30 MiB each (default: 16)",
+        help="graph partitions kept open at once, ~30 MiB each (default: 32)",
     )  # fmt: skip
     serve.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     serve.add_argument(

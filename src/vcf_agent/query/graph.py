@@ -31,10 +31,11 @@ GRAPH_HANDLES = 1
 #: used idle one is closed and its memory handed back. Kuzu holds ~30 MiB per open database
 #: of a 4 M-genotype partition before any query (opening one takes 20-40 ms), plus the pages
 #: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Measured on
-#: the full-size benchmark store, 60 searches (whose hits lie anywhere): with 32 open, p50 57 ms
-#: and 1,333 MiB resident; with 8, 126 ms and 691 MiB. Counts over every partition come from
-#: the sample indexes, so only routed queries open partitions.
-OPEN_PARTITIONS = 16
+#: the full-size benchmark store, 60 searches (whose hits lie anywhere): with 32 open (all 28),
+#: p50 57 ms and 1,333 MiB resident; with 16, 112 ms and 925 MiB; with 8, 126 ms and 691 MiB.
+#: So a chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
+#: over every partition come from the sample indexes, so only routed queries open partitions.
+OPEN_PARTITIONS = 32
 #: Each open partition's Kuzu buffer pool (its default, 80 % of the machine's memory, costs
 #: ~39 MiB of page bookkeeping per database before any query; 512 MiB costs ~1 MiB). A
 #: 5 Mb region's carrier counts (the join over a partition's 4 M edges) fail with 128 MiB.
