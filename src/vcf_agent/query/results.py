@@ -53,18 +53,6 @@ def zygosity(gt: str, alt_count: int, ploidy: int) -> str:
     return "partial" if "." in gt else "het"
 
 
-def zygosities(gt: pa.ChunkedArray, alt_count: pa.ChunkedArray, ploidy: pa.ChunkedArray) -> pa.Array:
-    """`zygosity` of many genotypes at once (Arrow columns of carriers)."""
-    import pyarrow.compute as pc
-
-    ploidy, alt_count = (np.asarray(c.to_numpy(zero_copy_only=False)) for c in (ploidy, alt_count))
-    missing = np.asarray(pc.match_substring(gt, ".").to_numpy(zero_copy_only=False), dtype=bool)
-    kinds = np.where(
-        ploidy <= 1, "hemizygous", np.where(alt_count >= ploidy, "hom_alt", np.where(missing, "partial", "het"))
-    )
-    return pa.array(kinds.astype(object), pa.string())
-
-
 def _tally(counts: Counts, gt: str, alt_count: int, ploidy: int, phased: bool, n: int = 1) -> None:
     kind = zygosity(gt, alt_count, ploidy)
     setattr(counts, kind, getattr(counts, kind) + n)

@@ -47,6 +47,7 @@ from vcf_agent.query.graph import (
     _WARM_CYPHER,
     _ZYGOSITY_GROUPS,
     _ZYGOSITY_OF,
+    CARRIER_PROPERTIES,
     GENOTYPE_ROW_COLUMNS,
     GRAPH_HANDLES,
     JOIN_SECONDS_PER_EDGE,
@@ -60,6 +61,7 @@ from vcf_agent.query.graph import (
 )
 from vcf_agent.query.results import (
     Annotation,
+    Carrier,
     Contig,
     Counts,
     Hit,
@@ -69,7 +71,6 @@ from vcf_agent.query.results import (
     Stats,
     VariantRecord,
     counted,
-    zygosities,
     zygosity,
 )
 from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
@@ -530,11 +531,6 @@ class Stores:
                 found.setdefault(vid, []).append((part, row))
         return found
 
-    def _sample_name_array(self) -> np.ndarray:
-        if getattr(self, "_names_array", None) is None:
-            self._names_array = np.asarray(self.sample_names(), dtype=object)
-        return self._names_array
-
     def sample_names(self) -> list[str]:
         """Every sample name once, in config order (each VCF's header order, a sample at its first VCF)."""
         return self.graph.sample_names
@@ -569,13 +565,14 @@ class Stores:
 
     def _carriers_of(
         self, variant_id: str, first: int | None = None, parts: Sequence[int] = ()
-    ) -> tuple[Counts, list[dict]]:
+    ) -> tuple[Counts, list[Carrier]]:
         """Zygosity counts (one aggregate query per partition) and the carriers in store sample order
         (all, or the first ones), from the partitions (one per layer) that may hold the variant."""
         if not parts:
             return Counts(), []
         counts = counted(self.graph.each(_ZYGOSITY_OF, {"id": variant_id}, parts))
-        found: list[tuple[int, dict]] = []
+        names = self.sample_names()
+        found: list[tuple[int, Carrier]] = []
         for part in parts:
             layer = self.graph.layer(part)
             cypher, params = _genotypes_of(self.graph.carrier_properties(part)), {"id": variant_id}
@@ -584,24 +581,12 @@ class Stores:
             table = self.graph.query_arrow(cypher, params, part)
             if table.num_rows == 0:
                 continue
-            # as rows of one Arrow table: a Carrier object (or a dict built in Python) for each of a
-            # common variant's ~2,000 carriers cost ~10 ms of its look-up
-            at = layer.names_at[table.column("o").to_numpy()]
-            gt, alt, ploidy = (table.column(name) for name in ("gt", "alt_count", "ploidy"))
-            rows = pa.table(
-                {
-                    "sample": pa.array(self._sample_name_array()[at]),
-                    "gt": gt,
-                    "phased": table.column("phased"),
-                    "zygosity": zygosities(gt, alt, ploidy),
-                    "alt_count": alt,
-                    "ploidy": ploidy,
-                    "dp": table.column("dp"),
-                    "gq": table.column("gq"),
-                    "source": pa.repeat(layer.source, table.num_rows),
-                }
-            )
-            found += zip(at.tolist(), rows.to_pylist(), strict=True)
+            at = layer.names_at[table.column("o").to_numpy()].tolist()
+            columns = [table.column(name).to_pylist() for name in CARRIER_PROPERTIES]
+            found += [
+                (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
+                for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
+            ]
         found.sort(key=lambda pair: pair[0])
         carriers = [carrier for _, carrier in found]
         return counts, carriers if first is None else carriers[:first]

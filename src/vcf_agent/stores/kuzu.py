@@ -631,7 +631,7 @@ def load_partition(
             held = _held_terms(db)
             held["gene_counts"] = _gene_counts(db)
             sample_counts = _sample_counts(db, counts[SAMPLE_NODE.name])
-            write_index(work / "graph.samples", sample_counts, _genotype_pairs(db, counts))
+            write_index(work / "graph.samples", sample_counts, _genotype_pairs(db, counts[SAMPLE_NODE.name]))
         seconds["sample_index"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
         os.replace(work / "graph.samples", index_path(graph))
         os.replace(work / "graph.kuzu", graph)
@@ -743,9 +743,9 @@ def _sample_counts(db: Graph, samples: int) -> np.ndarray:
     return counts
 
 
-def _genotype_pairs(db: Graph, counts: Mapping[str, int]):
+def _genotype_pairs(db: Graph, samples: int):
     """(Sample offsets, Variant offsets) of every CARRIES edge, SAMPLE_INDEX_CHUNK samples at a time."""
-    for first in range(0, counts[SAMPLE_NODE.name], SAMPLE_INDEX_CHUNK):
+    for first in range(0, samples, SAMPLE_INDEX_CHUNK):
         pairs = db.query_arrow(_SAMPLE_PAIRS, {"first": first, "stop": first + SAMPLE_INDEX_CHUNK})
         yield pairs.column("sample").to_numpy().astype(np.int64), pairs.column("variant").to_numpy().astype(np.int64)
 

@@ -540,7 +540,7 @@ class LoadJob:
             counts.rows += added.rows
             counts.shadowed = sum(len(d) for d in drops.values())
             for name, value in added.non_null.items():
-                counts.non_null[name] = counts.non_null.get(name, 0) + value  # a build older than an index
+                counts.non_null[name] += value
             _check_rows(table, self.shards, counts)
             changed = previous["rows"] - (counts.rows - added.rows) + added.rows
             state = self.index_changed(table, counts, previous["index_state"], changed, Path(scratch))
