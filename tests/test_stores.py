@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from vcf_agent import runtime
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.ingest.header import read_header
 from vcf_agent.schema import LANCE_SCALAR_INDEXES, LANCE_TABLE
@@ -188,7 +189,16 @@ def test_rows_written_by_a_child_process_equal_those_written_here(built, tmp_pat
     embeddings = [results / "embeddings" / "hx" / p.name for p in variants]
     here = load_lancedb(variants, embeddings, tmp_path / "here", tmp_path / "here.json")
     monkeypatch.setattr(lance, "CHILD_PROCESS_MIN_ROWS", 0)  # the path of a large store
+    monkeypatch.setattr(lance, "ROWS_PER_CHILD", 1)  # a child per shard, each appending to the table
+    children = []
+
+    def counted(function, *args, **kwargs):
+        children.append(function)
+        return runtime.run_in_child(function, *args, **kwargs)
+
+    monkeypatch.setattr(lance, "run_in_child", counted)
     child = load_lancedb(variants, embeddings, tmp_path / "child", tmp_path / "child.json")
+    assert len(children) == len(variants) > 1
     assert child["rows"] == here["rows"] == lance_rows(built)
     columns = ["variant_id", "text", "vector"]
     assert (

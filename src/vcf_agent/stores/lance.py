@@ -248,6 +248,13 @@ class Counts:
     #: Seconds WriteJob.run took to write the rows: without the child process's start and imports.
     write_seconds: float = 0.0
 
+    def merge(self, other: Counts) -> None:
+        self.rows += other.rows
+        self.shadowed += other.shadowed
+        self.write_seconds += other.write_seconds
+        for name, value in other.non_null.items():
+            self.non_null[name] += value
+
     def add(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
         for name in self.non_null:
@@ -498,16 +505,14 @@ class LoadJob:
 
     def rebuild(self) -> dict:
         with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(self.out) as build, build.scratch() as scratch:
-            job = WriteJob(str(build.path), [str(s.variants) for s in self.shards],
-                           [str(s.other) for s in self.shards], scratch, self.threads, self.mem_mb,
-                           self.rows_per_write, self.progress)  # fmt: skip
-            counts = job.run_in_child() if job.input_rows() >= CHILD_PROCESS_MIN_ROWS else job.run()
+            counts = write_table(str(build.path), self.shards, self.layout, Path(scratch), self.threads, self.mem_mb,
+                                 self.rows_per_write, self.progress)  # fmt: skip
             self.lap("rows")
             table = open_table(build.path)
             _check_rows(table, self.shards, counts)
             state = self.index_all(table, counts, Path(scratch))
             self.finish(build, counts, state)
-        self.seconds["rows_writer"] = counts.write_seconds  # part of "rows" (the rest: a child's start and imports)
+        self.seconds["rows_writer"] = counts.write_seconds  # part of "rows" (the rest: the children's starts, imports)
         written = {"bytes_written": _folder_bytes(build.path), "bytes_linked": 0}
         return self.manifest(build.path.name, counts, state, "rebuilt", written)
 
@@ -624,48 +629,85 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-#: Rows from which the rows are written by a child process: Arrow and Lance keep what
-#: they freed for reuse (~350 MB after a million rows, measured), and the IVF_PQ
-#: build that follows needs ~600 MB per million rows of its own.
+#: Rows from which the rows are written by child processes: Arrow and Lance keep what they
+#: freed for reuse (a child writing 110,000 / 400,000 / 1,090,000 rows peaked at 425 / 540 /
+#: 643 MiB, measured), and the IVF_PQ build that follows needs its own.
 CHILD_PROCESS_MIN_ROWS = 200_000
+#: At most this many rows per child (whole shards; a shard larger than this is one child's): the
+#: rows of a table of any size are written by a series of children, so the job's memory is one
+#: child's, not the table's, for ~3 s of start and imports per child.
+ROWS_PER_CHILD = 524_288
+
+
+def write_table(path: str, shards: Sequence[Shard], layout: TableSchema, scratch: Path, threads: int, mem_mb: int,
+                rows_per_write: int, progress: bool) -> Counts:  # fmt: skip
+    """Every row of `shards` into a new table at `path`, shard groups of ROWS_PER_CHILD rows appended
+    one after another (each by its own child process from CHILD_PROCESS_MIN_ROWS rows in all)."""
+    groups = _row_groups([s.variants for s in shards], ROWS_PER_CHILD)
+    total = sum(parquet_file(s.variants).metadata.num_rows for s in shards)
+    in_child = total >= CHILD_PROCESS_MIN_ROWS
+    shadowed = {}
+    if len(sources_in_order([s.variants for s in shards])) > 1:
+        arguments = ([s.variants for s in shards], scratch, threads, mem_mb)
+        shadowed = run_in_child(_shadowed, *arguments, threads=threads) if in_child else _shadowed(*arguments)
+    counts = Counts()
+    bar = _progress(shards, progress)
+    for number, group in enumerate(groups):
+        chosen = [s for s in shards if s.variants in group]
+        drops = {s.variants: shadowed[s.variants] for s in chosen if s.variants in shadowed}
+        job = WriteJob(path, chosen, layout, drops, create=number == 0, rows_per_write=rows_per_write)
+        counts.merge(run_in_child(job.run, threads=threads) if in_child else job.run())
+        if bar is not None:
+            bar.update(len(chosen))
+    if bar is not None:
+        bar.close()
+    return counts
+
+
+def _row_groups(files: Sequence[Path], rows: int) -> list[set[Path]]:
+    """`files` in order, cut into runs of about `rows` rows (a run holds at least one file)."""
+    groups: list[set[Path]] = [set()]
+    held = 0
+    for path in files:
+        count = parquet_file(path).metadata.num_rows
+        if groups[-1] and held + count > rows:
+            groups.append(set())
+            held = 0
+        groups[-1].add(path)
+        held += count
+    return groups
+
+
+def _shadowed(variants: list[Path], scratch: Path, threads: int, mem_mb: int) -> dict[Path, np.ndarray]:
+    con = duckdb_connect(scratch, threads, duckdb_limit_mb(mem_mb, 4))
+    try:
+        return shadowed_rows(con, variants)
+    finally:
+        con.close()
 
 
 @dataclass
 class WriteJob:
-    """Writing every row into a new table: in this process, or in a child whose memory then goes."""
+    """Appending the rows of some shards (all but the rows `drops` names) to a table, or creating it."""
 
     path: str
-    variants: list[str]
-    embeddings: list[str]
-    scratch: str
-    threads: int
-    mem_mb: int
+    shards: list[Shard]
+    layout: TableSchema
+    drops: dict[Path, np.ndarray]
+    create: bool
     rows_per_write: int
-    progress: bool
-
-    def input_rows(self) -> int:
-        return sum(parquet_file(p).metadata.num_rows for p in self.variants)
 
     def run(self) -> Counts:
         started = time.perf_counter()
-        shards = paired_shards(self.variants, self.embeddings, "embeddings")
-        layout = table_schema(shards)
-        shadowed = {}
-        if len(sources_in_order(self.variants)) > 1:
-            con = duckdb_connect(Path(self.scratch), self.threads, duckdb_limit_mb(self.mem_mb, 4))
-            shadowed = shadowed_rows(con, [s.variants for s in shards])
-            con.close()
         import lancedb
 
-        table = lancedb.connect(self.path).create_table(LANCE_TABLE, schema=layout.schema)
+        db = lancedb.connect(self.path)
+        table = db.create_table(LANCE_TABLE, schema=self.layout.schema) if self.create else db.open_table(LANCE_TABLE)
         counts = Counts()
-        work = [(s, shadowed.get(s.variants)) for s in shards]
-        _write_rows(table, work, layout, counts, self.rows_per_write, self.progress)
+        work = [(s, self.drops.get(s.variants)) for s in self.shards]
+        _write_rows(table, work, self.layout, counts, self.rows_per_write, False)
         counts.write_seconds = round(time.perf_counter() - started, 3)
         return counts
-
-    def run_in_child(self) -> Counts:
-        return run_in_child(self.run, threads=self.threads)
 
 
 @contextlib.contextmanager
