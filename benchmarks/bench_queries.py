@@ -351,16 +351,24 @@ def compare_workers(store: Path, count: int, seconds: float, seed: int, rounds: 
                 wait_until_idle(server.pid)
                 idle = tree_rss_mb(server.pid)
                 load = os.getloadavg()[0]
-                _, done, errors, elapsed = asyncio.run(clients(port, as_requests(commands, port), count, seconds, seed))
+                requests = as_requests(commands, port)
+                server_cpu, client_cpu = server_cpu_s(server.pid), time.process_time()
+                _, done, errors, elapsed = asyncio.run(clients(port, requests, count, seconds, seed))
+                server_cpu, client_cpu = server_cpu_s(server.pid) - server_cpu, time.process_time() - client_cpu
                 after = tree_rss_mb(server.pid)
             finally:
                 server.terminate()
                 server.wait(timeout=60)
+            # the cores each side kept busy: on two cores the load generator takes its share from the workers
             run = {"requests_per_s": done / elapsed, "errors": len(errors), "idle_rss_mb": idle,
-                   "rss_after_mb": after, "load_1min": load}  # fmt: skip
+                   "rss_after_mb": after, "load_1min": load, "server_cores": server_cpu / elapsed,
+                   "client_cores": client_cpu / elapsed,
+                   "server_cpu_ms_per_request": 1000 * server_cpu / done}  # fmt: skip
             runs[workers].append(run)
             print(f"  --workers {workers}: {run['requests_per_s']:.1f} requests/s, {len(errors)} errors,"
-                  f" idle RSS {idle:.0f} MB, after {after:.0f} MB, load {load:.1f}", flush=True)  # fmt: skip
+                  f" idle RSS {idle:.0f} MB, after {after:.0f} MB, load {load:.1f}; cores busy: server"
+                  f" {run['server_cores']:.2f}, clients {run['client_cores']:.2f};"
+                  f" {run['server_cpu_ms_per_request']:.1f} ms of server CPU a request", flush=True)  # fmt: skip
     median = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
     return {
         "clients": count, "seconds": seconds, "rounds": rounds, "runs": runs, "median": median,
@@ -375,6 +383,9 @@ def report_workers(compared: dict) -> None:
         f"\n{compared['clients']} clients, {compared['seconds']:.0f} s x {compared['rounds']} rounds, on"
         f" {os.cpu_count()} cores: --workers 1 {one['requests_per_s']:.1f} requests/s, --workers 2"
         f" {two['requests_per_s']:.1f} requests/s: {compared['ratio']:.2f}x (target >= 1.8x)\n"
+        f"cores busy with one worker: server {one['server_cores']:.2f}, clients {one['client_cores']:.2f}; with"
+        f" two: server {two['server_cores']:.2f}, clients {two['client_cores']:.2f} (server CPU a request"
+        f" {one['server_cpu_ms_per_request']:.1f} / {two['server_cpu_ms_per_request']:.1f} ms)\n"
         f"idle RSS {one['idle_rss_mb']:.0f} MB with one worker, {two['idle_rss_mb']:.0f} MB with two (their"
         f" supervisor included): the second worker adds {compared['extra_worker_rss_mb']:.0f} MB;"
         f" load average during the runs {one['load_1min']:.1f} / {two['load_1min']:.1f}"

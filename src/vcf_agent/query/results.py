@@ -53,18 +53,19 @@ def zygosity(gt: str, alt_count: int, ploidy: int) -> str:
     return "partial" if "." in gt else "het"
 
 
-def _tally(counts: Counts, gt: str, alt_count: int, ploidy: int, phased: bool, n: int = 1) -> None:
+def tally(counts: Counts, gt: str, alt_count: int, ploidy: int, phased: bool, n: int = 1) -> None:
     kind = zygosity(gt, alt_count, ploidy)
     setattr(counts, kind, getattr(counts, kind) + n)
     counts.carriers += n
     counts.phased += n if phased else 0
 
 
-def counted(groups: Iterable[dict]) -> Counts:
-    """Counts from genotype groups (missing, alt_count, ploidy, phased, n) of a Kuzu aggregate."""
-    counts = Counts()
+def counted(groups: Iterable[dict], counts: Counts | None = None) -> Counts:
+    """Counts from genotype groups (missing, alt_count, ploidy, phased, n) of a Kuzu aggregate
+    (added to `counts` where given)."""
+    counts = Counts() if counts is None else counts
     for g in groups:
-        _tally(counts, "." if g["missing"] else "", g["alt_count"], g["ploidy"], g["phased"], g["n"])
+        tally(counts, "." if g["missing"] else "", g["alt_count"], g["ploidy"], g["phased"], g["n"])
     return counts
 
 

@@ -71,6 +71,7 @@ from vcf_agent.query.results import (
     Stats,
     VariantRecord,
     counted,
+    tally,
     zygosity,
 )
 from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
@@ -566,11 +567,10 @@ class Stores:
     def _carriers_of(
         self, variant_id: str, first: int | None = None, parts: Sequence[int] = ()
     ) -> tuple[Counts, list[Carrier]]:
-        """Zygosity counts (one aggregate query per partition) and the carriers in store sample order
-        (all, or the first ones), from the partitions (one per layer) that may hold the variant."""
-        if not parts:
-            return Counts(), []
-        counts = counted(self.graph.each(_ZYGOSITY_OF, {"id": variant_id}, parts))
+        """Zygosity counts and the carriers in store sample order (all, or the first ones), from the
+        partitions (one per layer) that may hold the variant. A partition's counts are tallied from its
+        carriers where they all came back, else counted by one aggregate query."""
+        counts = Counts()
         names = self.sample_names()
         found: list[tuple[int, Carrier]] = []
         for part in parts:
@@ -579,6 +579,9 @@ class Stores:
             if first is not None and layer.in_store_order:
                 cypher, params = cypher + " LIMIT $first", {"id": variant_id, "first": first}
             table = self.graph.query_arrow(cypher, params, part)
+            cut_short = "first" in params and table.num_rows == first
+            if cut_short:
+                counted(self.graph.query(_ZYGOSITY_OF, {"id": variant_id}, part), counts)
             if table.num_rows == 0:
                 continue
             at = layer.names_at[table.column("o").to_numpy()].tolist()
@@ -587,6 +590,9 @@ class Stores:
                 (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
                 for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
             ]
+            if not cut_short:  # all its carriers came back: tallied here
+                for _, carrier in found[len(found) - table.num_rows :]:
+                    tally(counts, carrier.gt, carrier.alt_count, carrier.ploidy, carrier.phased)
         found.sort(key=lambda pair: pair[0])
         carriers = [carrier for _, carrier in found]
         return counts, carriers if first is None else carriers[:first]
