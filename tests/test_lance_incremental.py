@@ -131,15 +131,18 @@ def test_adding_and_removing_vcfs_keeps_the_ids_of_the_union(split_vcfs, shards,
     assert rebuilt["rows"] == grown["rows"] == len(expected_rows(split_vcfs, "bc"))
 
 
-def test_overlapping_vcfs_written_by_a_child_per_shard_hold_each_variant_once(split_vcfs, shards, tmp_path,
+def test_overlapping_vcfs_written_or_appended_by_a_child_per_shard_hold_each_variant_once(split_vcfs, shards, tmp_path,
                                                                                monkeypatch):  # fmt: skip
     monkeypatch.setattr(lance, "CHILD_PROCESS_MIN_ROWS", 0)  # the path of a large store: the rows of
     monkeypatch.setattr(lance, "ROWS_PER_CHILD", 1)  # each shard appended by its own child process
-    manifest = load(shards, "abc", tmp_path)
-    ids = [variant_id.split("#")[0] for variant_id, _ in table_ids(tmp_path)]
     expected = expected_rows(split_vcfs, "abc")
-    assert len(ids) == len(set(ids)) == len(expected) == manifest["rows"]
-    assert manifest["duplicates_dropped"] == sum(len(bcftools_ids(split_vcfs[n])) for n in "abc") - len(expected)
+    for folder, steps in ((tmp_path / "rebuilt", ["abc"]), (tmp_path / "grown", ["ab", "abc"])):
+        for names in steps:
+            manifest = load(shards, names, folder)
+        assert manifest["mode"] == ("rebuilt" if len(steps) == 1 else "appended")
+        ids = [variant_id.split("#")[0] for variant_id, _ in table_ids(folder)]
+        assert len(ids) == len(set(ids)) == len(expected) == manifest["rows"]
+        assert manifest["duplicates_dropped"] == sum(len(bcftools_ids(split_vcfs[n])) for n in "abc") - len(expected)
 
 
 def test_removing_a_vcf_adds_back_the_rows_it_shadowed(split_vcfs, shards, tmp_path):

@@ -537,10 +537,11 @@ class LoadJob:
             finally:
                 con.close()
             self.lap("remove")
-            added = Counts()
             work = [(s, _all_but(readded[s.variants], s)) for s in self.shards if s.variants in readded]
             work += [(s, drops.get(s.variants)) for s in self.shards if s.source in plan.appended]
-            _write_rows(table, work, self.layout, added, self.rows_per_write, self.progress)
+            added = append_rows(str(build.path), work, self.layout, create=False, threads=self.threads,
+                                rows_per_write=self.rows_per_write, progress=self.progress)  # fmt: skip
+            table = open_table(build.path)  # at the version the appends made
             self.lap("rows")
             counts.rows += added.rows
             counts.shadowed = sum(len(d) for d in drops.values())
@@ -641,41 +642,50 @@ ROWS_PER_CHILD = 524_288
 
 def write_table(path: str, shards: Sequence[Shard], layout: TableSchema, scratch: Path, threads: int, mem_mb: int,
                 rows_per_write: int, progress: bool) -> Counts:  # fmt: skip
-    """Every row of `shards` into a new table at `path`, shard groups of ROWS_PER_CHILD rows appended
-    one after another (each by its own child process from CHILD_PROCESS_MIN_ROWS rows in all)."""
-    groups = _row_groups([s.variants for s in shards], ROWS_PER_CHILD)
-    total = sum(parquet_file(s.variants).metadata.num_rows for s in shards)
-    in_child = total >= CHILD_PROCESS_MIN_ROWS
+    """Every row of `shards` (each variant once, from its first VCF) into a new table at `path`."""
     shadowed = {}
     if len(sources_in_order([s.variants for s in shards])) > 1:
         arguments = ([s.variants for s in shards], scratch, threads, mem_mb)
-        shadowed = run_in_child(_shadowed, *arguments, threads=threads) if in_child else _shadowed(*arguments)
+        shadowed = run_in_child(_shadowed, *arguments, threads=threads) if _in_child(shards) else _shadowed(*arguments)
+    work = [(s, shadowed.get(s.variants)) for s in shards]
+    return append_rows(path, work, layout, create=True, threads=threads, rows_per_write=rows_per_write,
+                       progress=progress)  # fmt: skip
+
+
+def append_rows(path: str, work: Sequence[tuple[Shard, np.ndarray | None]], layout: TableSchema, *, create: bool,
+                threads: int, rows_per_write: int, progress: bool) -> Counts:  # fmt: skip
+    """The rows of each shard but the row numbers beside it, appended to the table at `path` (created
+    first with `create`) in runs of ROWS_PER_CHILD rows, each by its own child process where they
+    number CHILD_PROCESS_MIN_ROWS or more."""
+    in_child = _in_child([shard for shard, _ in work])
     counts = Counts()
-    bar = _progress(shards, progress)
-    for number, group in enumerate(groups):
-        chosen = [s for s in shards if s.variants in group]
-        drops = {s.variants: shadowed[s.variants] for s in chosen if s.variants in shadowed}
-        job = WriteJob(path, chosen, layout, drops, create=number == 0, rows_per_write=rows_per_write)
+    bar = _progress(work, progress)
+    for number, run in enumerate(_runs(work, ROWS_PER_CHILD)):
+        job = WriteJob(path, run, layout, create=create and number == 0, rows_per_write=rows_per_write)
         counts.merge(run_in_child(job.run, threads=threads) if in_child else job.run())
         if bar is not None:
-            bar.update(len(chosen))
+            bar.update(len(run))
     if bar is not None:
         bar.close()
     return counts
 
 
-def _row_groups(files: Sequence[Path], rows: int) -> list[set[Path]]:
-    """`files` in order, cut into runs of about `rows` rows (a run holds at least one file)."""
-    groups: list[set[Path]] = [set()]
+def _in_child(shards: Sequence[Shard]) -> bool:
+    return sum(parquet_file(s.variants).metadata.num_rows for s in shards) >= CHILD_PROCESS_MIN_ROWS
+
+
+def _runs(work: Sequence[tuple[Shard, np.ndarray | None]], rows: int) -> list[list[tuple[Shard, np.ndarray | None]]]:
+    """`work` in order, cut into runs of about `rows` rows (a run holds at least one shard)."""
+    runs: list[list[tuple[Shard, np.ndarray | None]]] = []
     held = 0
-    for path in files:
-        count = parquet_file(path).metadata.num_rows
-        if groups[-1] and held + count > rows:
-            groups.append(set())
+    for item in work:
+        count = parquet_file(item[0].variants).metadata.num_rows
+        if not runs or (runs[-1] and held + count > rows):
+            runs.append([])
             held = 0
-        groups[-1].add(path)
+        runs[-1].append(item)
         held += count
-    return groups
+    return runs
 
 
 def _shadowed(variants: list[Path], scratch: Path, threads: int, mem_mb: int) -> dict[Path, np.ndarray]:
@@ -688,12 +698,11 @@ def _shadowed(variants: list[Path], scratch: Path, threads: int, mem_mb: int) ->
 
 @dataclass
 class WriteJob:
-    """Appending the rows of some shards (all but the rows `drops` names) to a table, or creating it."""
+    """Appending the rows of some shards (all but the row numbers beside each) to a table, or creating it."""
 
     path: str
-    shards: list[Shard]
+    work: list[tuple[Shard, np.ndarray | None]]
     layout: TableSchema
-    drops: dict[Path, np.ndarray]
     create: bool
     rows_per_write: int
 
@@ -704,8 +713,7 @@ class WriteJob:
         db = lancedb.connect(self.path)
         table = db.create_table(LANCE_TABLE, schema=self.layout.schema) if self.create else db.open_table(LANCE_TABLE)
         counts = Counts()
-        work = [(s, self.drops.get(s.variants)) for s in self.shards]
-        _write_rows(table, work, self.layout, counts, self.rows_per_write, False)
+        _write_rows(table, self.work, self.layout, counts, self.rows_per_write)
         counts.write_seconds = round(time.perf_counter() - started, 3)
         return counts
 
@@ -737,13 +745,11 @@ def _all_but(keep: np.ndarray, shard: Shard) -> np.ndarray:
     return np.setdiff1d(np.arange(parquet_file(shard.variants).metadata.num_rows, dtype=np.int64), keep)
 
 
-def _write_rows(table, work: Sequence[tuple[Shard, np.ndarray | None]], layout, counts, rows_per_write: int,
-                progress: bool) -> None:  # fmt: skip
+def _write_rows(table, work: Sequence[tuple[Shard, np.ndarray | None]], layout, counts, rows_per_write: int) -> None:
     """The rows of each shard but the row numbers given beside it, one LanceDB add (one data file)
     per group of shards of about `rows_per_write` rows."""
     group: list[tuple[Shard, np.ndarray | None]] = []
     group_rows = 0
-    bar = _progress(work, progress)
     for number, (shard, drop) in enumerate(work, start=1):
         group.append((shard, drop))
         group_rows += parquet_file(shard.variants).metadata.num_rows
@@ -751,11 +757,7 @@ def _write_rows(table, work: Sequence[tuple[Shard, np.ndarray | None]], layout, 
             batches = (b for s, d in group for b in shard_batches(s, layout, d, counts))
             _add(table, layout.schema, batches)
             log.info("LanceDB: %d rows written (%s)", counts.rows, group[-1][0].label)
-            if bar is not None:
-                bar.update(len(group))
             group, group_rows = [], 0
-    if bar is not None:
-        bar.close()
 
 
 def _add(table, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
