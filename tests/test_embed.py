@@ -435,3 +435,31 @@ def test_a_10000_record_shard_in_batches_of_500_peaks_below_its_vectors(memray_o
     _, folder = ten_shards
     stats = run_embed(folder / "v-10000.parquet", tmp_path / "e.parquet", folder / "cache", batch_rows=500)
     assert stats.records == 10_000
+
+
+@pytest.fixture(scope="module")
+def wide_cache(tmp_path_factory) -> tuple[Path, list[bytes]]:
+    """A cache of 65,536 384-wide vectors in 128 row groups of 512 (8 per bucket), and one key of each group."""
+    root = tmp_path_factory.mktemp("wide-cache")
+    cache = EmbeddingCache(root, "m", 384, flush_rows=1 << 17)
+    vectors = np.random.default_rng(7).standard_normal((1 << 16, 384), dtype=np.float32)
+    for number, vector in enumerate(vectors):
+        text = f"description {number}"
+        cache.add(text_key(text), text, vector)
+    cache.flush()
+    firsts = []
+    for segment in sorted((root / "m").rglob("*.parquet")):
+        file = pq.ParquetFile(segment)
+        firsts += [file.read_row_group(g, columns=["key"]).column(0)[0].as_py() for g in range(file.num_row_groups)]
+    return root, firsts
+
+
+def test_cache_hits_in_many_row_groups_hold_only_their_own_vectors(wide_cache):
+    # One hit in each of 128 row groups: a view of each group's 512 vectors would keep its Arrow
+    # buffer, 96 MB in all (pyarrow's memory pool, which memray does not see).
+    root, keys = wide_cache
+    assert len(keys) >= 100
+    before = pa.total_allocated_bytes()
+    found = EmbeddingCache(root, "m", 384).lookup(keys)
+    assert len(found) == len(keys)
+    assert pa.total_allocated_bytes() - before < 2 << 20
