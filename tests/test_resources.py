@@ -113,3 +113,9 @@ def test_store_loads_fit_their_declared_memory(counts, attempt):
         data = resources.kuzu_data_mb(counts["genotypes"], counts["variants"], counts["annotations"],
                                       several_sources=several)  # fmt: skip
         assert kuzu - PROCESS_OVERHEAD_MB >= data  # the buffer pool holds the largest rel table
+
+
+def test_the_lancedb_load_declares_the_same_memory_for_a_chromosome_and_the_genome():
+    # bounded by its children and a flat index build (resources.LANCEDB_FLAT_FROM_ROWS)
+    chromosome, genome = (resources.lancedb_mem_mb(base("load_lancedb"), n, 1) for n in (1_100_000, 84_800_000))
+    assert chromosome == genome < 1536

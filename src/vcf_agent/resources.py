@@ -155,10 +155,17 @@ def embed_min_mem_mb(baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
 # Measured with benchmarks/bench_stores.py (1,000,000 variants, 10,000,000 genotypes, 2 cores).
 
 
+#: Rows past which load_lancedb's memory stops growing: its rows are written by child processes
+#: of at most 524,288 rows each (vcf_agent.stores.lance.ROWS_PER_CHILD), and the IVF_PQ build's
+#: peak was the same at 1.1 M and 3.3 M rows (1,179-1,306 and 1,251 MiB on synthetic vectors,
+#: 1,287 MiB with 1,024 partitions; benchmarks/bench_lance_index.py).
+LANCEDB_FLAT_FROM_ROWS = 1_000_000
+
+
 def lancedb_mem_mb(base: float, variants: int, attempt: int) -> int:
-    # Batches and writes are bounded (~500 MB for any size); the IVF_PQ training and
-    # partition shuffle of the ANN index add about 400 MB per million rows.
-    return retried(base + variants / 1e6 * 400, attempt)
+    # Below LANCEDB_FLAT_FROM_ROWS the ANN index's training sample and partitions grow with the rows
+    # (~400 MB per million rows, measured from 100,000 rows); past it nothing does.
+    return retried(base + min(variants, LANCEDB_FLAT_FROM_ROWS) / 1e6 * 400, attempt)
 
 
 def lancedb_runtime(base: float, variants: int, attempt: int) -> int:

@@ -33,6 +33,11 @@ LANCE_VECTOR = LANCE_VECTOR_COLUMN
 #: whose vectors repeat (a tie at the 10th distance counts as found), 1/8 and 5 already gave 0.98-1.00.
 REFINE_FACTOR = 50
 PROBE_SHARE = 1 / 2
+#: Bytes of Lance's index and metadata caches (its defaults: 6 GiB and 1 GiB, filled as queries
+#: touch the ANN, B-tree and bitmap indexes): a server holds at most this much of the table's
+#: indexes whatever the table's size.
+INDEX_CACHE_MB = 128
+METADATA_CACHE_MB = 32
 #: Partitions assumed when the manifest does not say (LanceDB's default for 1,000,000 rows is ~1,000).
 DEFAULT_PARTITIONS = 256
 #: Kuzu queries that may run at once (handles in the pool). Each handle is a database of its own
@@ -134,7 +139,9 @@ class _LanceTable:
 
     @staticmethod
     async def _open(lancedb, path: Path):
-        return await (await lancedb.connect_async(str(path))).open_table(TABLE_NAME)
+        session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_MB << 20,
+                                  metadata_cache_size_bytes=METADATA_CACHE_MB << 20)  # fmt: skip
+        return await (await lancedb.connect_async(str(path), session=session)).open_table(TABLE_NAME)
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
