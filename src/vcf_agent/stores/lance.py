@@ -142,7 +142,12 @@ ROWS_PER_WRITE = 131_072
 #: a fresh process peaked at 822-932 MiB as Lance sets it up, 780-811 MiB with two arenas and
 #: 622-702 MiB with two arenas and 1,024-row batches, in about the same time (one-off runs).
 INDEX_SCAN_BATCH_ROWS = 1024
-SCAN_BATCH_VARIABLE = "LANCE_DEFAULT_BATCH_SIZE"
+#: Lance's I/O threads during the load (LANCE_IO_THREADS; its default is 8 on local disks): each
+#: keeps reads of its own in flight, and the IVF_PQ build of the full-size benchmark table
+#: (1,088,544 rows, 66 partitions, a fresh process) peaked at 671-675 MiB with the default and at
+#: 446-462 MiB with 2, in 11.4 and 12.1 s (benchmarks/bench_lance_index.py --table ...).
+LOAD_IO_THREADS = 2
+LOAD_SETTINGS = {"LANCE_DEFAULT_BATCH_SIZE": str(INDEX_SCAN_BATCH_ROWS), "LANCE_IO_THREADS": str(LOAD_IO_THREADS)}
 
 PROMOTIONS = {
     (pa.int8(), pa.int16()), (pa.int8(), pa.int32()), (pa.int8(), pa.int64()), (pa.int16(), pa.int32()),
@@ -504,7 +509,7 @@ class LoadJob:
         self.seconds[name] = round(time.perf_counter() - self.started - sum(self.seconds.values()), 3)
 
     def rebuild(self) -> dict:
-        with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(self.out) as build, build.scratch() as scratch:
+        with _load_settings(), StoreBuild(self.out) as build, build.scratch() as scratch:
             counts = write_table(str(build.path), self.shards, self.layout, Path(scratch), self.threads, self.mem_mb,
                                  self.rows_per_write, self.progress)  # fmt: skip
             self.lap("rows")
@@ -525,7 +530,7 @@ class LoadJob:
 
     def update(self, live: Path, plan: UpdatePlan) -> dict:
         previous = read_build_record(live)
-        with _scan_batch_rows(INDEX_SCAN_BATCH_ROWS), StoreBuild(self.out) as build, build.scratch() as scratch:
+        with _load_settings(), StoreBuild(self.out) as build, build.scratch() as scratch:
             derived = derive_build(live, build.path)
             self.lap("derive")
             table = open_table(build.path)
@@ -719,15 +724,18 @@ class WriteJob:
 
 
 @contextlib.contextmanager
-def _scan_batch_rows(rows: int) -> Iterator[None]:
-    """LANCE_DEFAULT_BATCH_SIZE for the load (a value the user set wins), as it was afterwards."""
-    before = os.environ.get(SCAN_BATCH_VARIABLE)
-    os.environ.setdefault(SCAN_BATCH_VARIABLE, str(rows))
+def _load_settings() -> Iterator[None]:
+    """LOAD_SETTINGS in the environment for the load (values the user set win; the children it
+    starts inherit them), as it was afterwards. Lance reads LANCE_IO_THREADS when a process first
+    reads or writes a table: a job's, not a long-lived process that already did."""
+    unset = [name for name in LOAD_SETTINGS if name not in os.environ]
+    for name in unset:
+        os.environ[name] = LOAD_SETTINGS[name]
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(SCAN_BATCH_VARIABLE, None)
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def _distinct_texts(shards: Sequence[Shard], scratch: Path, threads: int, mem_mb: int) -> int:
