@@ -39,9 +39,10 @@ MIN_HELPER_DUCKDB_MB = 128
 # make the light runtime's model file. embed_shard: the onnx runtime's model takes ~170 MB (a job
 # peaks at 290-360 MB; sentence-transformers: ~690 MB, TORCH_EMBED_MEM_MB), the batch size is
 # derived from what is left (embed_batch_rows); CUDA adds 1-3 GB of host memory (GPU_EMBED_MEM_MB).
-# The stores grow with the data (lancedb_mem_mb, kuzu_partition_mem_mb: one job per graph partition, bounded by
-# kuzu.partition_edges; load_kuzu only links the partitions); the example's graph peaks at ~350
-# MB, and ~540 MB with the Snakemake inside a SLURM job (killed there when it declared 460).
+# The stores' jobs are bounded (lancedb_mem_mb: flat from a million rows; kuzu_partition_mem_mb:
+# one job per graph partition, bounded by kuzu.partition_edges; load_kuzu only links the partitions);
+# the example's graph peaks at ~350 MB, and ~540 MB with the Snakemake inside a SLURM job (killed
+# there when it declared 460).
 DEFAULT_RESOURCES = {
     rule: {"mem_mb": mem_mb, "runtime": runtime, "threads": threads}
     for rule, (mem_mb, runtime, threads) in {

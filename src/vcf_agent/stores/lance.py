@@ -40,9 +40,12 @@ stops the load naming both files); batches are assembled column by column into
 the declared schema (no cast unless two VCFs type an INFO field differently) and
 streamed to LanceDB, one `add` per ROWS_PER_WRITE rows, so memory depends on
 the batch and write sizes, not on the table. From CHILD_PROCESS_MIN_ROWS rows the
-writing runs in a child process, whose memory is gone before the ANN index
-build needs its own; then the indexes are built, reading the vectors in small
-batches (INDEX_SCAN_BATCH_ROWS) with few malloc arenas (vcf_agent.runtime.setup_process). The
+writing runs in child processes, one after another, each appending at most
+ROWS_PER_CHILD rows (whole shards), so that what Lance's writer keeps is gone
+with each child and the ANN index build that follows has the memory to itself;
+then the indexes are built, reading the vectors in small batches
+(INDEX_SCAN_BATCH_ROWS) on few I/O threads (LOAD_IO_THREADS) with few malloc
+arenas (vcf_agent.runtime.setup_process). The
 store is built in a new folder and swapped in atomically (vcf_agent.stores.build.StoreBuild).
 
 How it grows
