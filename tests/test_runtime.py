@@ -16,7 +16,7 @@ from vcf_agent.runtime import DEFAULT_ENVIRONMENT, FORCED_ENVIRONMENT, run_in_ch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Every variable that setup_process sets, or that a module once set when imported.
 SET_BY_SETUP = {*FORCED_ENVIRONMENT, *DEFAULT_ENVIRONMENT, "LANCE_CPU_THREADS", "MALLOC_ARENA_MAX",
-                "LANCE_DEFAULT_BATCH_SIZE"}  # fmt: skip
+                "LANCE_DEFAULT_BATCH_SIZE", "LANCE_IO_THREADS"}  # fmt: skip
 
 
 def python(code: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -668,7 +668,8 @@ def append_rows(path: str, work: Sequence[tuple[Shard, np.ndarray | None]], layo
     in_child = _in_child([shard for shard, _ in work])
     counts = Counts()
     bar = _progress(work, progress)
-    for number, run in enumerate(_runs(work, ROWS_PER_CHILD)):
+    runs = _runs(work, ROWS_PER_CHILD) or ([[]] if create else [])  # a VCF without records: an empty table
+    for number, run in enumerate(runs):
         job = WriteJob(path, run, layout, create=create and number == 0, rows_per_write=rows_per_write)
         counts.merge(run_in_child(job.run, threads=threads) if in_child else job.run())
         if bar is not None:
