@@ -10,7 +10,8 @@ centres (as many distinct descriptions as the full-size cohort has), written onc
 benchmarks/out/lance-index/ (~1.6 GB a million rows) and indexed again for each run by a fresh
 process of this script with the workflow's own parameters (vcf_agent.stores.lance._ann_index:
 partitions from the rows, a training sample bounded by MAX_TRAINING_VECTORS), with its
-resident memory sampled every 50 ms. `--partitions N` asks for N IVF partitions instead (the
+resident memory sampled every 50 ms (the load's LANCE_IO_THREADS and batch size; set either
+to measure another). `--partitions N` asks for N IVF partitions instead (the
 genome's table would have ~5,200); `--table` indexes a copy of a real store's table. Each
 size is measured `--repeats` times (the build's peak varies by ~15 % from run to run).
 """
@@ -77,12 +78,12 @@ def copied_table(source: Path) -> Path:
 def build_index(path: Path, partitions: int | None) -> None:
     """The child's side: the ANN index of the table at `path`, as the workflow builds it; prints JSON."""
     from vcf_agent.runtime import setup_process
-
-    setup_process(2)  # as the load_lancedb job: two threads, two malloc arenas
-    os.environ.setdefault("LANCE_DEFAULT_BATCH_SIZE", "1024")
-    import lancedb
-
     from vcf_agent.stores import lance
+
+    setup_process(2)  # as the load_lancedb job: two threads, two malloc arenas, and its Lance settings
+    for name, value in lance.LOAD_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    import lancedb
 
     db = lancedb.connect(str(path))
     table = db.open_table(db.table_names()[0])

@@ -586,13 +586,14 @@ class Stores:
                 continue
             at = layer.names_at[table.column("o").to_numpy()].tolist()
             columns = [table.column(name).to_pylist() for name in CARRIER_PROPERTIES]
-            found += [
+            here = [
                 (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
                 for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
             ]
             if not cut_short:  # all its carriers came back: tallied here
-                for _, carrier in found[len(found) - table.num_rows :]:
+                for _, carrier in here:
                     tally(counts, carrier.gt, carrier.alt_count, carrier.ploidy, carrier.phased)
+            found += here
         found.sort(key=lambda pair: pair[0])
         carriers = [carrier for _, carrier in found]
         return counts, carriers if first is None else carriers[:first]

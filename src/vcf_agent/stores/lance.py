@@ -665,10 +665,11 @@ def append_rows(path: str, work: Sequence[tuple[Shard, np.ndarray | None]], layo
     """The rows of each shard but the row numbers beside it, appended to the table at `path` (created
     first with `create`) in runs of ROWS_PER_CHILD rows, each by its own child process where they
     number CHILD_PROCESS_MIN_ROWS or more."""
-    in_child = _in_child([shard for shard, _ in work])
+    rows = [parquet_file(shard.variants).metadata.num_rows for shard, _ in work]
+    in_child = sum(rows) >= CHILD_PROCESS_MIN_ROWS
     counts = Counts()
     bar = _progress(work, progress)
-    runs = _runs(work, ROWS_PER_CHILD) or ([[]] if create else [])  # a VCF without records: an empty table
+    runs = _runs(work, rows, ROWS_PER_CHILD) or ([[]] if create else [])  # a VCF without records: an empty table
     for number, run in enumerate(runs):
         job = WriteJob(path, run, layout, create=create and number == 0, rows_per_write=rows_per_write)
         counts.merge(run_in_child(job.run, threads=threads) if in_child else job.run())
@@ -683,13 +684,13 @@ def _in_child(shards: Sequence[Shard]) -> bool:
     return sum(parquet_file(s.variants).metadata.num_rows for s in shards) >= CHILD_PROCESS_MIN_ROWS
 
 
-def _runs(work: Sequence[tuple[Shard, np.ndarray | None]], rows: int) -> list[list[tuple[Shard, np.ndarray | None]]]:
-    """`work` in order, cut into runs of about `rows` rows (a run holds at least one shard)."""
+def _runs(work: Sequence[tuple[Shard, np.ndarray | None]], rows: Sequence[int],
+          most: int) -> list[list[tuple[Shard, np.ndarray | None]]]:  # fmt: skip
+    """`work` in order (`rows`: each shard's), cut into runs of about `most` rows (a run holds at least one shard)."""
     runs: list[list[tuple[Shard, np.ndarray | None]]] = []
     held = 0
-    for item in work:
-        count = parquet_file(item[0].variants).metadata.num_rows
-        if not runs or (runs[-1] and held + count > rows):
+    for item, count in zip(work, rows, strict=True):
+        if not runs or (runs[-1] and held + count > most):
             runs.append([])
             held = 0
         runs[-1].append(item)
