@@ -62,7 +62,7 @@ from measure import free_port, tree_rss_mb, wait_until_healthy  # noqa: E402 (be
 SERVE_OPTIONS: list[str] = []
 TARGETS_MS = {
     # issue 15's p50 targets on the full-size store, one user
-    "similar (1 Mb region)": 20,  # an earlier issue's; issue 15 asks < 50
+    "similar (1 Mb region)": 50,
     "search, new text": 50,
     "variant + carriers": 20,
     "sample (2,504 cohort)": 50,
@@ -115,8 +115,15 @@ def build_store(
 # ---------------------------------------------------------------- one user
 
 
-def timed(call, repeats: int) -> list[float]:
-    call()  # warm-up: first use of an index, the model, a prepared statement
+#: Untimed calls of each operation first: the first use of an index, the model, a prepared
+#: statement, and the graph partitions its random arguments reach (opened on first use, ~20-40 ms
+#: each, and kept open by a server: 28 on the full-size store), as a server that has run a while.
+WARM_UP_CALLS = 10
+
+
+def timed(call, repeats: int, warm_up: int = WARM_UP_CALLS) -> list[float]:
+    for _ in range(warm_up):
+        call()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -157,7 +164,7 @@ def single_user(store: Path, repeats: int, seed: int) -> dict[str, list[float]]:
             "search, new text": timed(lambda: stores.search(new_text(), limit=10), repeats),
             "search, repeated text": timed(lambda: stores.search("rare missense variant", limit=10), repeats),
             "search top 3,000, carriers of each": timed(
-                lambda: stores.search("rare missense variant", limit=3000), max(1, repeats // 10)
+                lambda: stores.search("rare missense variant", limit=3000), max(1, repeats // 10), warm_up=1
             ),
             "variant + carriers": timed(lambda: stores.variant(pick_variant()), repeats),
             "sample (2,504 cohort)": timed(lambda: stores.sample(rng.choice(samples), limit=100), repeats),

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -146,14 +147,18 @@ def bcftools_counts(vcf: Path, fasta: Path, scratch: Path) -> dict:
     )
     try:
         gts = f"bcftools query -f '[%GT\\n]' {split}"
-        return {
-            "records": _count(f"bcftools view -H {vcf} | wc -l"),
-            "variants": _count(f"bcftools view -H {split} | wc -l"),
-            "carrier_genotypes": _count(f"{gts} | grep -c '[1-9]'"),
-            "gt_alt": _count(f"bcftools query -i 'GT=\"alt\"' -f '[%SAMPLE\\n]' {split} | wc -l"),
-            "half_missing": _count(f"{gts} | grep -c '^\\.[/|][1-9]$'"),
-            "samples": _count(f"bcftools query -l {vcf} | wc -l"),
+        pipelines = {
+            "records": f"bcftools view -H {vcf} | wc -l",
+            "variants": f"bcftools view -H {split} | wc -l",
+            "carrier_genotypes": f"{gts} | grep -c '[1-9]'",
+            "gt_alt": f"bcftools query -i 'GT=\"alt\"' -f '[%SAMPLE\\n]' {split} | wc -l",
+            "half_missing": f"{gts} | grep -c '^\\.[/|][1-9]$'",
+            "samples": f"bcftools query -l {vcf} | wc -l",
         }
+        # the stages are timed by now: two pipelines at a time halve the ~25 minutes of the full size
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            counted = dict(zip(pipelines, pool.map(_count, pipelines.values()), strict=True))
+        return counted
     finally:
         split.unlink(missing_ok=True)
 
