@@ -60,6 +60,21 @@ def tally(counts: Counts, gt: str, alt_count: int, ploidy: int, phased: bool, n:
     counts.phased += n if phased else 0
 
 
+def tally_carriers(counts: Counts, carriers: Iterable[Carrier]) -> None:
+    """`tally` of each carrier, each count set once (a field set on a model costs ~1 us, and a
+    common variant has thousands of carriers)."""
+    kinds: dict[str, int] = {}
+    phased = total = 0
+    for carrier in carriers:
+        kinds[carrier.zygosity] = kinds.get(carrier.zygosity, 0) + 1
+        phased += carrier.phased
+        total += 1
+    for kind, n in kinds.items():
+        setattr(counts, kind, getattr(counts, kind) + n)
+    counts.carriers += total
+    counts.phased += phased
+
+
 def counted(groups: Iterable[dict], counts: Counts | None = None) -> Counts:
     """Counts from genotype groups (missing, alt_count, ploidy, phased, n) of a Kuzu aggregate
     (added to `counts` where given)."""

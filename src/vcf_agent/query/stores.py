@@ -71,7 +71,7 @@ from vcf_agent.query.results import (
     Stats,
     VariantRecord,
     counted,
-    tally,
+    tally_carriers,
     zygosity,
 )
 from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
@@ -616,13 +616,26 @@ class Stores:
                 continue
             at = layer.names_at[table.column("o").to_numpy()].tolist()
             columns = [table.column(name).to_pylist() for name in CARRIER_PROPERTIES]
+            source = layer.source
             here = [
-                (i, Carrier(names[i], gt, phased, zygosity(gt, alt, ploidy), alt, ploidy, dp, gq, layer.source))
+                (
+                    i,
+                    Carrier(
+                        sample=names[i],
+                        gt=gt,
+                        phased=phased,
+                        zygosity=zygosity(gt, alt, ploidy),
+                        alt_count=alt,
+                        ploidy=ploidy,
+                        dp=dp,
+                        gq=gq,
+                        source=source,
+                    ),
+                )
                 for i, gt, phased, alt, ploidy, dp, gq in zip(at, *columns, strict=True)
             ]
             if not cut_short:  # all its carriers came back: tallied here
-                for _, carrier in here:
-                    tally(counts, carrier.gt, carrier.alt_count, carrier.ploidy, carrier.phased)
+                tally_carriers(counts, (carrier for _, carrier in here))
             found += here
         found.sort(key=lambda pair: pair[0])
         carriers = [carrier for _, carrier in found]
