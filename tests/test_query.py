@@ -427,6 +427,31 @@ def test_zygosity_words(gt, alt_count, ploidy, expected):
     assert zygosity(gt, alt_count, ploidy) == expected
 
 
+def test_carriers_tallied_at_once_count_each_zygosity_and_phase_as_written():
+    from vcf_agent.query.results import Carrier, Counts, tally_carriers
+
+    # (gt, phased, alt_count, ploidy): 3 het (2 phased), 2 hom_alt (1 phased), 1 hemizygous, 2 partial
+    written = [("0|1", True, 1, 2), ("1|0", True, 1, 2), ("0/1", False, 1, 2), ("1/1", False, 2, 2),
+               ("1|1", True, 2, 2), ("1", False, 1, 1), ("./1", False, 1, 2), ("1/.", False, 1, 2)]  # fmt: skip
+    carriers = [
+        Carrier(
+            sample=f"s{i}",
+            gt=gt,
+            phased=phased,
+            zygosity=zygosity(gt, alt, ploidy),
+            alt_count=alt,
+            ploidy=ploidy,
+            dp=None,
+            gq=None,
+            source="v",
+        )
+        for i, (gt, phased, alt, ploidy) in enumerate(written)
+    ]
+    counts = Counts(carriers=1, het=1)  # added to, as a partition's tally is
+    tally_carriers(counts, carriers)
+    assert counts == Counts(carriers=9, het=4, hom_alt=2, hemizygous=1, partial=2, phased=3)
+
+
 # ---------------------------------------------------------------- a partitioned graph
 
 
