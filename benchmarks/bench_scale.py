@@ -157,8 +157,7 @@ def bcftools_counts(vcf: Path, fasta: Path, scratch: Path) -> dict:
         }
         # the stages are timed by now: two pipelines at a time halve the ~25 minutes of the full size
         with ThreadPoolExecutor(max_workers=2) as pool:
-            counted = dict(zip(pipelines, pool.map(_count, pipelines.values()), strict=True))
-        return counted
+            return dict(zip(pipelines, pool.map(_count, pipelines.values()), strict=True))
     finally:
         split.unlink(missing_ok=True)
 

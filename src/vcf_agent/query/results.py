@@ -54,24 +54,23 @@ def zygosity(gt: str, alt_count: int, ploidy: int) -> str:
 
 
 def tally(counts: Counts, gt: str, alt_count: int, ploidy: int, phased: bool, n: int = 1) -> None:
-    kind = zygosity(gt, alt_count, ploidy)
-    setattr(counts, kind, getattr(counts, kind) + n)
-    counts.carriers += n
-    counts.phased += n if phased else 0
+    _add(counts, zygosity(gt, alt_count, ploidy), n, n if phased else 0)
 
 
 def tally_carriers(counts: Counts, carriers: Iterable[Carrier]) -> None:
-    """`tally` of each carrier, each count set once (a field set on a model costs ~1 us, and a
-    common variant has thousands of carriers)."""
-    kinds: dict[str, int] = {}
-    phased = total = 0
+    """`tally` of each carrier, grouped first: a field set on a model costs ~1 us, and a common
+    variant has thousands of carriers but at most eight (zygosity, phased) groups."""
+    groups: dict[tuple[str, bool], int] = {}
     for carrier in carriers:
-        kinds[carrier.zygosity] = kinds.get(carrier.zygosity, 0) + 1
-        phased += carrier.phased
-        total += 1
-    for kind, n in kinds.items():
-        setattr(counts, kind, getattr(counts, kind) + n)
-    counts.carriers += total
+        key = (carrier.zygosity, carrier.phased)
+        groups[key] = groups.get(key, 0) + 1
+    for (kind, phased), n in groups.items():
+        _add(counts, kind, n, n if phased else 0)
+
+
+def _add(counts: Counts, kind: str, n: int, phased: int) -> None:
+    setattr(counts, kind, getattr(counts, kind) + n)
+    counts.carriers += n
     counts.phased += phased
 
 
