@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vcf_agent.errors import VcfAgentError
+from vcf_agent.query import vectors
 from vcf_agent.query.vectors import _LanceTable
 from vcf_agent.schema import LANCE_VECTOR_COLUMN
 from vcf_agent.stores import lance
@@ -231,13 +232,20 @@ CLUSTERS = 400
 NOISE = 0.04
 
 
-def synthetic_shard(folder: Path, source: str, rows: int, offset: int, centers: np.ndarray, seed: int):
+def synthetic_shard(
+    folder: Path, source: str, rows: int, offset: int, centers: np.ndarray, seed: int, failing_every: int = 0
+):
     """`rows` variants of VCF `source` with distinct vectors around shared centres (a stand-in for
-    descriptions: similar, not identical), as a variant shard and its embedding file."""
+    descriptions: similar, not identical), as a variant shard and its embedding file. With
+    `failing_every`, that row and every such one after it fails FILTER LowQual, the others PASS."""
     rng = np.random.default_rng(seed)
     positions = np.arange(offset, offset + rows) * 10 + 1
     ids = [f"1:{p}:A:G" for p in positions.tolist()]
-    records = [variant(source=source, pos=int(p), variant_id=i) for p, i in zip(positions.tolist(), ids, strict=True)]
+    filters = [None if not failing_every else "LowQual" if i % failing_every == 0 else "PASS" for i in range(rows)]
+    records = [
+        variant(source=source, pos=int(p), variant_id=i, filter=f)
+        for p, i, f in zip(positions.tolist(), ids, filters, strict=True)
+    ]
     variants = folder / "parquet" / "variants" / source / "00001.parquet"
     variants.parent.mkdir(parents=True)
     from vcf_agent.schema import VARIANT_COLUMNS
@@ -291,6 +299,47 @@ def test_ann_recall_after_an_append_and_a_rebuild(tmp_path):
     full = tmp_path / "full"
     load_lancedb([first[0], added[0]], [first[1], added[1]], full / "lancedb", full / "lancedb.json")
     assert recall_at_10(full, queries) >= 0.95
+
+
+def test_a_filter_most_rows_pass_is_checked_after_the_search_and_finds_what_the_prefiltered_search_finds(
+    tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(11)
+    centers = rng.normal(size=(40, DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    shard = synthetic_shard(tmp_path, "first", 36_000, 0, centers, 3, failing_every=10)
+    load_lancedb([shard[0]], [shard[1]], tmp_path / "lancedb", tmp_path / "lancedb.json", ann_min_rows=1_000)
+    manifest = json.loads((tmp_path / "lancedb.json").read_text())
+    table = open_table(tmp_path / "lancedb")
+    searcher = _LanceTable(live_build(tmp_path / "lancedb"), manifest["indexes"])
+    from lancedb.expr import col
+
+    filters = {"PASS": col("filter").isin(["PASS"]), "LowQual": col("filter").isin(["LowQual"])}
+    queries = centers[rng.integers(0, len(centers), 20)] + rng.normal(0, NOISE, (20, DIM)).astype(np.float32)
+
+    def recall(name: str) -> float:
+        """Share of the hits at most as far as the exact 10th nearest row passing (ties count as found)."""
+        found = 0
+        for vector in queries:
+            exact = table.search(vector).distance_type("cosine").bypass_vector_index()
+            exact = exact.where(f"filter = '{name}'", prefilter=True).limit(10).to_arrow()
+            tenth = exact.column("_distance").to_pylist()[-1] + 1e-5
+            hits = searcher.nearest(vector, filters[name], ["filter", "_distance"], 10, True)
+            assert hits.num_rows == 10 and set(hits.column("filter").to_pylist()) == {name}
+            found += sum(d <= tenth for d in hits.column("_distance").to_pylist())
+        return found / (10 * len(queries))
+
+    try:
+        assert searcher.partitions > 1
+        assert searcher.share_passing(filters["PASS"]) == pytest.approx(0.9, abs=0.01)  # 32,400 of 36,000 rows
+        assert searcher.share_passing(filters["LowQual"]) == pytest.approx(0.1, abs=0.01)
+        assert searcher.checks_after(filters["PASS"]) and not searcher.checks_after(filters["LowQual"])
+        after = recall("PASS")
+        monkeypatch.setattr(vectors, "POSTFILTER_MIN_SHARE", 2.0)  # every filter checked before the search
+        assert not searcher.checks_after(filters["PASS"])
+        assert after >= recall("PASS") - 0.02 and after >= 0.9
+    finally:
+        searcher.close()
 
 
 def test_appended_rows_are_found_by_their_indexed_columns(shards, tmp_path):
