@@ -301,9 +301,7 @@ def test_ann_recall_after_an_append_and_a_rebuild(tmp_path):
     assert recall_at_10(full, queries) >= 0.95
 
 
-def test_a_filter_most_rows_pass_is_checked_after_the_search_and_finds_what_the_prefiltered_search_finds(
-    tmp_path, monkeypatch
-):
+def test_a_filter_most_rows_pass_is_checked_after_the_search_one_few_pass_is_an_exact_search(tmp_path, monkeypatch):
     rng = np.random.default_rng(11)
     centers = rng.normal(size=(40, DIM)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
@@ -333,11 +331,20 @@ def test_a_filter_most_rows_pass_is_checked_after_the_search_and_finds_what_the_
         assert searcher.partitions > 1
         assert searcher.share_passing(filters["PASS"]) == pytest.approx(0.9, abs=0.01)  # 32,400 of 36,000 rows
         assert searcher.share_passing(filters["LowQual"]) == pytest.approx(0.1, abs=0.01)
-        assert searcher.checks_after(filters["PASS"]) and not searcher.checks_after(filters["LowQual"])
+        assert searcher.plan(filters["PASS"])[0] == "postfilter" and searcher.plan(filters["LowQual"])[0] == "ann"
         after = recall("PASS")
         monkeypatch.setattr(vectors, "POSTFILTER_MIN_SHARE", 2.0)  # every filter checked before the search
-        assert not searcher.checks_after(filters["PASS"])
+        assert searcher.plan(filters["PASS"])[0] == "ann"
         assert after >= recall("PASS") - 0.02 and after >= 0.9
+        # the first 600 rows (positions 1 to 5,991): an exact search over them
+        few = col("pos") <= 6_000
+        assert searcher.plan(few)[0] == "flat"
+        for vector in queries:
+            exact = table.search(vector).distance_type("cosine").bypass_vector_index().where("pos <= 6000")
+            truth = exact.limit(10).to_arrow().column("_distance").to_pylist()
+            hits = searcher.nearest(vector, few, ["pos", "_distance"], 10, True)
+            assert max(hits.column("pos").to_pylist()) <= 6_000
+            assert hits.column("_distance").to_pylist() == pytest.approx(truth, abs=1e-6)
     finally:
         searcher.close()
 
