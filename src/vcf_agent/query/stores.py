@@ -506,7 +506,7 @@ class Stores:
             found = rows.get(vid, [])
             count = sum(row["n"] for _, row in found)
             carried = [names[i] for i in self._in_store_order(found)[:carriers]]
-            annotated = {gene for _, row in genes.get(vid, []) for gene in row["genes"] or []}
+            annotated = {row["gene"] for _, row in genes.get(vid, [])}
             context[vid] = (count, carried, sorted(annotated))
         return context
 
@@ -523,9 +523,10 @@ class Stores:
         return sorted(int(i) for i in np.concatenate(indexes)) if indexes else []
 
     def _per_variant(self, ids: list[str], one: str, all_of: str, params_of=None) -> dict[str, list[tuple[int, dict]]]:
-        """variant_id -> (partition, row) of query `one` for it ($id), or of `all_of` for them all ($ids)
-        when that pays, in each partition (one per layer) that may hold it; `params_of(partition)`:
-        more parameters. A variant that `all_of` finds nothing for has no entry of that partition.
+        """variant_id -> (partition, row) of each row of query `one` for it ($id), or of `all_of` for
+        them all ($ids) when that pays, in each partition (one per layer) that may hold it;
+        `params_of(partition)`: more parameters. A variant that a query finds no row for has no
+        entry of that partition (an aggregating query gives one row per variant and partition).
         """
 
         def ask(group: tuple[int, list[str]]) -> list[tuple[str, dict]]:
@@ -533,7 +534,7 @@ class Stores:
             params = params_of(part) if params_of else {}
             if len(here) * KEY_LOOKUP_SECONDS > self.graph.edges(part) * JOIN_SECONDS_PER_EDGE:
                 return [(row["id"], row) for row in self.graph.query(all_of, {"ids": here, **params}, part)]
-            return [(vid, self.graph.query(one, {"id": vid, **params}, part)[0]) for vid in here]
+            return [(vid, row) for vid in here for row in self.graph.query(one, {"id": vid, **params}, part)]
 
         groups = list(self.graph.parts_of_ids(ids).items())  # each id asks its own partitions only
         found: dict[str, list[tuple[int, dict]]] = {}
