@@ -247,6 +247,17 @@ def test_region_af_and_filter_filters_match_bcftools(stores, bcftools):
     assert sorted(result.variants.column("variant_id").to_pylist()) == sorted(expected)
 
 
+@pytest.mark.parametrize("af_index_max_share", [0.0, 2.0], ids=["scanned", "indexed"])
+def test_search_with_an_af_range_scanned_or_looked_up_in_the_index_finds_what_bcftools_finds(
+    stores, bcftools, monkeypatch, af_index_max_share
+):
+    monkeypatch.setattr(query.vectors, "AF_INDEX_MAX_SHARE", af_index_max_share)
+    assert stores.lance.af_indexed and stores.lance.af_scan(0.1, 0.2) == (af_index_max_share == 0.0)
+    hits = stores.search("variant", Filters(region=Region.parse(KG_REGION), af_min=0.1, af_max=0.2), limit=1000)
+    expected = bcftools.ids("kg", view=IN_KG_REGION, include="INFO/AF>=0.1 && INFO/AF<=0.2")
+    assert expected and sorted(h.variant_id for h in hits) == sorted(expected)
+
+
 def test_gene_and_consequence_filters_select_matching_rows(stores):
     everything = stores.region("1", limit=1000).variants.to_pylist()
     by_gene = stores.region("1", Filters(gene="WASH7P"), limit=1000).variants.column("variant_id").to_pylist()

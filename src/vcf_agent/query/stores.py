@@ -443,7 +443,10 @@ class Stores:
         return {row["id"] for row in rows}
 
     def _lance_filter(self, filters: Filters):
-        return lance_filter(filters, max_span=self.max_span, af_column=self.af_column, held=self.graph.vocabulary)
+        af_scan = filters.needs_af and self.af_column is not None and self.lance.af_scan(filters.af_min, filters.af_max)
+        return lance_filter(
+            filters, max_span=self.max_span, af_column=self.af_column, held=self.graph.vocabulary, af_scan=af_scan
+        )
 
     def _parts_for(self, filters: Filters, layers: Sequence[int] | None = None) -> list[int]:
         """The partitions (of these layers, else of all) a query with these filters needs: a

@@ -266,6 +266,8 @@ class Counts:
     def add(self, batch: pa.RecordBatch) -> None:
         self.rows += batch.num_rows
         for name in self.non_null:
+            if name not in batch.schema.names:
+                continue  # the AF column of VCFs without INFO/AF
             column = batch.column(name)
             self.non_null[name] += len(column) - column.null_count
 
@@ -571,7 +573,8 @@ class LoadJob:
         where = f"source IN ({', '.join(sql_string(name) for name in removed)})"
         ids = table.search().where(where).select(["variant_id"]).limit(None).to_arrow()
         for name in counts.non_null:
-            counts.non_null[name] -= table.count_rows(f"({where}) AND {name} IS NOT NULL")
+            if counts.non_null[name]:  # held by some row, so the table has the column
+                counts.non_null[name] -= table.count_rows(f"({where}) AND {name} IS NOT NULL")
         table.delete(where)
         counts.rows -= ids.num_rows
         con.register("removed_ids", ids)
@@ -813,7 +816,7 @@ def _scalar_indexes(table, counts: Counts, only: set[str] | None = None) -> list
 
     made = []
     for column, kind in LANCE_SCALAR_INDEXES.items():
-        if counts.non_null[column] == 0 or (only is not None and column not in only):
+        if counts.non_null.get(column, 0) == 0 or (only is not None and column not in only):
             continue  # e.g. gene and consequence of VCFs without ANN/CSQ annotations
         table.create_index(column, config=BTree() if kind == "BTREE" else Bitmap(), name=f"{column}_idx")
         made.append(_scalar_entry(column))
