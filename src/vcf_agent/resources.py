@@ -157,7 +157,7 @@ def embed_min_mem_mb(baseline_mb: float = MODEL_BASELINE_MB_ONNX) -> int:
 
 
 #: Rows past which load_lancedb's memory stops growing: its rows are written by child processes
-#: of at most 524,288 rows each (vcf_agent.stores.lance.ROWS_PER_CHILD), and the IVF_PQ build's
+#: of at most 262,144 rows each (vcf_agent.stores.lance.ROWS_PER_CHILD), and the IVF_PQ build's
 #: peak was the same at 1.1 M and 3.3 M rows (1,029 and 1,007 MiB on synthetic vectors with the
 #: load's 2 I/O threads; 1,287 MiB with 1,024 partitions and 8; benchmarks/bench_lance_index.py).
 LANCEDB_FLAT_FROM_ROWS = 1_000_000
