@@ -609,7 +609,7 @@ class LoadJob:
         has_ann = any(i["column"] == LANCE_VECTOR_COLUMN for i in previous["indexes"])
         wants_ann = counts.rows >= max(self.ann_min_rows, 256)
         indexed = {i["column"] for i in previous["indexes"]}
-        wants_scalar = {c for c, n in counts.non_null.items() if n}
+        wants_scalar = set(_indexable(table, counts))
         if changed > min(RETRAIN_SHARE * previous["indexed_rows"], RETRAIN_ROWS) or (wants_ann and not has_ann):
             if not wants_ann and has_ann:
                 table.drop_index("vector_idx")
@@ -814,13 +814,26 @@ def _check_rows(table, shards: Sequence[Shard], counts: Counts) -> None:
         raise VcfAgentError(f"LanceDB table holds {stored} rows, the shards {expected} distinct variants")
 
 
+def _indexable(table, counts: Counts) -> list[str]:
+    """The columns of LANCE_SCALAR_INDEXES that hold a value (not gene and consequence of VCFs
+    without ANN/CSQ annotations, nor INFO/AF of VCFs without it) of a type their index takes:
+    not a list (INFO/AF of a VCF that declares it `Number=.`)."""
+    schema = table.schema
+    return [
+        column
+        for column in LANCE_SCALAR_INDEXES
+        if counts.non_null.get(column, 0) and not pa.types.is_nested(schema.field(column).type)
+    ]
+
+
 def _scalar_indexes(table, counts: Counts, only: set[str] | None = None) -> list[dict]:
     from lancedb.index import Bitmap, BTree
 
     made = []
-    for column, kind in LANCE_SCALAR_INDEXES.items():
-        if counts.non_null.get(column, 0) == 0 or (only is not None and column not in only):
-            continue  # e.g. gene and consequence of VCFs without ANN/CSQ annotations
+    for column in _indexable(table, counts):
+        if only is not None and column not in only:
+            continue
+        kind = LANCE_SCALAR_INDEXES[column]
         table.create_index(column, config=BTree() if kind == "BTREE" else Bitmap(), name=f"{column}_idx")
         made.append(_scalar_entry(column))
     return made
