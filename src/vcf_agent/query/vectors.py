@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,8 @@ import pyarrow as pa
 
 from vcf_agent.query.filters import AF_COLUMN, BadQuery, Filters, StoreMissing
 from vcf_agent.schema import LANCE_TABLE, LANCE_VECTOR_COLUMN
+
+log = logging.getLogger("vcf_agent")
 
 TABLE_NAME = LANCE_TABLE
 #: A carried-by filter whose sample carries at most this many matching variants is applied
@@ -36,19 +39,19 @@ PROBE_SHARE = 1 / 2
 #: A filter that most rows pass is checked after the ANN search instead of before it: LanceDB's
 #: prefiltered search over 1.1 M rows took 37-76 ms for `filter = PASS` (98 % pass) and `AF <= 0.001`
 #: (79 %), its post-filtered one 12-14 ms (benchmarks/out/scale-1, 2026-12-04). The share passing is
-#: estimated on SAMPLE_ROWS evenly spaced rows (~1.5 ms a filter); from POSTFILTER_MIN_SHARE the
+#: estimated on SAMPLE_ROWS evenly spaced rows (~2 ms a filter); from POSTFILTER_MIN_SHARE the
 #: search fetches POSTFILTER_MARGIN x limit / share rows and keeps those passing; too few passing:
 #: searched again, prefiltered. It re-ranks POSTFILTER_REFINE times the candidates of a prefiltered
 #: search: with as many, recall@10 of `filter = PASS` (90 % pass) fell from 0.985-1.00 to 0.92-0.935;
 #: with 1.5 times 0.98-0.99, twice 0.985-1.00 (tests/test_lance_incremental.py, 36,000 rows).
 POSTFILTER_MIN_SHARE = 0.5
+POSTFILTER_MARGIN = 2.0
+POSTFILTER_REFINE = 2
+SAMPLE_ROWS = 16_384
 #: A filter at most this many rows pass (estimated) is an exact search over them: over 1,150 rows
 #: 13.9 ms against 17.2 ms for the ANN search, over 262 rows 8.2 against 14.8, over 1,884 rows 19.8
 #: against 15.3 (the same store); exact, where the ANN search can miss rows of partitions it skips.
 FLAT_MAX_ROWS = 1_000
-POSTFILTER_MARGIN = 2.0
-POSTFILTER_REFINE = 2
-SAMPLE_ROWS = 16_384
 #: An AF range more rows pass (estimated) is a scan of the column, not a look-up in its B-tree:
 #: `AF <= 0.001` (79 % of the rows) with missense prefiltered took 34 ms through the index, 20 ms
 #: as a scan; `AF >= 0.05` (7.6 %) 24 ms through the index, 40 ms as a scan (the same store).
@@ -246,20 +249,19 @@ class _LanceTable:
 
     def share_passing(self, where) -> float | None:
         """The estimated share of the rows passing `where`, from SAMPLE_ROWS evenly spaced rows
-        (None where it cannot be estimated)."""
+        (None where it cannot be estimated: the search is then prefiltered, as without it)."""
         sample = self._filter_sample()
+        if sample is None:
+            return None
         try:
             return self._run(sample.count_rows(where.to_sql())) / max(1, self._sample_rows)
-        except Exception:  # a column the sample lacks: the search is prefiltered, as without the estimate
+        except Exception:  # a column the sample lacks
             return None
 
     def af_scan(self, af_min: float | None, af_max: float | None) -> bool:
         """Whether an AF range is better scanned than looked up in the column's index
         (AF_INDEX_MAX_SHARE of the sample's rows or more within it)."""
-        if not self.af_indexed or not self.rows:
-            return False
-        self._filter_sample()
-        if self._sample_af is None or not len(self._sample_af):
+        if not self.af_indexed or self._filter_sample() is None or self._sample_af is None:
             return False
         within = np.ones(len(self._sample_af), dtype=bool)
         if af_min is not None:
@@ -269,10 +271,15 @@ class _LanceTable:
         return float(within.mean()) >= AF_INDEX_MAX_SHARE
 
     def _filter_sample(self):
+        """The sample as an in-memory LanceDB table (None where it cannot be read: an empty table)."""
         with self._sample_lock:
             if self._sample is None:
-                self._sample = self._run(self._read_sample())
-            return self._sample
+                try:
+                    self._sample = self._run(self._read_sample()) if self.rows else False
+                except Exception as error:  # searches go on unestimated
+                    log.warning("%s: no sample of the filter columns (%s)", self.path, error)
+                    self._sample = False
+            return self._sample or None
 
     async def _read_sample(self):
         import lancedb
