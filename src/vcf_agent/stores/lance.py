@@ -648,9 +648,9 @@ CHILD_PROCESS_MIN_ROWS = 200_000
 #: At most this many rows per child (whole shards; a shard larger than this is one child's): the
 #: rows of a table of any size are written by a series of children, so the job's memory is one
 #: child's, not the table's, for ~0.6 s of start and imports per child. The full-size benchmark
-#: table (1,088,544 rows) peaked at 587 MiB with 524,288 rows a child, 561-562 MiB with 262,144
+#: table (1,088,544 rows) peaked at 587 MiB with 524,288 rows a child, 561-580 MiB with 262,144
 #: (rows 12.2 -> 13.1-14.0 s) and 551 MiB with 131,072 (20.8 s); its 1/10 (108,706 rows, written
-#: in-process) at 503 MiB.
+#: in-process) at 503-522 MiB.
 ROWS_PER_CHILD = 262_144
 
 
