@@ -124,6 +124,11 @@ def info_column_name(info_id: str) -> str:
     return INFO_PREFIX + _UNSAFE_CHARS.sub("_", info_id)
 
 
+def is_number(kind: pa.DataType) -> bool:
+    """Whether a column of this Arrow type holds plain numbers (an AF that filters compare)."""
+    return pa.types.is_floating(kind) or pa.types.is_integer(kind)
+
+
 def allele_key(chrom: str, pos: int, ref: str, alt: str) -> str:
     return f"{chrom}:{pos}:{ref}:{alt}"
 

@@ -64,7 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vcf_agent.errors import fail
-from vcf_agent.schema import info_column_name
+from vcf_agent.schema import info_column_name, is_number
 
 DEFAULT_TEMPLATE = (
     "{variant_class}[ {change}][ in {gene}][, {consequence}][, {impact} impact][, {effect}]"
@@ -388,7 +388,7 @@ class Describer:
         column = batch.column(self.frequency_column)
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
             column = _first_values(column)
-        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        if not is_number(column.type):
             raise fail(subject, f"column {self.frequency_column} holds {column.type}, not numbers")
         values = column.to_numpy(zero_copy_only=False).astype(np.float64)
         band = np.searchsorted(_FREQUENCY_BOUNDS, values, side="right")

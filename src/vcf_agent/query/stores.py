@@ -75,7 +75,7 @@ from vcf_agent.query.results import (
     zygosity,
 )
 from vcf_agent.query.vectors import LOOKUP_CHUNK, PREFILTER_IN_MAX, TABLE_NAME, _LanceTable, lance_filter
-from vcf_agent.schema import DEFAULT_VECTOR_DIM
+from vcf_agent.schema import DEFAULT_VECTOR_DIM, is_number
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
     from vcf_agent.stores.build import BuildHold
@@ -219,9 +219,7 @@ class Stores:
         self.close()
 
     def _numeric(self, name: str) -> bool:
-        return name in self.columns and (
-            pa.types.is_floating(self.schema.field(name).type) or pa.types.is_integer(self.schema.field(name).type)
-        )
+        return name in self.columns and is_number(self.schema.field(name).type)
 
     def _vector_dim(self) -> int:
         kind = self.schema.field("vector").type if "vector" in self.columns else None

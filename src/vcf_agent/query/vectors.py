@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from vcf_agent.query.filters import AF_COLUMN, BadQuery, Filters, StoreMissing
-from vcf_agent.schema import LANCE_TABLE, LANCE_VECTOR_COLUMN
+from vcf_agent.schema import LANCE_TABLE, LANCE_VECTOR_COLUMN, is_number
 
 log = logging.getLogger("vcf_agent")
 
@@ -123,10 +123,6 @@ def lance_filter(
     for part in parts:
         expression = part if expression is None else expression & part
     return expression
-
-
-def _is_number(kind: pa.DataType) -> bool:
-    return pa.types.is_floating(kind) or pa.types.is_integer(kind)
 
 
 # ---------------------------------------------------------------- LanceDB
@@ -288,7 +284,7 @@ class _LanceTable:
         offsets = np.linspace(0, self.rows - 1, min(self.rows, SAMPLE_ROWS)).astype(np.int64)
         rows = await self._table.take_offsets(np.unique(offsets).tolist()).select(columns).to_arrow()
         self._sample_rows = rows.num_rows
-        if AF_COLUMN in rows.column_names and _is_number(rows.schema.field(AF_COLUMN).type):
+        if AF_COLUMN in rows.column_names and is_number(rows.schema.field(AF_COLUMN).type):
             af = rows.column(AF_COLUMN).cast(pa.float64())
             self._sample_af = af.to_numpy(zero_copy_only=False).astype(np.float64)
         memory = await lancedb.connect_async("memory://")

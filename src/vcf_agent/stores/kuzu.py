@@ -164,6 +164,7 @@ from vcf_agent.schema import (
     VARIANT_IN_FILE_REL,
     VARIANT_NODE,
     Column,
+    is_number,
     kuzu_ddl,
     kuzu_property,
 )
@@ -1015,7 +1016,7 @@ class _Prepare:
         for path in paths:
             schema = parquet_file(path).schema_arrow
             held = schema.field(AF_SOURCE_COLUMN).type if AF_SOURCE_COLUMN in schema.names else None
-            (numeric if held and (pa.types.is_floating(held) or pa.types.is_integer(held)) else other).append(path)
+            (numeric if held and is_number(held) else other).append(path)
         value = f'CAST("{AF_SOURCE_COLUMN}" AS DOUBLE)'
         selects = []
         for group, af in ((numeric, f"CASE WHEN isnan({value}) THEN NULL ELSE {value} END"), (other, "NULL::DOUBLE")):
