@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from test_overlaps import Expected, calls
 
+from vcf_agent import query
 from vcf_agent.query import Filters, Region, Stores, to_jsonable
 from vcf_agent.query.graph import _GraphPool
 from vcf_agent.stores.kuzu import load_kuzu, open_graph, samples_from_headers
@@ -308,7 +309,9 @@ def test_samples_and_shared_of_split_stores_equal_the_whole_files(built):
 # ---------------------------------------------------------------- regions, search
 
 
-def test_region_carrier_counts_add_up_over_layers(layered):
+@pytest.mark.parametrize("read_index", [True, False], ids=["variant_index", "kuzu"])
+def test_region_carrier_counts_add_up_over_layers(layered, monkeypatch, read_index):
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
     result = layered.stores.region("1:1-250000000", limit=1000)
     counted = dict(
         zip(
@@ -328,7 +331,9 @@ def context(stores: Stores, variant_id: str) -> list[tuple]:
     ]
 
 
-def test_search_context_is_the_whole_files(built):
+@pytest.mark.parametrize("read_index", [True, False], ids=["variant_index", "kuzu"])
+def test_search_context_is_the_whole_files(built, monkeypatch, read_index):
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
     whole = built["whole"]
     ids = sorted(whole.expected.variants)[::20]
     for store in (*UNIONS, "overlap"):
@@ -400,6 +405,19 @@ def test_a_variant_opens_only_the_partitions_covering_it(built):
             fresh.variant(variant_id)
             assert set(fresh.graph._open) <= opened_at_start | covering, variant_id
             assert len(covering) <= len(fresh.graph.layers)
+
+
+def test_hits_and_regions_open_no_partition(built):
+    # their carriers and genes come from the partitions' variant indexes
+    layered = built["by_region"]
+    with Stores.open(layered.stores.results) as fresh:
+        fresh.list_files()  # read once per layer (search's hints name files), then cached
+        opened_at_start = set(fresh.graph._open)
+        variant_id = sorted(layered.expected.variants)[5]
+        hits = fresh.similar(variant_id, limit=20, carriers=4) + fresh.search("missense variant", limit=20)
+        assert any(hit.carriers for hit in hits) and any(hit.genes for hit in hits)
+        assert any(row["carriers"] for row in fresh.region("1:1-250000000", limit=200).variants.to_pylist())
+        assert len(fresh.graph.partitions) > 2 and set(fresh.graph._open) == opened_at_start
 
 
 def test_open_partitions_stay_under_the_cap(built):

@@ -212,9 +212,19 @@ def test_shared_by_three_samples_with_their_genotypes(stores, bcftools):
         assert row["genotypes"] == [genotypes[name] for name in trio]
 
 
-@pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
-def test_region_returns_the_overlapping_records(stores, bcftools, monkeypatch, key_lookup_seconds):
-    monkeypatch.setattr(query.stores, "KEY_LOOKUP_SECONDS", key_lookup_seconds)  # carrier counts one way or the other
+#: The three ways of reading carriers by variant: the variant indexes, or Kuzu by a query per
+#: variant or by one join of them all.
+CARRIER_READS = pytest.mark.parametrize(
+    ("read_index", "key_lookup_seconds"),
+    [(True, 0.0), (False, 0.0), (False, 1.0)],
+    ids=["variant_index", "key_lookups", "one_join"],
+)
+
+
+@CARRIER_READS
+def test_region_returns_the_overlapping_records(stores, bcftools, monkeypatch, read_index, key_lookup_seconds):
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
+    monkeypatch.setattr(query.stores, "KEY_LOOKUP_SECONDS", key_lookup_seconds)
     result = stores.region(KG_REGION, limit=1000)
     expected = bcftools.ids("kg", view=IN_KG_REGION)
     assert result.total == len(expected) and sorted(result.variants.column("variant_id").to_pylist()) == sorted(
@@ -295,9 +305,11 @@ def test_prefilter_returns_every_match_when_fewer_than_the_limit(stores, bcftool
     assert sorted(h.variant_id for h in hits) == sorted(deletions)
 
 
-@pytest.mark.parametrize("key_lookup_seconds", [0.0, 1.0], ids=["key_lookups", "one_join"])
-def test_hits_carry_their_carriers_and_genes(stores, bcftools, monkeypatch, key_lookup_seconds):
-    """Both ways of reading the hits' carriers and genes (a query per hit, one join of all) agree with bcftools."""
+@CARRIER_READS
+def test_hits_carry_their_carriers_and_genes(stores, bcftools, monkeypatch, read_index, key_lookup_seconds):
+    """Each way of reading the hits' carriers and genes (the variant indexes, a query per hit, one
+    join of all) agrees with bcftools."""
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
     monkeypatch.setattr(query.stores, "KEY_LOOKUP_SECONDS", key_lookup_seconds)
     hits = stores.search("single-nucleotide variant, common", Filters(region=Region.parse(KG_REGION)), carriers=3)
     for hit in hits[:3]:

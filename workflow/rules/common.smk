@@ -452,8 +452,14 @@ def earlier_overlapping(kind):
 
 
 def kuzu_partition_outputs(kind):
-    """Every partition's database (kind graph), sample index (sample_index) or record (record), layer by layer."""
-    suffix = {"graph": "kuzu", "sample_index": "samples", "record": "json"}[kind]
+    """Every partition's database (kind graph), sample index (sample_index), variant index
+    (variant_index) or record (record), layer by layer."""
+    suffix = {
+        "graph": "kuzu",
+        "sample_index": "samples",
+        "variant_index": "variants",
+        "record": "json",
+    }[kind]
 
     def inputs(wildcards=None):
         checkpoints.summarize_inputs.get()

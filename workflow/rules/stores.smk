@@ -77,6 +77,8 @@ rule load_kuzu_partition:
         graph="results/kuzu_parts/{vcf}/{part}.kuzu",
         # its sample index (vcf_agent.stores.sample_index), named after the graph
         sample_index="results/kuzu_parts/{vcf}/{part}.samples",
+        # and its variant index (vcf_agent.stores.variant_index): hits' carriers without Kuzu
+        variant_index="results/kuzu_parts/{vcf}/{part}.variants",
         record="results/kuzu_parts/{vcf}/{part}.json",
     log:
         "results/logs/load_kuzu_partition/{vcf}/{part}.log",
@@ -101,6 +103,7 @@ rule load_kuzu:
         plans=expand("results/kuzu_partitions/{vcf}.json", vcf=VCFS),
         graphs=kuzu_partition_outputs("graph"),
         sample_indexes=kuzu_partition_outputs("sample_index"),
+        variant_indexes=kuzu_partition_outputs("variant_index"),
         records=kuzu_partition_outputs("record"),
         variants=variant_shards_of_all,
     output:

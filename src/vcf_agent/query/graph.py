@@ -20,6 +20,7 @@ from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.filters import MAX_POSITION, Filters, StoreMissing
 from vcf_agent.runtime import release_free_memory
 from vcf_agent.stores.sample_index import COUNT_FIELDS, SampleIndex, index_path
+from vcf_agent.stores.variant_index import Found, VariantIndex, variant_index_path
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
     from vcf_agent.stores.kuzu import Graph
@@ -184,6 +185,7 @@ class _GraphPool:
         self._route(index)
         self._carrier_properties: dict[int, frozenset[str]] = {}
         self._sample_indexes: dict[int, SampleIndex | None] = {}
+        self._variant_indexes: dict[int, VariantIndex | None] = {}
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Handles] = OrderedDict()
         self._closed = False
@@ -338,6 +340,35 @@ class _GraphPool:
                 total += len(self.sample_index(part).shared(offsets))
         return total
 
+    # ---------------------------------------------------------------- the partitions' variant indexes
+
+    def variant_index(self, part: int) -> VariantIndex | None:
+        """The partition's variant index (vcf_agent.stores.variant_index); None in a build made without."""
+        if part not in self._variant_indexes:
+            path = variant_index_path(self._files[part])
+            found = VariantIndex(path) if path.exists() else None
+            expected = int(self.partitions[part]["counts"].get("Variant", 0))
+            if found is not None and found.variants != expected:
+                raise StoreMissing(f"{path}: {found.variants} variants, its partition has {expected}")
+            with self._lock:
+                self._variant_indexes[part] = found
+        return self._variant_indexes[part]
+
+    def variants_indexed(self, parts: Sequence[int]) -> bool:
+        """True when every one of these partitions has its variant index."""
+        return all(self.variant_index(part) is not None for part in parts)
+
+    def indexed_variants(self, ids: Sequence[str], first: int | None = None) -> dict[str, list[tuple[int, Found]]]:
+        """variant_id -> (partition, what its variant index holds of it) in each partition (one per
+        layer) holding it, with the first `first` carriers of a layer in store order (else all of
+        them: a layer's first by offset need not be the store's first); call with variants_indexed."""
+        found: dict[str, list[tuple[int, Found]]] = {}
+        for part, here in self.parts_of_ids(ids).items():
+            wanted = first if first == 0 or self.layer(part).in_store_order else None
+            for vid, entry in self.variant_index(part).find(here, wanted).items():
+                found.setdefault(vid, []).append((part, entry))
+        return found
+
     # ---------------------------------------------------------------- queries
 
     @contextlib.contextmanager
@@ -467,6 +498,10 @@ _GENES_OF_ALL = (
 #: for 502,000 edges, 2.0-3.6 s for 10,000,000), whatever the number of hits.
 KEY_LOOKUP_SECONDS = 2e-3
 JOIN_SECONDS_PER_EDGE = 3e-7
+#: Read hits' carriers and genes, and regions' carrier counts, from the partitions' variant indexes
+#: (vcf_agent.stores.variant_index) where they have them; False asks the databases, as for builds
+#: made before the index (the tests compare both ways).
+READ_VARIANT_INDEX = True
 #: The columns of a result row (sample, shared and region pages) from the Variant node `v`.
 ROW_COLUMNS = (
     "v.variant_id AS variant_id, v.chrom AS chrom, v.pos AS pos, v.`end` AS `end`, v.ref AS ref, v.alt AS alt,"

@@ -53,6 +53,7 @@ from vcf_agent.query.graph import (
     JOIN_SECONDS_PER_EDGE,
     KEY_LOOKUP_SECONDS,
     OPEN_PARTITIONS,
+    READ_VARIANT_INDEX,
     ROW_COLUMNS,
     _genotypes_of,
     _GraphPool,
@@ -501,8 +502,11 @@ class Stores:
         the whole look-up) and are named from `sample_names`.
         """
         names = self.sample_names()
-        rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, self._first_of(max(carriers, 1)))
-        genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
+        if self._variants_indexed(ids):
+            rows, genes = self._indexed_context(ids, carriers)
+        else:
+            rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, self._first_of(max(carriers, 1)))
+            genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
         context = {}
         for vid in ids:
             found = rows.get(vid, [])
@@ -511,6 +515,21 @@ class Stores:
             annotated = {row["gene"] for _, row in genes.get(vid, [])}
             context[vid] = (count, carried, sorted(annotated))
         return context
+
+    def _variants_indexed(self, ids: list[str]) -> bool:
+        """True when every partition that may hold one of `ids` has its variant index (builds
+        made before it have none: their partitions are asked instead)."""
+        return READ_VARIANT_INDEX and self.graph.variants_indexed(list(self.graph.parts_of_ids(ids)))
+
+    def _indexed_context(self, ids: list[str], carriers: int) -> tuple[dict, dict]:
+        """`_per_variant`'s rows of the carriers (count n, first offsets) and genes of these
+        variants, from the partitions' variant indexes instead of their databases."""
+        rows: dict[str, list[tuple[int, dict]]] = {}
+        genes: dict[str, list[tuple[int, dict]]] = {}
+        for vid, found in self.graph.indexed_variants(ids, max(carriers, 1)).items():
+            rows[vid] = [(part, {"n": entry.carriers, "first": entry.first}) for part, entry in found]
+            genes[vid] = [(part, {"gene": gene}) for part, entry in found for gene in entry.genes]
+        return rows, genes
 
     def _first_of(self, first: int):
         """$first of a partition's carrier list: `first` where the layer's sample order is the store's,
@@ -521,7 +540,9 @@ class Stores:
 
     def _in_store_order(self, found: list[tuple[int, dict]]) -> list[int]:
         """The store-wide sample indexes of the carrier offsets (`first`) of each partition's row, in order."""
-        indexes = [self.graph.layer(part).names_at[np.asarray(row["first"] or [], np.int64)] for part, row in found]
+        indexes = [
+            self.graph.layer(part).names_at[np.asarray(_or_empty(row["first"]), np.int64)] for part, row in found
+        ]
         return sorted(int(i) for i in np.concatenate(indexes)) if indexes else []
 
     def _per_variant(self, ids: list[str], one: str, all_of: str, params_of=None) -> dict[str, list[tuple[int, dict]]]:
@@ -874,6 +895,9 @@ class Stores:
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
         """variant_id -> its carriers, added up over the layers (each genotype is in one)."""
+        if self._variants_indexed(ids):
+            found = self.graph.indexed_variants(ids, 0)
+            return {vid: sum(entry.carriers for _, entry in entries) for vid, entries in found.items()}
         rows = self._per_variant(ids, _CARRIER_COUNT_OF, _CARRIER_COUNTS_OF_ALL)
         return {vid: sum(row["n"] for _, row in found) for vid, found in rows.items()}
 
@@ -1088,3 +1112,8 @@ def _listing(contigs: dict[str, Contig], most: int = 10) -> str:
     if not names:
         return "no variants"
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _or_empty(values):
+    """A carrier list from Kuzu (a list, or None without carriers) or a variant index (an array)."""
+    return [] if values is None else values

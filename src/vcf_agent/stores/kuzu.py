@@ -186,6 +186,7 @@ from vcf_agent.stores.build import (
     utc_now,
 )
 from vcf_agent.stores.sample_index import COUNT_FIELDS, index_path, write_index
+from vcf_agent.stores.variant_index import CarrierLists, variant_index_path, write_variant_index
 
 #: The index of a store's partitions, and the folder of their databases (inside the build).
 PARTITIONS_FILE = "partitions.json"
@@ -632,9 +633,13 @@ def load_partition(
             held = _held_terms(db)
             held["gene_counts"] = _gene_counts(db)
             sample_counts = _sample_counts(db, counts[SAMPLE_NODE.name])
-            write_index(work / "graph.samples", sample_counts, _genotype_pairs(db, counts[SAMPLE_NODE.name]))
-        seconds["sample_index"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+            carriers = CarrierLists(_carriers_per_variant(db, counts[VARIANT_NODE.name]))
+            pairs = carriers.tee(_genotype_pairs(db, counts[SAMPLE_NODE.name]))
+            write_index(work / "graph.samples", sample_counts, pairs)
+            write_variant_index(work / "graph.variants", _variant_ids(db, graph), carriers, _variant_genes(db))
+        seconds["indexes"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
         os.replace(work / "graph.samples", index_path(graph))
+        os.replace(work / "graph.variants", variant_index_path(graph))
         os.replace(work / "graph.kuzu", graph)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -751,6 +756,33 @@ def _genotype_pairs(db: Graph, samples: int):
         yield pairs.column("sample").to_numpy().astype(np.int64), pairs.column("variant").to_numpy().astype(np.int64)
 
 
+_VARIANT_IDS = "MATCH (v:Variant) RETURN offset(id(v)) AS o, v.variant_id AS id ORDER BY o"
+_CARRIERS_PER_VARIANT = "MATCH (:Sample)-[:CARRIES]->(v:Variant) RETURN offset(id(v)) AS o, count(*) AS n"
+_VARIANT_GENES = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN DISTINCT offset(id(v)) AS o, g.symbol AS gene"
+
+
+def _variant_ids(db: Graph, graph: Path) -> list[str]:
+    """Every Variant node's id, by node offset (the variant index addresses a node by its offset)."""
+    rows = db.query_arrow(_VARIANT_IDS)
+    if not np.array_equal(rows.column("o").to_numpy(), np.arange(rows.num_rows)):
+        raise fail(graph, "the Variant node offsets are not 0..n-1")
+    return rows.column("id").to_pylist()
+
+
+def _carriers_per_variant(db: Graph, variants: int) -> np.ndarray:
+    """Per Variant node offset, its carrier genotypes (CARRIES edges)."""
+    rows = db.query_arrow(_CARRIERS_PER_VARIANT)
+    per_variant = np.zeros(variants, np.int64)
+    per_variant[rows.column("o").to_numpy()] = rows.column("n").to_numpy()
+    return per_variant
+
+
+def _variant_genes(db: Graph) -> list[tuple[int, str]]:
+    """(Variant node offset, gene symbol) of every variant's annotated genes, each pair once."""
+    rows = db.query_arrow(_VARIANT_GENES)
+    return list(zip(rows.column("o").to_pylist(), rows.column("gene").to_pylist(), strict=True))
+
+
 def _planned(plan: Mapping[str, Any], name: str) -> dict:
     for partition in plan["partitions"]:
         if partition["name"] == name:
@@ -799,6 +831,7 @@ def publish_kuzu(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(by_part[(source, name)][1], target)
                 _link_or_copy(index_path(by_part[(source, name)][1]), index_path(target))
+                _link_or_copy(variant_index_path(by_part[(source, name)][1]), variant_index_path(target))
             layers.append((plan, [by_part[key][0] for key in names]))
         result = _assemble(build, layers, [Path(p) for p in variants], out)
         build.commit()
