@@ -132,11 +132,12 @@ def timed(call, repeats: int, warm_up: int = WARM_UP_CALLS) -> list[float]:
     return times
 
 
-def single_user(store: Path, repeats: int, seed: int) -> dict[str, list[float]]:
+def single_user(store: Path, repeats: int, seed: int, open_partitions: int | None) -> dict[str, list[float]]:
     from vcf_agent.query import Filters, Region, Stores
 
     rng = random.Random(seed)
-    with Stores.open(store) as stores:
+    options = {} if open_partitions is None else {"open_partitions": open_partitions}
+    with Stores.open(store, **options) as stores:
         stats = stores.stats()
         contig = stats.contigs[0]
         carried = [r["id"] for r in stores.graph.query(_GENOTYPED, {"n": 2000})]
@@ -193,11 +194,13 @@ def request_mix(store: Path, seed: int) -> list[tuple[str, list[str]]]:
 
     rng = random.Random(seed)
     with Stores.open(store) as stores:
+        # up to 500 of every partition's variants (the query runs in each one), so that the
+        # variants asked for lie all over the store, as users' do
         carried = [r["id"] for r in stores.graph.query(_GENOTYPED, {"n": 500})]
         samples = [r["id"] for r in stores.graph.query("MATCH (s:Sample) RETURN s.id AS id LIMIT 500")]
         chrom = stores.stats().contigs[0].name
     mix = []
-    for vid in carried[:200]:
+    for vid in rng.sample(carried, min(200, len(carried))):
         pos = int(vid.split(":")[1])
         region = f"{chrom}:{max(1, pos - 500_000)}-{pos + 500_000}"
         mix.append(("variant", ["variant", vid, "--carriers", "20"]))
@@ -467,10 +470,15 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true", help="only the single-user latencies")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-options", default="", help="extra `vcf-agent serve` options, e.g. '--threads 16'")
+    parser.add_argument(
+        "--open-partitions", type=int, help="graph partitions kept open, one user's and the server's (their default)"
+    )
     parser.add_argument("--compare-workers", action="store_true", help="only --workers 1 against --workers 2")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of --compare-workers (2)")
     args = parser.parse_args()
     SERVE_OPTIONS.extend(args.serve_options.split())
+    if args.open_partitions is not None:
+        SERVE_OPTIONS.extend(["--open-partitions", str(args.open_partitions)])
     store = args.store or build_store(
         args.work, args.variants, args.genotypes, args.partition_edges, args.shard_records
     )
@@ -482,7 +490,7 @@ def main() -> None:
         out.write_text(json.dumps(compared, indent=2))
         print(f"raw numbers: {out}")
         return
-    single = single_user(store, args.repeats, args.seed)
+    single = single_user(store, args.repeats, args.seed, args.open_partitions)
     many = None if args.no_server else many_users(store, args.clients, args.seconds, args.seed)
     report(single, many)
     results = {"store": str(store), "single_user_ms": single, "many_users": many}

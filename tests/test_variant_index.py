@@ -73,7 +73,7 @@ def test_ids_sharing_a_key_are_told_apart_by_the_stored_id(tmp_path, monkeypatch
     monkeypatch.setattr(variant_index, "key", lambda vid: real_key(vid[:-1]))
     ids = [f"chr1:{1000 + i // 3}:A:{'CGT'[i % 3]}" for i in range(2 * FENCE)]
     carriers = {v: {v % SAMPLES} for v in range(len(ids))}
-    index = written(tmp_path, ids, carriers, dict.fromkeys(range(len(ids)), set()))
+    index = written(tmp_path, ids, carriers, {v: set() for v in range(len(ids))})
     found = index.find([*ids, "chr1:1000:A:N"])
     assert list(found) == ids and all(found[vid].first.tolist() == [v % SAMPLES] for v, vid in enumerate(ids))
 
