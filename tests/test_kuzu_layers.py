@@ -321,7 +321,7 @@ def test_removing_a_vcf_reloads_only_the_later_partitions_that_met_it(growing):
     expected |= {("d", p["name"]) for p in layer_plan(results, "d") if meets(p["ranges"], b_regions)}
     assert partition_jobs(removed["stderr"]) == expected
     assert expected and len(expected) < len(layer_plan(results, "c"))  # some of c's partitions met b, not all
-    rebuilt = {f"{vcf}/{name}.{suffix}" for vcf, name in expected for suffix in ("kuzu", "samples", "json")}
+    rebuilt = {f"{vcf}/{name}.{suffix}" for vcf, name in expected for suffix in ("kuzu", "samples", "variants", "json")}
     kept = {k: v for k, v in removed["before"].items() if k not in rebuilt and not k.startswith("b/")}
     assert {k: removed["after"][k] for k in kept} == kept
     assert all(removed["after"][k] != removed["before"][k] for k in rebuilt)
