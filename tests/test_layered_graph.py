@@ -13,6 +13,7 @@ file is the reference the split stores must equal (but for the file names they r
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,6 +428,20 @@ def test_open_partitions_stay_under_the_cap(built):
         for part in range(len(pool.partitions)):
             pool.query("MATCH (v:Variant) RETURN count(*) AS n", None, part)
             assert len(pool._open) <= 2
+    finally:
+        pool.close()
+
+
+def test_concurrent_queries_over_more_partitions_than_the_cap_all_answer(built):
+    # a partition just opened was closed again when every older one was busy (KeyError)
+    graph = built["by_region"].stores.graph
+    pool = _GraphPool(graph.path, max_open=1)
+    parts = [part for _ in range(20) for part in range(len(pool.partitions))]
+    try:
+        with ThreadPoolExecutor(8) as threads:
+            counts = list(threads.map(lambda p: pool.query("MATCH (v:Variant) RETURN count(*) AS n", None, p), parts))
+        expected = [int(pool.partitions[p]["counts"]["Variant"]) for p in parts]
+        assert [rows[0]["n"] for rows in counts] == expected and len(pool.partitions) > 2
     finally:
         pool.close()
 

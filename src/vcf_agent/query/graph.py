@@ -377,13 +377,15 @@ class _GraphPool:
             if self._closed:
                 raise StoreMissing(f"{self.path}: the stores are closed")
             handles = self._open.get(part)
-            if handles is None:
+            opened = handles is None
+            if opened:
                 handles = self._open[part] = _Handles(
                     self._files[part], self._size, self._buffer_pool_mb, self._threads
                 )
-                self._close_idle()
             self._open.move_to_end(part)
-            handles.users += 1
+            handles.users += 1  # before closing others: with every older one busy, not this one
+            if opened:
+                self._close_idle()
         try:
             yield handles
         finally:
