@@ -13,7 +13,6 @@ file is the reference the split stores must equal (but for the file names they r
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,19 +407,6 @@ def test_a_variant_opens_only_the_partitions_covering_it(built):
             assert len(covering) <= len(fresh.graph.layers)
 
 
-def test_hits_and_regions_open_no_partition(built):
-    # their carriers and genes come from the partitions' variant indexes
-    layered = built["by_region"]
-    with Stores.open(layered.stores.results) as fresh:
-        fresh.list_files()  # read once per layer (search's hints name files), then cached
-        opened_at_start = set(fresh.graph._open)
-        variant_id = sorted(layered.expected.variants)[5]
-        hits = fresh.similar(variant_id, limit=20, carriers=4) + fresh.search("missense variant", limit=20)
-        assert any(hit.carriers for hit in hits) and any(hit.genes for hit in hits)
-        assert any(row["carriers"] for row in fresh.region("1:1-250000000", limit=200).variants.to_pylist())
-        assert len(fresh.graph.partitions) > 2 and set(fresh.graph._open) == opened_at_start
-
-
 def test_open_partitions_stay_under_the_cap(built):
     graph = built["by_samples"].stores.graph
     pool = _GraphPool(graph.path, max_open=2)
@@ -428,20 +414,6 @@ def test_open_partitions_stay_under_the_cap(built):
         for part in range(len(pool.partitions)):
             pool.query("MATCH (v:Variant) RETURN count(*) AS n", None, part)
             assert len(pool._open) <= 2
-    finally:
-        pool.close()
-
-
-def test_concurrent_queries_over_more_partitions_than_the_cap_all_answer(built):
-    # a partition just opened was closed again when every older one was busy (KeyError)
-    graph = built["by_region"].stores.graph
-    pool = _GraphPool(graph.path, max_open=1)
-    parts = [part for _ in range(20) for part in range(len(pool.partitions))]
-    try:
-        with ThreadPoolExecutor(8) as threads:
-            counts = list(threads.map(lambda p: pool.query("MATCH (v:Variant) RETURN count(*) AS n", None, p), parts))
-        expected = [int(pool.partitions[p]["counts"]["Variant"]) for p in parts]
-        assert [rows[0]["n"] for rows in counts] == expected and len(pool.partitions) > 2
     finally:
         pool.close()
 

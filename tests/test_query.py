@@ -11,6 +11,7 @@ import pytest
 
 from vcf_agent import query
 from vcf_agent.query import BadQuery, Filters, NotFound, Region, StoreMissing, Stores, to_jsonable, zygosity
+from vcf_agent.query.graph import _GraphPool
 
 from helpers import nonref_genotypes, run_workflow, split_records
 
@@ -537,3 +538,30 @@ def test_a_partitioned_graph_counts_and_answers_as_one_partition(stores, partiti
     for call in calls:
         assert to_jsonable(call(partitioned)) == to_jsonable(call(stores))
     assert samples == partitioned.sample_names()
+
+
+# ---------------------------------------------------------------- partitions opened
+
+
+def test_hits_and_regions_open_no_partition(query_stores):
+    # their carriers and genes come from the partitions' variant indexes
+    with Stores.open(query_stores.results) as fresh:
+        fresh.list_files()  # read once per layer (search's hints name files), then cached
+        opened_at_start = set(fresh.graph._open)
+        hits = fresh.similar(KG_MULTIALLELIC[1], limit=20, carriers=4) + fresh.search("upstream gene variant", limit=20)
+        assert any(hit.carriers for hit in hits) and any(hit.genes for hit in hits)
+        assert any(row["carriers"] for row in fresh.region(KG_REGION, limit=200).variants.to_pylist())
+        assert len(fresh.graph.partitions) > 2 and set(fresh.graph._open) == opened_at_start
+
+
+def test_concurrent_queries_over_more_partitions_than_the_cap_all_answer(stores):
+    # a partition just opened was closed again when every older one was busy (KeyError)
+    pool = _GraphPool(stores.graph.path, max_open=1)
+    parts = [part for _ in range(20) for part in range(len(pool.partitions))]
+    try:
+        with ThreadPoolExecutor(8) as threads:
+            counts = list(threads.map(lambda p: pool.query("MATCH (v:Variant) RETURN count(*) AS n", None, p), parts))
+        expected = [int(pool.partitions[p]["counts"]["Variant"]) for p in parts]
+        assert [rows[0]["n"] for rows in counts] == expected and len(pool.partitions) > 2
+    finally:
+        pool.close()
