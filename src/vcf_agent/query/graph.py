@@ -63,7 +63,8 @@ class _Handles:
         self._all: list[Graph] = []
         self._closed = False
         self.users = 0  # borrowers now (counted by _GraphPool, which closes only idle partitions)
-        self._idle.put(self._open())  # opened now, so that a broken graph fails at open time
+        # the first graph opens on the first borrow, outside the pool's lock: an open takes 20-40 ms,
+        # and under the lock it held up every query of every partition meanwhile
 
     def _open(self) -> Graph:
         try:
@@ -189,7 +190,7 @@ class _GraphPool:
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Handles] = OrderedDict()
         self._closed = False
-        with self._part(0):  # opened now, so that a broken graph fails at open time
+        with self._part(0) as handles, handles.borrow():  # opened now, so that a broken graph fails here
             pass
 
     def _route(self, index: dict) -> None:
