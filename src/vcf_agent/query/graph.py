@@ -31,10 +31,12 @@ GRAPH_HANDLES = 1
 #: Partitions open at once (`vcf-agent serve --open-partitions`): beyond, the least recently
 #: used idle one is closed and its memory handed back. Kuzu holds ~30 MiB per open database
 #: of a 4 M-genotype partition before any query (opening one takes 20-40 ms), plus the pages
-#: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Measured on
-#: the full-size benchmark store, 60 searches (whose hits lie anywhere): with 32 open (all 28),
-#: p50 57 ms and 1,333 MiB resident; with 16, 112 ms and 925 MiB; with 8, 126 ms and 691 MiB.
-#: So a chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
+#: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Search's
+#: hits and regions read the partitions' variant indexes and open none; `variant` opens its
+#: partition. The full-size benchmark store's server at 64 clients, variants drawn from every
+#: partition: 32 open (all 28) 75 requests/s and 1,514 MB; 8 open 48 requests/s and 776 MB;
+#: 4 open 33 requests/s and 616 MB (each closed partition's `variant` pays its open). So a
+#: chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
 #: over every partition come from the sample indexes, so only routed queries open partitions.
 OPEN_PARTITIONS = 32
 #: Each open partition's Kuzu buffer pool (its default, 80 % of the machine's memory, costs
