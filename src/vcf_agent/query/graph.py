@@ -7,6 +7,7 @@ import contextlib
 import functools
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ GRAPH_HANDLES = 1
 #: chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
 #: over every partition come from the sample indexes, so only routed queries open partitions.
 OPEN_PARTITIONS = 32
+#: The freed memory of closed partitions is handed back (malloc_trim) at most this often: a trim
+#: after every close cost a small --open-partitions 28 % of its requests a second, while what
+#: piles up between two trims is a few closed partitions' (~30 MiB each).
+TRIM_INTERVAL_SECONDS = 1.0
 #: Each open partition's Kuzu buffer pool (its default, 80 % of the machine's memory, costs
 #: ~39 MiB of page bookkeeping per database before any query; 512 MiB costs ~1 MiB). A
 #: 5 Mb region's carrier counts (the join over a partition's 4 M edges) fail with 128 MiB.
@@ -192,6 +197,7 @@ class _GraphPool:
         self._lock = threading.Lock()
         self._open: OrderedDict[int, _Handles] = OrderedDict()
         self._closed = False
+        self._trimmed_at = float("-inf")
         with self._part(0) as handles, handles.borrow():  # opened now, so that a broken graph fails here
             pass
 
@@ -404,7 +410,8 @@ class _GraphPool:
             if self._open[part].users == 0:
                 self._open.pop(part).close()
                 closed = True
-        if closed:
+        if closed and time.monotonic() - self._trimmed_at >= TRIM_INTERVAL_SECONDS:
+            self._trimmed_at = time.monotonic()
             release_free_memory()
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, part: int | None = None) -> list[dict[str, Any]]:
