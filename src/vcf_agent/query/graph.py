@@ -35,8 +35,8 @@ GRAPH_HANDLES = 1
 #: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Search's
 #: hits and regions read the partitions' variant indexes and open none; `variant` opens its
 #: partition. The full-size benchmark store's server at 64 clients, variants drawn from every
-#: partition: 32 open (all 28) 75 requests/s and 1,514 MB; 8 open 48 requests/s and 776 MB;
-#: 4 open 33 requests/s and 616 MB (each closed partition's `variant` pays its open). So a
+#: partition: 32 open (all 28) 75 requests/s and 1,514 MB; 8 open 56 requests/s and 834 MB;
+#: 4 open 43-46 requests/s and 670-698 MB (each closed partition's `variant` pays its open). So a
 #: chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
 #: over every partition come from the sample indexes, so only routed queries open partitions.
 OPEN_PARTITIONS = 32
@@ -363,16 +363,18 @@ class _GraphPool:
                 self._variant_indexes[part] = found
         return self._variant_indexes[part]
 
-    def variants_indexed(self, parts: Sequence[int]) -> bool:
-        """True when every one of these partitions has its variant index."""
-        return all(self.variant_index(part) is not None for part in parts)
-
-    def indexed_variants(self, ids: Sequence[str], first: int | None = None) -> dict[str, list[tuple[int, Found]]]:
+    def indexed_variants(
+        self, ids: Sequence[str], first: int | None = None
+    ) -> dict[str, list[tuple[int, Found]]] | None:
         """variant_id -> (partition, what its variant index holds of it) in each partition (one per
         layer) holding it, with the first `first` carriers of a layer in store order (else all of
-        them: a layer's first by offset need not be the store's first); call with variants_indexed."""
+        them: a layer's first by offset need not be the store's first; 0: none, for counts only).
+        None when a partition that may hold one of `ids` has no variant index (a build made before it)."""
+        groups = self.parts_of_ids(ids)
+        if not all(self.variant_index(part) is not None for part in groups):
+            return None
         found: dict[str, list[tuple[int, Found]]] = {}
-        for part, here in self.parts_of_ids(ids).items():
+        for part, here in groups.items():
             wanted = first if first == 0 or self.layer(part).in_store_order else None
             for vid, entry in self.variant_index(part).find(here, wanted).items():
                 found.setdefault(vid, []).append((part, entry))

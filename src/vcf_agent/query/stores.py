@@ -502,8 +502,9 @@ class Stores:
         the whole look-up) and are named from `sample_names`.
         """
         names = self.sample_names()
-        if self._variants_indexed(ids):
-            rows, genes = self._indexed_context(ids, carriers)
+        indexed = self._indexed_variants(ids, max(carriers, 1))
+        if indexed is not None:
+            rows, genes = self._indexed_context(indexed)
         else:
             rows = self._per_variant(ids, _CARRIERS_OF, _CARRIERS_OF_ALL, self._first_of(max(carriers, 1)))
             genes = self._per_variant(ids, _GENES_OF, _GENES_OF_ALL) if self._has_genes else {}
@@ -516,17 +517,18 @@ class Stores:
             context[vid] = (count, carried, sorted(annotated))
         return context
 
-    def _variants_indexed(self, ids: list[str]) -> bool:
-        """True when every partition that may hold one of `ids` has its variant index (builds
-        made before it have none: their partitions are asked instead)."""
-        return READ_VARIANT_INDEX and self.graph.variants_indexed(list(self.graph.parts_of_ids(ids)))
+    def _indexed_variants(self, ids: list[str], first: int) -> dict | None:
+        """The partitions' variant indexes' entries of these variants (GraphPool.indexed_variants);
+        None when a partition holding one has none, or with READ_VARIANT_INDEX off: ask the databases."""
+        return self.graph.indexed_variants(ids, first) if READ_VARIANT_INDEX else None
 
-    def _indexed_context(self, ids: list[str], carriers: int) -> tuple[dict, dict]:
-        """`_per_variant`'s rows of the carriers (count n, first offsets) and genes of these
-        variants, from the partitions' variant indexes instead of their databases."""
+    @staticmethod
+    def _indexed_context(indexed: dict) -> tuple[dict, dict]:
+        """`_per_variant`'s rows of the carriers (count n, first offsets) and genes of the variants
+        found in the variant indexes."""
         rows: dict[str, list[tuple[int, dict]]] = {}
         genes: dict[str, list[tuple[int, dict]]] = {}
-        for vid, found in self.graph.indexed_variants(ids, max(carriers, 1)).items():
+        for vid, found in indexed.items():
             rows[vid] = [(part, {"n": entry.carriers, "first": entry.first}) for part, entry in found]
             genes[vid] = [(part, {"gene": gene}) for part, entry in found for gene in entry.genes]
         return rows, genes
@@ -895,9 +897,9 @@ class Stores:
 
     def _carrier_counts(self, ids: list[str]) -> dict[str, int]:
         """variant_id -> its carriers, added up over the layers (each genotype is in one)."""
-        if self._variants_indexed(ids):
-            found = self.graph.indexed_variants(ids, 0)
-            return {vid: sum(entry.carriers for _, entry in entries) for vid, entries in found.items()}
+        indexed = self._indexed_variants(ids, 0)
+        if indexed is not None:
+            return {vid: sum(entry.carriers for _, entry in entries) for vid, entries in indexed.items()}
         rows = self._per_variant(ids, _CARRIER_COUNT_OF, _CARRIER_COUNTS_OF_ALL)
         return {vid: sum(row["n"] for _, row in found) for vid, found in rows.items()}
 
