@@ -72,8 +72,14 @@ def test_stats_count_what_bcftools_counts(stores, query_stores, bcftools):
 # ---------------------------------------------------------------- variant
 
 
+#: A variant's page read from the partitions' variant indexes, or from the Kuzu databases.
+VARIANT_READS = pytest.mark.parametrize("read_index", [True, False], ids=["variant_index", "kuzu"])
+
+
+@VARIANT_READS
 @pytest.mark.parametrize("variant_id", [*KG_MULTIALLELIC, KG_SV])
-def test_variant_carriers_are_bcftools_carriers(stores, bcftools, variant_id):
+def test_variant_carriers_are_bcftools_carriers(stores, bcftools, monkeypatch, variant_id, read_index):
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
     record = stores.variant(variant_id)
     expected = bcftools.genotypes("kg", variant_id)
     assert {c.sample: c.gt for c in record.carriers} == expected
@@ -108,7 +114,9 @@ def annotated_genes(bcftools, variant_id: str) -> set[str]:
     }
 
 
-def test_annotated_variant_has_its_annotations_and_half_missing_carriers(stores, bcftools):
+@VARIANT_READS
+def test_annotated_variant_has_its_annotations_and_half_missing_carriers(stores, bcftools, monkeypatch, read_index):
+    monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", read_index)
     variant_id = "1:10172:CCCTAA:C"
     record = stores.variant(variant_id, carriers=3)
     genes = annotated_genes(bcftools, variant_id)
@@ -552,6 +560,33 @@ def test_hits_and_regions_open_no_partition(query_stores):
         assert any(hit.carriers for hit in hits) and any(hit.genes for hit in hits)
         assert any(row["carriers"] for row in fresh.region(KG_REGION, limit=200).variants.to_pylist())
         assert len(fresh.graph.partitions) > 2 and set(fresh.graph._open) == opened_at_start
+
+
+def test_variant_pages_open_no_partition_and_hold_bcftools_depths(query_stores, bcftools, monkeypatch):
+    # genotypes, DP, GQ, files and annotations come from the partitions' variant indexes
+    annotated = bcftools.split("annotated", "%CHROM:%POS:%REF:%ALT\n", include='INFO/ANN!="."')[:3]
+    haploid = bcftools.split("haploid", "%CHROM:%POS:%REF:%ALT\n")[:3]
+    ids = [*annotated, *haploid, KG_MULTIALLELIC[0], KG_SV]
+    with Stores.open(query_stores.results) as fresh:
+        opened_at_start = set(fresh.graph._open)
+        pages = {vid: fresh.variant(vid, carriers=4) for vid in ids}
+        assert set(fresh.graph._open) == opened_at_start
+        monkeypatch.setattr(query.stores, "READ_VARIANT_INDEX", False)
+        for vid, page in pages.items():  # the same page as the databases give
+            assert to_jsonable(page) == to_jsonable(fresh.variant(vid, carriers=4)), vid
+    assert any(page.annotations for page in pages.values()) and any(page.carriers for page in pages.values())
+    for name, vid in [*(("annotated", v) for v in annotated), *(("haploid", v) for v in haploid)]:
+        chrom, pos, ref, alt = vid.split(":")
+        rows = bcftools.split(name, "%REF\t%ALT[\t%SAMPLE=%GT=%DP=%GQ]\n", view=("-r", f"{chrom}:{pos}"))
+        fields = next(line.split("\t")[2:] for line in rows if line.split("\t")[:2] == [ref, alt])
+        written = {s: (gt, dp, gq) for s, gt, dp, gq in (f.split("=") for f in fields)}
+        for carrier in pages[vid].carriers:
+            gt, dp, gq = written[carrier.sample]
+            assert (carrier.gt, carrier.dp, carrier.gq) == (
+                gt,
+                None if dp == "." else int(dp),
+                None if gq == "." else int(gq),
+            )
 
 
 def test_concurrent_queries_over_more_partitions_than_the_cap_all_answer(stores):

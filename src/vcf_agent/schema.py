@@ -255,6 +255,12 @@ IN_GENE_REL = RelTable(
     "Gene",
     _annotation_columns("consequence", "impact", "feature_id", "hgvs_c", "hgvs_p", "gene_id", "source"),
 )
+#: A variant's annotations as `variant` shows them (vcf_agent.query.results.Annotation), in Cypher
+#: over (v:Variant)-[a:IN_GENE]->(g:Gene): read by the variant index's build and by queries without one.
+ANNOTATION_FIELDS = (
+    "g.symbol AS gene, a.consequence AS consequence, a.impact AS impact,"
+    " a.feature_id AS feature_id, a.hgvs_c AS hgvs_c, a.hgvs_p AS hgvs_p, a.source AS source"
+)
 VARIANT_IN_FILE_REL = RelTable("VARIANT_IN_FILE", "Variant", "File")
 SAMPLE_IN_FILE_REL = RelTable("SAMPLE_IN_FILE", "Sample", "File")
 

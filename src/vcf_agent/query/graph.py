@@ -20,8 +20,9 @@ import pyarrow as pa
 from vcf_agent.errors import VcfAgentError
 from vcf_agent.query.filters import MAX_POSITION, Filters, StoreMissing
 from vcf_agent.runtime import release_free_memory
+from vcf_agent.schema import ANNOTATION_FIELDS
 from vcf_agent.stores.sample_index import COUNT_FIELDS, SampleIndex, index_path
-from vcf_agent.stores.variant_index import Found, VariantIndex, variant_index_path
+from vcf_agent.stores.variant_index import Found, Record, VariantIndex, is_current, variant_index_path
 
 if TYPE_CHECKING:  # Kuzu itself is imported only when a graph is opened
     from vcf_agent.stores.kuzu import Graph
@@ -355,7 +356,7 @@ class _GraphPool:
         """The partition's variant index (vcf_agent.stores.variant_index); None in a build made without."""
         if part not in self._variant_indexes:
             path = variant_index_path(self._files[part])
-            found = VariantIndex(path) if path.exists() else None
+            found = VariantIndex(path) if path.exists() and is_current(path) else None
             expected = int(self.partitions[part]["counts"].get("Variant", 0))
             if found is not None and found.variants != expected:
                 raise StoreMissing(f"{path}: {found.variants} variants, its partition has {expected}")
@@ -378,6 +379,22 @@ class _GraphPool:
             wanted = first if first == 0 or self.layer(part).in_store_order else None
             for vid, entry in self.variant_index(part).find(here, wanted).items():
                 found.setdefault(vid, []).append((part, entry))
+        return found
+
+    def indexed_records(
+        self, variant_id: str, parts: Sequence[int], first: int | None
+    ) -> list[tuple[int, Record]] | None:
+        """(partition, the variant whole) from the variant index of each of `parts` holding it,
+        with the first `first` carriers of a layer in store order (else all); None when one of
+        `parts` has no variant index of the current layout."""
+        indexes = [self.variant_index(part) for part in parts]
+        if not all(index is not None for index in indexes):
+            return None
+        found = []
+        for part, index in zip(parts, indexes, strict=True):
+            record = index.record(variant_id, first if self.layer(part).in_store_order else None)
+            if record is not None:
+                found.append((part, record))
         return found
 
     # ---------------------------------------------------------------- queries
@@ -484,10 +501,7 @@ _ZYGOSITY_GROUPS = (
 )
 _ZYGOSITY_OF = f"MATCH (s:Sample)-[c:CARRIES]->(v:Variant {{variant_id: $id}}) RETURN {_ZYGOSITY_GROUPS}"
 _ANNOTATIONS_OF = (
-    "MATCH (v:Variant {variant_id: $id})-[a:IN_GENE]->(g:Gene)"
-    " RETURN g.symbol AS gene, a.consequence AS consequence, a.impact AS impact,"
-    " a.feature_id AS feature_id, a.hgvs_c AS hgvs_c, a.hgvs_p AS hgvs_p, a.source AS source"
-    " ORDER BY gene, feature_id"
+    f"MATCH (v:Variant {{variant_id: $id}})-[a:IN_GENE]->(g:Gene) RETURN {ANNOTATION_FIELDS} ORDER BY gene, feature_id"
 )
 _FILES_OF = "MATCH (v:Variant {variant_id: $id})-[:VARIANT_IN_FILE]->(f:File) RETURN f.name AS name ORDER BY name"
 _CARRIER_COUNT_OF = "MATCH (s:Sample)-[:CARRIES]->(v:Variant {variant_id: $id}) RETURN count(*) AS n"

@@ -72,6 +72,7 @@ from vcf_agent.query.results import (
     Stats,
     VariantRecord,
     counted,
+    tally,
     tally_carriers,
     zygosity,
 )
@@ -597,28 +598,58 @@ class Stores:
         # the partitions from the id itself, so that its carriers are read while LanceDB reads its row
         parts = self.graph.parts_of_id(variant_id)
         reading = self._fan_out_executor().submit(self._rows_by_id, [variant_id], columns) if parts else None
-        genotypes = self._carriers_of(variant_id, carriers, parts) if parts else None
+        graph = self._variant_graph(variant_id, carriers, parts) if parts else None
         table = reading.result() if reading is not None else self._rows_by_id([variant_id], columns)
         if table.num_rows == 0:  # another spelling (an rsID, chr1 for 1): resolved, then asked again
-            variant_id, genotypes = self._resolve_one(variant_id), None
+            variant_id, graph = self._resolve_one(variant_id), None
             table = self._rows_by_id([variant_id], columns)
         row = table.slice(0, 1).to_pylist()[0]
-        if genotypes is None:
-            parts = self.graph.parts_at(row["chrom"], row["pos"])
-            genotypes = self._carriers_of(variant_id, carriers, parts)
-        counts, found = genotypes
+        if graph is None:
+            graph = self._variant_graph(variant_id, carriers, self.graph.parts_at(row["chrom"], row["pos"]))
+        counts, found, files, annotations = graph
         info = {name: row.pop(name) for name in list(row) if name.startswith("info_")}
         core = {name: row.get(name) for name in VariantRecord.model_fields if name in row}
         return VariantRecord(
             **core,
             info={name: value for name, value in info.items() if value is not None},
-            files=sorted({r["name"] for r in self.graph.each(_FILES_OF, {"id": variant_id}, parts)}),
-            # annotations are on the canonical node only (each once over the layers)
-            annotations=[Annotation(**a) for a in self.graph.each(_ANNOTATIONS_OF, {"id": variant_id}, parts)],
+            files=files,
+            annotations=[Annotation(**a) for a in annotations],
             counts=counts,
             carriers=found,
             carriers_truncated=counts.carriers > len(found),
         )
+
+    def _variant_graph(
+        self, variant_id: str, first: int | None, parts: Sequence[int]
+    ) -> tuple[Counts, list[Carrier], list[str], list[dict]]:
+        """A variant's zygosity counts, carriers (all, or the first ones), files and annotations,
+        from the variant indexes of its partitions (no database opened), else from the databases."""
+        records = self.graph.indexed_records(variant_id, parts, first) if READ_VARIANT_INDEX else None
+        if records is None:
+            counts, found = self._carriers_of(variant_id, first, parts)
+            files = sorted({r["name"] for r in self.graph.each(_FILES_OF, {"id": variant_id}, parts)})
+            # annotations are on the canonical node only (each once over the layers)
+            return counts, found, files, self.graph.each(_ANNOTATIONS_OF, {"id": variant_id}, parts)
+        counts, names = Counts(), self.sample_names()
+        found: list[tuple[int, Carrier]] = []
+        for part, record in records:
+            for (gt, phased, alt, ploidy), n in record.kind_counts:
+                tally(counts, gt, alt, ploidy, phased, n)
+            source = self.graph.layer(part).source
+            at = self.graph.layer(part).names_at[record.first].tolist()
+            dp, gq = (values or [None] * len(at) for values in (record.dp, record.gq))
+            for i, (gt, phased, alt, ploidy), depth, quality in zip(at, record.kinds, dp, gq, strict=True):
+                kind = zygosity(gt, alt, ploidy)
+                carrier = Carrier(
+                    sample=names[i], gt=gt, phased=phased, zygosity=kind, alt_count=alt,
+                    ploidy=ploidy, dp=depth, gq=quality, source=source,
+                )  # fmt: skip
+                found.append((i, carrier))
+        found.sort(key=lambda pair: pair[0])
+        carriers = [carrier for _, carrier in found]
+        files = sorted({name for _, record in records for name in record.files})
+        annotations = [note for _, record in records for note in record.annotations]
+        return counts, carriers if first is None else carriers[:first], files, annotations
 
     def _carriers_of(
         self, variant_id: str, first: int | None = None, parts: Sequence[int] = ()

@@ -155,6 +155,7 @@ from vcf_agent.logs import log
 from vcf_agent.resources import PROCESS_OVERHEAD_MB
 from vcf_agent.runtime import run_in_child
 from vcf_agent.schema import (
+    ANNOTATION_FIELDS,
     CARRIES_REL,
     FILE_NODE,
     GENE_NODE,
@@ -190,7 +191,14 @@ from vcf_agent.stores.build import (
     utc_now,
 )
 from vcf_agent.stores.sample_index import COUNT_FIELDS, index_path, write_index
-from vcf_agent.stores.variant_index import CarrierLists, variant_index_path, write_variant_index
+from vcf_agent.stores.variant_index import (
+    CARRIER_INTS,
+    NULL_INT,
+    CarrierLists,
+    GenotypeKinds,
+    variant_index_path,
+    write_variant_index,
+)
 
 #: The index of a store's partitions, and the folder of their databases (inside the build).
 PARTITIONS_FILE = "partitions.json"
@@ -637,10 +645,7 @@ def load_partition(
             held = _held_terms(db)
             held["gene_counts"] = _gene_counts(db)
             sample_counts = _sample_counts(db, counts[SAMPLE_NODE.name])
-            carriers = CarrierLists(_carriers_per_variant(db, counts[VARIANT_NODE.name]))
-            pairs = carriers.tee(_genotype_pairs(db, counts[SAMPLE_NODE.name]))
-            write_index(work / "graph.samples", sample_counts, pairs)
-            write_variant_index(work / "graph.variants", _variant_ids(db, graph), carriers, _variant_genes(db))
+            _write_indexes(db, work, graph, counts, sample_counts, prepared.omit.get(CARRIES_REL.name, set()))
         seconds["indexes"] = round(time.perf_counter() - started - sum(seconds.values()), 3)
         os.replace(work / "graph.samples", index_path(graph))
         os.replace(work / "graph.variants", variant_index_path(graph))
@@ -675,7 +680,7 @@ _SAMPLE_GROUPS = (
     " c.gt CONTAINS '.' AS missing, c.alt_count AS alt_count, c.ploidy AS ploidy, c.phased AS phased, count(*) AS n"
 )
 _SAMPLE_PAIRS = (
-    "MATCH (s:Sample)-[:CARRIES]->(v:Variant) WHERE offset(id(s)) >= $first AND offset(id(s)) < $stop"
+    "MATCH (s:Sample)-[c:CARRIES]->(v:Variant) WHERE offset(id(s)) >= $first AND offset(id(s)) < $stop"
     " RETURN offset(id(s)) AS sample, offset(id(v)) AS variant"
 )
 
@@ -753,16 +758,46 @@ def _sample_counts(db: Graph, samples: int) -> np.ndarray:
     return counts
 
 
-def _genotype_pairs(db: Graph, samples: int):
-    """(Sample offsets, Variant offsets) of every CARRIES edge, SAMPLE_INDEX_CHUNK samples at a time."""
+def _write_indexes(db: Graph, work: Path, graph: Path, counts: dict, sample_counts: np.ndarray, omit) -> None:
+    """The partition's sample index and variant index, from one pass over its genotypes."""
+    ints = tuple(name for name in CARRIER_INTS if name not in omit)
+    kinds = GenotypeKinds()
+    columns = {"kind": np.uint16, **dict.fromkeys(ints, np.int32)}
+    carriers = CarrierLists(_carriers_per_variant(db, counts[VARIANT_NODE.name]), columns)
+    pairs = carriers.tee(_genotype_pairs(db, counts[SAMPLE_NODE.name], kinds, ints))
+    write_index(work / "graph.samples", sample_counts, pairs)
+    write_variant_index(
+        work / "graph.variants",
+        _variant_ids(db, graph),
+        carriers,
+        _variant_pairs(db, _VARIANT_GENES),
+        kinds=kinds.kinds,
+        files=_variant_pairs(db, _VARIANT_FILES),
+        annotations=_variant_annotations(db),
+    )
+
+
+def _genotype_pairs(db: Graph, samples: int, kinds: GenotypeKinds, ints: Sequence[str]):
+    """(Sample offsets, Variant offsets, {kind, and `ints` (dp, gq)}) of every CARRIES edge,
+    SAMPLE_INDEX_CHUNK samples at a time."""
+    cypher = _SAMPLE_PAIRS + "".join(f", c.{name} AS {name}" for name in ("gt", "phased", "alt_count", "ploidy", *ints))
     for first in range(0, samples, SAMPLE_INDEX_CHUNK):
-        pairs = db.query_arrow(_SAMPLE_PAIRS, {"first": first, "stop": first + SAMPLE_INDEX_CHUNK})
-        yield pairs.column("sample").to_numpy().astype(np.int64), pairs.column("variant").to_numpy().astype(np.int64)
+        pairs = db.query_arrow(cypher, {"first": first, "stop": first + SAMPLE_INDEX_CHUNK})
+        values = {"kind": kinds.codes(*(pairs.column(name) for name in ("gt", "phased", "alt_count", "ploidy")))}
+        for name in ints:
+            values[name] = pc.fill_null(pairs.column(name), NULL_INT).cast(pa.int32()).to_numpy()
+        sample_at, variant_at = (pairs.column(name).to_numpy().astype(np.int64) for name in ("sample", "variant"))
+        yield sample_at, variant_at, values
 
 
 _VARIANT_IDS = "MATCH (v:Variant) RETURN offset(id(v)) AS o, v.variant_id AS id ORDER BY o"
 _CARRIERS_PER_VARIANT = "MATCH (:Sample)-[:CARRIES]->(v:Variant) RETURN offset(id(v)) AS o, count(*) AS n"
-_VARIANT_GENES = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN DISTINCT offset(id(v)) AS o, g.symbol AS gene"
+_VARIANT_GENES = "MATCH (v:Variant)-[:IN_GENE]->(g:Gene) RETURN DISTINCT offset(id(v)) AS o, g.symbol AS name"
+_VARIANT_FILES = "MATCH (v:Variant)-[:VARIANT_IN_FILE]->(f:File) RETURN offset(id(v)) AS o, f.name AS name"
+_VARIANT_ANNOTATIONS = (
+    f"MATCH (v:Variant)-[a:IN_GENE]->(g:Gene) RETURN offset(id(v)) AS o, {ANNOTATION_FIELDS}"
+    " ORDER BY o, gene, feature_id"
+)
 
 
 def _variant_ids(db: Graph, graph: Path) -> list[str]:
@@ -781,10 +816,18 @@ def _carriers_per_variant(db: Graph, variants: int) -> np.ndarray:
     return per_variant
 
 
-def _variant_genes(db: Graph) -> list[tuple[int, str]]:
-    """(Variant node offset, gene symbol) of every variant's annotated genes, each pair once."""
-    rows = db.query_arrow(_VARIANT_GENES)
-    return list(zip(rows.column("o").to_pylist(), rows.column("gene").to_pylist(), strict=True))
+def _variant_pairs(db: Graph, cypher: str) -> list[tuple[int, str]]:
+    """(Variant node offset, name) of each row of `cypher` (its genes, its files)."""
+    rows = db.query_arrow(cypher)
+    return list(zip(rows.column("o").to_pylist(), rows.column("name").to_pylist(), strict=True))
+
+
+def _variant_annotations(db: Graph) -> dict[int, list[dict]]:
+    """Variant node offset -> its annotations (gene, consequence, ...), ordered as `variant` shows them."""
+    annotations: dict[int, list[dict]] = {}
+    for row in db.query_arrow(_VARIANT_ANNOTATIONS).to_pylist():
+        annotations.setdefault(row.pop("o"), []).append(row)
+    return annotations
 
 
 def _planned(plan: Mapping[str, Any], name: str) -> dict:

@@ -1,30 +1,36 @@
-"""A partition's per-variant index: each variant's carriers and annotated genes, by variant id.
+"""A partition's per-variant index: each variant's carriers with their genotypes, files and annotations.
 
-Why: search and similar give each hit its carrier count, first carriers and genes, and a
-region each variant's carrier count. Asked of Kuzu, a hit's partition must be open: ~30 MiB
-of resident memory and 20-40 ms to open, per partition, so a server either holds every
+Why: a variant's page (`variant`: its carriers' genotypes, its files, its annotations), search's
+and similar's hits (carrier count, first carriers, genes) and a region's carrier counts all
+ask one variant at a time. Asked of Kuzu, the variant's partition must be open: ~30 MiB of
+resident memory and 20-40 ms to open, per partition, so a server either holds every
 partition of the store open (the full-size benchmark chromosome's 28: ~1.2 GB; the genome's
-~1,750 cannot be) or reopens them for nearly every search (its hits lie in ~8 partitions).
-This file beside each partition's database (rule load_kuzu_partition writes it from the
-database it has just loaded, with the sample index, vcf_agent.stores.sample_index) answers
-those questions with a few file reads, without opening Kuzu, so the server can keep few
-partitions open: only `variant` (its genotypes, files, annotations) and the walks of the
-sample and shared pages still need them.
+~1,750 cannot be) or reopens them for nearly every request. This file beside each
+partition's database (rule load_kuzu_partition writes it from the database it has just
+loaded, with the sample index, vcf_agent.stores.sample_index) answers them with a few file
+reads, without opening Kuzu: only the walks of the sample and shared pages and filtered
+graph queries still open partitions.
 
-Layout (little-endian), for a partition of `variants` Variant nodes:
+Layout: MAGIC, a uint64 length, a table of contents in JSON (counts, gene symbols, file
+names, genotype kinds, and where each section lies: offset from the end of the table,
+elements, numpy dtype), then the sections, for a partition of `variants` Variant nodes:
 
-    8 bytes   MAGIC
-    5 uint64  variants, carrier genotypes (edges), gene symbols, gene links, id bytes
-    uint64    keys[variants]                 KEY of each variant id, ascending
-    uint32    key_nodes[variants]            the Variant node offset of each key
-    uint64    id_starts[variants + 1]        where each node's variant id begins in `ids`
-    bytes     ids[id bytes]                  the variant ids (UTF-8), by node offset
-    uint64    starts[variants + 1]           where each node's carriers begin in `carriers`
-    uint32    carriers[edges]                each node's carriers (Sample node offsets), ascending
-    uint64    gene_starts[variants + 1]      where each node's genes begin in `gene_links`
-    uint32    gene_links[gene links]         each node's distinct genes (symbol numbers), by symbol
-    uint64    symbol_starts[gene symbols + 1]
-    bytes     symbols                        the gene symbols (UTF-8), ascending
+    keys[variants]             uint64  KEY of each variant id, ascending
+    key_nodes[variants]        uint32  the Variant node offset of each key
+    id_starts[variants + 1]    uint64  where each node's variant id begins in `ids`
+    ids                        bytes   the variant ids (UTF-8), by node offset
+    starts[variants + 1]       uint64  where each node's carriers begin in `carriers`
+    carriers[edges]            uint32  each node's carriers (Sample node offsets), ascending
+    kinds[edges]               uint8/16  each carrier's genotype kind (gt, phased, alt_count, ploidy)
+    dp[edges], gq[edges]       int32   each carrier's DP and GQ (NULL_INT: none); only where
+                                       the layer holds them (1000 Genomes releases hold GT only)
+    gene_starts, gene_links    uint64, uint32  each node's distinct genes (symbol numbers)
+    file_starts, file_links    uint64, uint32  each node's files (file name numbers)
+    annotation_starts          uint64  where each node's annotations begin in `annotations`
+    annotations                bytes   each node's annotations, a JSON list (empty: none)
+
+A genotype kind costs 1 byte per carrier where a partition has at most 256 kinds (a
+diploid cohort has a few dozen), so the file holds ~5-6 bytes per carrier genotype.
 
 A look-up hashes the id (KEY), finds it among the keys through a sparse copy of every
 FENCE-th key held in memory (a few KB per partition) and one read of the keys between two
@@ -36,9 +42,9 @@ the server's resident memory).
 from __future__ import annotations
 
 import hashlib
-import itertools
+import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +52,17 @@ import numpy as np
 
 from vcf_agent.errors import fail
 
-MAGIC = b"VCFAVIX1"
+MAGIC = b"VCFAVIX2"
+#: the first layout (carriers and genes only): read as no index, so its build asks Kuzu
+OLDER_MAGICS = (b"VCFAVIX1",)
 SUFFIX = ".variants"
 #: Keys per fence: a look-up reads at most this many keys (8 bytes each) between two fences.
 FENCE = 512
-_HEADER = len(MAGIC) + 5 * 8
+#: DP or GQ absent from a genotype.
+NULL_INT = np.iinfo(np.int32).min
+#: The per-carrier integer properties the index keeps where its layer holds them.
+CARRIER_INTS = ("dp", "gq")
+_PREFIX = len(MAGIC) + 8
 
 
 def variant_index_path(graph: Path | str) -> Path:
@@ -63,29 +75,80 @@ def key(variant_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(variant_id.encode(), digest_size=8).digest(), "little")
 
 
-class CarrierLists:
-    """Each Variant node's carriers, filled from (sample, variant) pairs that come in ascending,
-    non-overlapping sample ranges (the sample index's order), so that no second pass over the
-    edges is needed: `per_variant` (carrier genotypes per node offset) fixes where each list starts.
-    Holds 4 bytes per edge (~15 MiB for a 4 M-edge partition)."""
+#: What decides a genotype's zygosity and how it is shown: (gt, phased, alt_count, ploidy).
+Kind = tuple[str, bool, int, int]
 
-    def __init__(self, per_variant: np.ndarray) -> None:
+
+class GenotypeKinds:
+    """Numbers for the distinct (gt, phased, alt_count, ploidy) of a partition's carriers."""
+
+    def __init__(self) -> None:
+        self.kinds: list[Kind] = []
+        self._number: dict[Kind, int] = {}
+
+    def codes(self, gt, phased, alt_count, ploidy) -> np.ndarray:
+        """The kind number of each genotype of these (pyarrow or numpy) columns."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(pa.array(gt))
+        if isinstance(encoded, pa.ChunkedArray):
+            encoded = encoded.combine_chunks()
+        if encoded.null_count:
+            raise ValueError("a carrier genotype without GT")
+        texts = encoded.dictionary.to_pylist()
+        columns = [np.asarray(encoded.indices.to_numpy(zero_copy_only=False), np.int64)]
+        for values in (phased, alt_count, ploidy):
+            columns.append(np.asarray(pa.array(values).to_numpy(zero_copy_only=False), np.int64))
+        distinct, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+        numbers = np.array(
+            [self._number_of((texts[g], bool(p), int(a), int(k))) for g, p, a, k in distinct.tolist()], np.int64
+        )
+        return numbers[np.asarray(inverse).reshape(-1)].astype(np.uint16)
+
+    def _number_of(self, kind: Kind) -> int:
+        number = self._number.get(kind)
+        if number is None:
+            if len(self.kinds) > np.iinfo(np.uint16).max:
+                raise ValueError("more than 65,536 genotype kinds in one partition")
+            number = self._number[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        return number
+
+
+class CarrierLists:
+    """Each Variant node's carriers, with per-carrier values (`columns`: name -> dtype), filled
+    from (sample, variant) pairs that come in ascending, non-overlapping sample ranges (the
+    sample index's order), so that no second pass over the edges is needed: `per_variant`
+    (carrier genotypes per node offset) fixes where each list starts. Holds 4 bytes per edge
+    and each column's (~35 MiB for a 4 M-edge partition with kinds, DP and GQ)."""
+
+    def __init__(self, per_variant: np.ndarray, columns: Mapping[str, np.dtype | type] | None = None) -> None:
         self.per_variant = np.asarray(per_variant, np.uint64)
         self.starts = np.zeros(len(self.per_variant) + 1, np.uint64)
         np.cumsum(self.per_variant, out=self.starts[1:])
-        self.carriers = np.zeros(int(self.starts[-1]), np.uint32)
+        edges = int(self.starts[-1])
+        self.carriers = np.zeros(edges, np.uint32)
+        self.values = {name: np.zeros(edges, dtype) for name, dtype in (columns or {}).items()}
         self.filled = np.zeros(len(self.per_variant), np.uint64)
         self._next_sample = 0
 
-    def tee(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The chunks unchanged, each also added here."""
-        for sample_at, variant_at in chunks:
-            self.add(sample_at, variant_at)
+    def tee(
+        self, chunks: Iterable[tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray]]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The chunks' (sample, variant) pairs, each chunk also added here with its values."""
+        for sample_at, variant_at, values in chunks:
+            self.add(sample_at, variant_at, values)
             yield sample_at, variant_at
 
-    def add(self, sample_at: np.ndarray, variant_at: np.ndarray) -> None:
+    def add(
+        self, sample_at: np.ndarray, variant_at: np.ndarray, values: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         if not len(sample_at):
             return
+        values = values or {}
+        if set(values) != set(self.values):
+            raise ValueError(f"carrier values {sorted(values)}, expected {sorted(self.values)}")
         order = np.lexsort((sample_at, variant_at))
         samples, variants = np.asarray(sample_at)[order], np.asarray(variant_at)[order]
         if samples.min() < self._next_sample:
@@ -101,6 +164,8 @@ class CarrierLists:
         if np.any(at >= self.starts[variants + 1]):
             raise ValueError("more carrier genotypes than counted for a variant")
         self.carriers[at] = samples
+        for name, column in values.items():
+            self.values[name][at] = np.asarray(column)[order]
         np.add.at(self.filled, variants[first_of_run], run_lengths.astype(np.uint64))
 
     def complete(self) -> bool:
@@ -117,14 +182,36 @@ class Found:
     genes: list[str]
 
 
+@dataclass(frozen=True)
+class Record:
+    """One variant of a partition whole: its carriers (the first ones when asked for) with their
+    genotype kinds, DP and GQ (None where the layer holds none), every carrier's kind counted,
+    its files and its annotations."""
+
+    carriers: int
+    first: np.ndarray
+    kinds: list[Kind]
+    dp: list[int | None] | None
+    gq: list[int | None] | None
+    kind_counts: list[tuple[Kind, int]]
+    files: list[str]
+    annotations: list[dict]
+
+
 def write_variant_index(
     path: Path | str,
     variant_ids: Sequence[str],
     carriers: CarrierLists,
-    genes: Iterable[tuple[int, str]],
+    genes: Iterable[tuple[int, str]] = (),
+    *,
+    kinds: Sequence[Kind] = (),
+    files: Iterable[tuple[int, str]] = (),
+    annotations: Mapping[int, list[dict]] | None = None,
 ) -> None:
-    """Write the index: `variant_ids` by node offset, every node's `carriers` (complete) and the
-    (node offset, gene symbol) pairs of its annotations. Written to a temporary name, then renamed."""
+    """Write the index: `variant_ids` by node offset, every node's `carriers` (complete; their
+    "kind" values number `kinds`, and "dp"/"gq" where held), the (node offset, gene symbol)
+    pairs of its annotations, the (node offset, file name) pairs of its files and its
+    annotations by node offset. Written to a temporary name, then renamed."""
     path = Path(path)
     count = len(variant_ids)
     if len(carriers.per_variant) != count:
@@ -134,87 +221,127 @@ def write_variant_index(
         raise fail(path, f"variant offset {at}: {int(carriers.filled[at])} carriers of {int(carriers.per_variant[at])}")
     keys = np.fromiter((key(vid) for vid in variant_ids), np.uint64, count)
     key_order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[key_order]
-    encoded = [vid.encode() for vid in variant_ids]
-    id_starts = np.zeros(count + 1, np.uint64)
-    np.cumsum([len(b) for b in encoded], out=id_starts[1:])
-    gene_nodes, gene_links, symbols = _gene_links(genes, count)
-    gene_starts = np.zeros(count + 1, np.uint64)
-    np.cumsum(np.bincount(gene_nodes, minlength=count), out=gene_starts[1:])
-    symbol_bytes = [s.encode() for s in symbols]
-    symbol_starts = np.zeros(len(symbols) + 1, np.uint64)
-    np.cumsum([len(b) for b in symbol_bytes], out=symbol_starts[1:])
-    header = [count, len(carriers.carriers), len(symbols), len(gene_links), int(id_starts[-1])]
+    gene_starts, gene_links, symbols = _links(genes, count)
+    file_starts, file_links, file_names = _links(files, count)
+    sections: dict[str, np.ndarray | bytes] = {
+        "keys": keys[key_order],
+        "key_nodes": key_order.astype(np.uint32),
+        **_strings("id", [vid.encode() for vid in variant_ids]),
+        "starts": carriers.starts,
+        "carriers": carriers.carriers,
+    }
+    if "kind" in carriers.values:
+        held = carriers.values["kind"]
+        sections["kinds"] = held.astype(np.uint8) if len(kinds) <= 256 else held.astype(np.uint16)
+    for name in CARRIER_INTS:
+        if name in carriers.values:
+            sections[name] = carriers.values[name].astype(np.int32)
+    sections |= {"gene_starts": gene_starts, "gene_links": gene_links}
+    sections |= {"file_starts": file_starts, "file_links": file_links}
+    annotated = annotations or {}
+    encoded = [_json(annotated[v]) if v in annotated else b"" for v in range(count)]
+    sections |= _strings("annotation", encoded, plural="annotations")
+    contents = {
+        "variants": count,
+        "edges": len(carriers.carriers),
+        "symbols": symbols,
+        "files": file_names,
+        "kinds": [list(kind) for kind in kinds],
+        "sections": {},
+    }
+    offset = 0
+    for name, data in sections.items():
+        dtype = "u1" if isinstance(data, bytes) else data.dtype.str
+        elements = len(data)
+        contents["sections"][name] = [offset, elements, dtype]
+        offset += elements * np.dtype(dtype).itemsize
+    table = _json(contents)
     scratch = path.with_name(f".{path.name}-{os.getpid()}")
     try:
         with open(scratch, "wb") as out:
             out.write(MAGIC)
-            np.array(header, np.uint64).tofile(out)
-            sorted_keys.tofile(out)
-            key_order.astype(np.uint32).tofile(out)
-            id_starts.tofile(out)
-            out.write(b"".join(encoded))
-            carriers.starts.tofile(out)
-            carriers.carriers.tofile(out)
-            gene_starts.tofile(out)
-            gene_links.tofile(out)
-            symbol_starts.tofile(out)
-            out.write(b"".join(symbol_bytes))
+            out.write(len(table).to_bytes(8, "little"))
+            out.write(table)
+            for data in sections.values():
+                if isinstance(data, bytes):
+                    out.write(data)
+                else:
+                    np.ascontiguousarray(data).tofile(out)
         os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)
 
 
-def _gene_links(genes: Iterable[tuple[int, str]], count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(node offsets, symbol numbers) of the distinct (node, gene) pairs, by node then symbol, and the symbols."""
-    pairs = sorted(set(genes))
-    symbols = sorted({gene for _, gene in pairs})
-    number = {gene: i for i, gene in enumerate(symbols)}
-    nodes = np.array([node for node, _ in pairs], np.int64)
+def _json(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _strings(name: str, encoded: list[bytes], plural: str | None = None) -> dict[str, np.ndarray | bytes]:
+    """`<name>_starts` (where each begins) and the joined bytes (`<name>s`, or `plural`)."""
+    starts = np.zeros(len(encoded) + 1, np.uint64)
+    np.cumsum([len(b) for b in encoded], out=starts[1:])
+    return {f"{name}_starts": starts, plural or f"{name}s": b"".join(encoded)}
+
+
+def _links(pairs: Iterable[tuple[int, str]], count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each node's distinct names (by name), as starts per node and name numbers, and the names."""
+    distinct = sorted(set(pairs))
+    names = sorted({name for _, name in distinct})
+    number = {name: i for i, name in enumerate(names)}
+    nodes = np.array([node for node, _ in distinct], np.int64)
     if len(nodes) and (nodes.min() < 0 or nodes.max() >= count):
-        raise ValueError(f"a gene of variant offset {int(nodes.max())} of {count}")
-    links = np.array([number[gene] for _, gene in pairs], np.uint32)
-    order = np.lexsort((links, nodes))  # by node, then symbol
-    return nodes[order], links[order], symbols
+        raise ValueError(f"a name of variant offset {int(nodes.max())} of {count}")
+    links = np.array([number[name] for _, name in distinct], np.uint32)
+    order = np.lexsort((links, nodes))  # by node, then name
+    starts = np.zeros(count + 1, np.uint64)
+    np.cumsum(np.bincount(nodes, minlength=count), out=starts[1:])
+    return starts, links[order], names
+
+
+def is_current(path: Path | str) -> bool:
+    """False for a variant index of an older layout (its build reads Kuzu instead)."""
+    with open(path, "rb") as file:
+        return file.read(len(MAGIC)) not in OLDER_MAGICS
 
 
 class VariantIndex:
     """One partition's variant index, read on demand (the file is opened for each call); holds
-    its header, every FENCE-th key and the gene symbols."""
+    its table of contents and every FENCE-th key."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         with open(self.path, "rb") as file:
-            head = file.read(_HEADER)
-            if len(head) != _HEADER or head[: len(MAGIC)] != MAGIC:
+            head = file.read(_PREFIX)
+            if len(head) != _PREFIX or head[: len(MAGIC)] != MAGIC:
                 raise fail(self.path, "not a variant index (bad header); rebuild the graph")
-            self.variants, self.edges, symbols, links, id_bytes = (
-                int(x) for x in np.frombuffer(head[len(MAGIC) :], np.uint64)
+            try:
+                contents = json.loads(file.read(int.from_bytes(head[len(MAGIC) :], "little")))
+                self.variants, self.edges = int(contents["variants"]), int(contents["edges"])
+                self.symbols, self.file_names = list(contents["symbols"]), list(contents["files"])
+                self.kinds: list[Kind] = [tuple(kind) for kind in contents["kinds"]]
+                self._sections = {name: tuple(where) for name, where in contents["sections"].items()}
+            except (ValueError, KeyError, TypeError) as error:
+                raise fail(self.path, f"truncated or damaged variant index ({error}); rebuild the graph") from None
+            self._data_at = _PREFIX + int.from_bytes(head[len(MAGIC) :], "little")
+            end = max((at + n * np.dtype(dtype).itemsize for at, n, dtype in self._sections.values()), default=0)
+            if os.fstat(file.fileno()).st_size < self._data_at + end:
+                raise fail(self.path, "truncated variant index; rebuild the graph")
+            self.fences = np.concatenate(
+                [self._read(file, "keys", i, i + 1) for i in range(0, self.variants, FENCE)] or [np.zeros(0, np.uint64)]
             )
-            n = self.variants
-            self._keys_at = _HEADER
-            self._nodes_at = self._keys_at + 8 * n
-            self._id_starts_at = self._nodes_at + 4 * n
-            self._ids_at = self._id_starts_at + 8 * (n + 1)
-            self._starts_at = self._ids_at + id_bytes
-            self._carriers_at = self._starts_at + 8 * (n + 1)
-            self._gene_starts_at = self._carriers_at + 4 * self.edges
-            self._links_at = self._gene_starts_at + 8 * (n + 1)
-            symbol_starts_at = self._links_at + 4 * links
-            file.seek(symbol_starts_at)
-            starts = np.frombuffer(file.read(8 * (symbols + 1)), np.uint64)
-            block = file.read(int(starts[-1]) if len(starts) else 0)
-            self.fences = self._fences(file)
-        if len(starts) != symbols + 1 or len(block) != (int(starts[-1]) if len(starts) else 0):
-            raise fail(self.path, "truncated variant index; rebuild the graph")
-        self.symbols = [block[int(a) : int(b)].decode() for a, b in itertools.pairwise(starts)]
+        #: the carrier values held (of "kinds", "dp", "gq")
+        self.holds = {name for name in ("kinds", *CARRIER_INTS) if name in self._sections}
 
-    def _fences(self, file) -> np.ndarray:
-        fences = np.zeros((self.variants + FENCE - 1) // FENCE, np.uint64)
-        for i in range(len(fences)):
-            file.seek(self._keys_at + 8 * i * FENCE)
-            fences[i] = np.frombuffer(file.read(8), np.uint64)[0]
-        return fences
+    def _read(self, file, section: str, begin: int, end: int) -> np.ndarray:
+        """Elements [begin, end) of a section."""
+        at, _, dtype = self._sections[section]
+        size = np.dtype(dtype).itemsize
+        file.seek(self._data_at + at + size * begin)
+        return np.frombuffer(file.read(size * (end - begin)), dtype)
+
+    def _span(self, file, starts: str, node: int) -> tuple[int, int]:
+        begin, end = (int(x) for x in self._read(file, starts, node, node + 2))
+        return begin, end
 
     def find(self, variant_ids: Sequence[str], first: int | None = None) -> dict[str, Found]:
         """The variants of these ids that the partition holds (others are left out), each with its
@@ -224,8 +351,45 @@ class VariantIndex:
             for vid in variant_ids:
                 node = self._node_of(file, vid)
                 if node is not None:
-                    found[vid] = self._read(file, node, first)
+                    begin, end = self._span(file, "starts", node)
+                    take = end - begin if first is None else min(first, end - begin)
+                    carriers = self._read(file, "carriers", begin, begin + take).astype(np.int64)
+                    found[vid] = Found(carriers=end - begin, first=carriers, genes=self._genes(file, node))
         return found
+
+    def record(self, variant_id: str, first: int | None = None) -> Record | None:
+        """The variant whole (its first `first` carriers' genotypes, all with None), or None
+        where the partition does not hold it. Needs the genotype kinds (`"kinds" in holds`)."""
+        with open(self.path, "rb") as file:
+            node = self._node_of(file, variant_id)
+            if node is None:
+                return None
+            begin, end = self._span(file, "starts", node)
+            take = end - begin if first is None else min(first, end - begin)
+            kinds = self._read(file, "kinds", begin, end)
+            counted = np.bincount(kinds, minlength=len(self.kinds))
+            ints = {
+                name: [None if v == NULL_INT else int(v) for v in self._read(file, name, begin, begin + take).tolist()]
+                for name in CARRIER_INTS
+                if name in self.holds
+            }
+            file_begin, file_end = self._span(file, "file_starts", node)
+            note_begin, note_end = self._span(file, "annotation_starts", node)
+            notes = self._read(file, "annotations", note_begin, note_end).tobytes()
+            return Record(
+                carriers=end - begin,
+                first=self._read(file, "carriers", begin, begin + take).astype(np.int64),
+                kinds=[self.kinds[k] for k in kinds[:take].tolist()],
+                dp=ints.get("dp"),
+                gq=ints.get("gq"),
+                kind_counts=[(self.kinds[k], int(n)) for k, n in enumerate(counted.tolist()) if n],
+                files=[self.file_names[i] for i in self._read(file, "file_links", file_begin, file_end).tolist()],
+                annotations=json.loads(notes) if notes else [],
+            )
+
+    def _genes(self, file, node: int) -> list[str]:
+        begin, end = self._span(file, "gene_starts", node)
+        return [self.symbols[i] for i in self._read(file, "gene_links", begin, end).tolist()]
 
     def _node_of(self, file, variant_id: str) -> int | None:
         if not self.variants:
@@ -235,29 +399,13 @@ class VariantIndex:
         # equal keys may straddle a fence: read from the fence before too
         start = max(block - 1, 0) * FENCE
         stop = min((block + 1) * FENCE, self.variants)
-        file.seek(self._keys_at + 8 * start)
-        keys = np.frombuffer(file.read(8 * (stop - start)), np.uint64)
+        keys = self._read(file, "keys", start, stop)
         at = start + int(np.searchsorted(keys, np.uint64(wanted)))
         encoded = variant_id.encode()
         while at < stop and int(keys[at - start]) == wanted:
-            file.seek(self._nodes_at + 4 * at)
-            node = int(np.frombuffer(file.read(4), np.uint32)[0])
-            file.seek(self._id_starts_at + 8 * node)
-            begin, end = (int(x) for x in np.frombuffer(file.read(16), np.uint64))
-            file.seek(self._ids_at + begin)
-            if file.read(end - begin) == encoded:
+            node = int(self._read(file, "key_nodes", at, at + 1)[0])
+            begin, end = self._span(file, "id_starts", node)
+            if self._read(file, "ids", begin, end).tobytes() == encoded:
                 return node
             at += 1
         return None
-
-    def _read(self, file, node: int, first: int | None) -> Found:
-        file.seek(self._starts_at + 8 * node)
-        begin, end = (int(x) for x in np.frombuffer(file.read(16), np.uint64))
-        take = end - begin if first is None else min(first, end - begin)
-        file.seek(self._carriers_at + 4 * begin)
-        carriers = np.frombuffer(file.read(4 * take), np.uint32).astype(np.int64)
-        file.seek(self._gene_starts_at + 8 * node)
-        gene_begin, gene_end = (int(x) for x in np.frombuffer(file.read(16), np.uint64))
-        file.seek(self._links_at + 4 * gene_begin)
-        links = np.frombuffer(file.read(4 * (gene_end - gene_begin)), np.uint32)
-        return Found(carriers=end - begin, first=carriers, genes=[self.symbols[i] for i in links])
