@@ -16,7 +16,7 @@ Contract (what rules load_kuzu_partition and load_kuzu write, and the query laye
   and ``parts/<vcf>/pNNNNN.kuzu``, each with its sample index ``pNNNNN.samples``
   (vcf_agent.stores.sample_index: per sample its counts and carried variants) and its
   variant index ``pNNNNN.variants`` (vcf_agent.stores.variant_index: per variant id its
-  carriers and annotated genes). The
+  carriers with their genotypes, its files, genes and annotations). The
   index: ``{"layout": "layers", "partition_edges",
   "layers": [{"source", "samples", "properties_left_out"}...] (config order),
   "partitions": [{"name", "layer", "file", "counts", "chroms"}...], "vocabulary":
@@ -95,8 +95,8 @@ partition 4.9 ms (112 ms in one table), the routed region join 0.85 s at ~600 Mi
 partition of a layer (2,504 samples: < 1 MiB each), ~5 % more disk, and counts that need
 every partition (a sample's zygosity counts, the variants samples share): those are read from
 the partitions' sample indexes (vcf_agent.stores.sample_index) instead of each database, and
-search's hits (which lie in any partition) take their carriers and genes from the partitions'
-variant indexes (vcf_agent.stores.variant_index).
+a variant's page and search's hits (which lie in any partition) take their carriers, genotypes,
+genes and annotations from the partitions' variant indexes (vcf_agent.stores.variant_index).
 
 With ``kuzu.partition_edges`` = 4,000,000 (config/README.md): a load job peaks at
 ~105 MiB + 130 B x 4 M = ~600 MiB (under 1 GiB at any cohort size; the DuckDB
