@@ -33,13 +33,11 @@ GRAPH_HANDLES = 1
 #: Partitions open at once (`vcf-agent serve --open-partitions`): beyond, the least recently
 #: used idle one is closed and its memory handed back. Kuzu holds ~30 MiB per open database
 #: of a 4 M-genotype partition before any query (opening one takes 20-40 ms), plus the pages
-#: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. Search's
-#: hits and regions read the partitions' variant indexes and open none; `variant` opens its
-#: partition. The full-size benchmark store's server at 64 clients, variants drawn from every
-#: partition: 32 open (all 28) 75 requests/s and 1,514 MB; 8 open 56 requests/s and 834 MB;
-#: 4 open 43-46 requests/s and 670-698 MB (each closed partition's `variant` pays its open). So a
-#: chromosome's partitions all stay open, and a genome's graph holds ~1 GiB at most. Counts
-#: over every partition come from the sample indexes, so only routed queries open partitions.
+#: its queries read; the benchmark chromosome has 28 partitions, the genome ~1,750. `variant`,
+#: search's hits and regions read the partitions' variant indexes and open none; counts over
+#: every partition come from the sample indexes; a sample's first page walks its first
+#: partitions. So a server holds few partitions open whatever the store's size, and the cap only
+#: bounds filtered graph queries (a genome's graph then holds ~1 GiB at most).
 OPEN_PARTITIONS = 32
 #: The freed memory of closed partitions is handed back (malloc_trim) at most this often: a trim
 #: after every close cost a small --open-partitions 28 % of its requests a second, while what
