@@ -384,9 +384,9 @@ class _GraphPool:
     ) -> list[tuple[int, Record]] | None:
         """(partition, the variant whole) from the variant index of each of `parts` holding it,
         with the first `first` carriers of a layer in store order (else all); None when one of
-        `parts` has no variant index of the current layout."""
+        `parts` has no variant index of the current layout with the carriers' genotypes."""
         indexes = [self.variant_index(part) for part in parts]
-        if not all(index is not None for index in indexes):
+        if not all(index is not None and "kinds" in index.holds for index in indexes):
             return None
         found = []
         for part, index in zip(parts, indexes, strict=True):
